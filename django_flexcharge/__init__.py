@@ -1,0 +1,8 @@
+"""FlexCharge decline rescue for Django."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("django-flexcharge")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"

@@ -1,0 +1,423 @@
+"""FlexChargeClient: the one place that talks HTTP to FlexCharge.
+
+One ``requests.Session`` (connection reuse), one ``_request()`` that joins the
+URL, applies the bearer token, the (connect, read) timeout and maps every
+failure to the ``FlexChargeError`` tree; each endpoint is a short method.
+
+The access token lives 10 minutes. It is kept in Django's cache, so every
+process of a site shares it, and renewed 60 s before ``expires``; when many
+threads need a new one at once exactly one token request goes out. A 401 drops
+the token and retries the call once with a fresh one.
+
+Nothing here logs or raises a request body: bodies may carry a PAN and CVV
+(``/tokenize``). Log lines carry method, path (no query string, which holds the
+tokenization key), status, time and FlexCharge's trace id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import requests
+from django.core.cache import cache
+
+from . import __version__
+from .conf import conf
+from .exceptions import (
+    FlexChargeAPIError,
+    FlexChargeAuthError,
+    FlexChargeConflict,
+    FlexChargeConnectionError,
+    FlexChargeNotFound,
+    FlexChargeRateLimited,
+    FlexChargeServerError,
+    FlexChargeTimeout,
+)
+from .money import to_major
+
+logger = logging.getLogger("django_flexcharge.client")
+
+#: Renew the token this many seconds before FlexCharge's ``expires``.
+TOKEN_MARGIN = 60
+_TOKEN_LOCKS: dict[str, threading.Lock] = {}
+_TOKEN_LOCKS_GUARD = threading.Lock()
+
+
+def dumps(body: Any) -> bytes:
+    """JSON-encode ``body``, writing ``Decimal`` values as exact JSON numbers (``19.99``, not a string)."""
+    decimals: dict[str, str] = {}
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            marker = f"__decimal_{uuid.uuid4().hex}__"
+            decimals[f'"{marker}"'] = format(value, "f")
+            return marker
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(body, default=default, separators=(",", ":"))
+    for marker, number in decimals.items():
+        text = text.replace(marker, number)
+    return text.encode("utf-8")
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def _field_errors(data: dict[str, Any]) -> tuple[dict[str, list[str]], str]:
+    """Field errors and trace id from either FlexCharge error shape."""
+    trace_id = ""
+    errors: dict[str, list[str]] = {}
+    source: Any = data
+    # Older variant: {"status": "400", "errors": {"OrderId": [...], "TraceId": [...]}}
+    if isinstance(data.get("errors"), dict):
+        source = data["errors"]
+    if isinstance(source, dict):
+        for key, value in source.items():
+            if key.lower() == "traceid":
+                trace_id = str(value[0] if isinstance(value, list) and value else value)
+            elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+                errors[key] = [str(v) for v in value]
+    # Envelope: {"success": false, "errors": [{"item1": msg, "item2": code, ...}]}
+    if isinstance(data.get("errors"), list):
+        for item in data["errors"]:
+            if isinstance(item, dict):
+                message = str(item.get("item1") or item.get("message") or item)
+                code = str(item.get("item2") or item.get("code") or "error")
+            else:
+                message, code = str(item), "error"
+            errors.setdefault(code, []).append(message)
+    return errors, trace_id
+
+
+class FlexChargeClient:
+    """A FlexCharge API client. Settings are read when used unless given here."""
+
+    def __init__(
+        self,
+        *,
+        api_url: str | None = None,
+        app_key: str | None = None,
+        app_secret: str | None = None,
+        mid: str | None = None,
+        tokenization_key: str | None = None,
+        timeout: tuple[float, float] | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self._api_url = api_url
+        self._app_key = app_key
+        self._app_secret = app_secret
+        self._mid = mid
+        self._tokenization_key = tokenization_key
+        self._timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {"Accept": "application/json", "User-Agent": f"django-flexcharge/{__version__}"}
+        )
+
+    # --- configuration (lazy, so override_settings works on a shared client) ---
+
+    @property
+    def api_url(self) -> str:
+        url = self._api_url or conf.API_URL
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        return self._timeout or conf.TIMEOUT
+
+    @property
+    def mid(self) -> str:
+        return self._mid or conf.MID
+
+    def _credentials(self) -> tuple[str, str]:
+        return (self._app_key or conf.APP_KEY, self._app_secret or conf.APP_SECRET)
+
+    @property
+    def _token_cache_key(self) -> str:
+        app_key = self._app_key or conf.APP_KEY
+        digest = hashlib.sha256(f"{self.api_url}|{app_key}".encode()).hexdigest()[:24]
+        return f"django_flexcharge:token:{digest}"
+
+    # --- the token ---
+
+    def _cached_token(self) -> str | None:
+        entry = cache.get(self._token_cache_key)
+        if entry and entry.get("expires", 0) - TOKEN_MARGIN > time.time():
+            return str(entry["token"])
+        return None
+
+    def _token_lock(self) -> threading.Lock:
+        with _TOKEN_LOCKS_GUARD:
+            return _TOKEN_LOCKS.setdefault(self._token_cache_key, threading.Lock())
+
+    def get_token(self) -> str:
+        """A valid access token: from the cache, or one new token for all waiting threads."""
+        token = self._cached_token()
+        if token:
+            return token
+        with self._token_lock():
+            token = self._cached_token()
+            if token:
+                return token
+            # Across processes: the first to add the lock fetches; the others
+            # wait a little for its token before fetching one themselves.
+            lock_key = self._token_cache_key + ":lock"
+            owner = cache.add(lock_key, "1", timeout=15)
+            if not owner:
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    token = self._cached_token()
+                    if token:
+                        return token
+            try:
+                data = self.authenticate()
+            finally:
+                if owner:
+                    cache.delete(lock_key)
+            token = str(data.get("accessToken") or "")
+            if not token:
+                raise FlexChargeAuthError("FlexCharge returned no accessToken", status=200)
+            expires = data.get("expires")
+            if isinstance(expires, int | float) and expires > 0:
+                # FlexCharge sends epoch milliseconds; tolerate seconds.
+                expires_at = expires / 1000 if expires > 1e11 else float(expires)
+            else:
+                expires_at = time.time() + 600
+            ttl = int(expires_at - time.time() - TOKEN_MARGIN)
+            if ttl > 0:
+                cache.set(self._token_cache_key, {"token": token, "expires": expires_at}, ttl)
+            return token
+
+    def drop_token(self, token: str | None = None) -> None:
+        """Forget the cached token (only if it is still ``token``, when given)."""
+        entry = cache.get(self._token_cache_key)
+        if entry and (token is None or entry.get("token") == token):
+            cache.delete(self._token_cache_key)
+
+    # --- the one request method ---
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+    ) -> dict[str, Any]:
+        for attempt in (1, 2):
+            headers = {"Content-Type": "application/json"}
+            token = self.get_token() if auth else None
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            response = self._send(method, path, body=body, params=params, headers=headers)
+            if response.status_code == 401 and auth and attempt == 1:
+                # Expired or revoked early: one retry with a fresh token.
+                self.drop_token(token)
+                continue
+            return self._decode(method, path, response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any,
+        params: dict[str, Any] | None,
+        headers: dict[str, str],
+    ) -> requests.Response:
+        url = self.api_url + path.lstrip("/")
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method,
+                url,
+                data=dumps(body) if body is not None else None,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except requests.Timeout as err:
+            logger.warning("FlexCharge %s /%s timed out", method, path)
+            raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from err
+        except requests.RequestException as err:
+            # The exception text may hold the URL with its query string (the
+            # tokenization key): keep only its class name.
+            logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
+            raise FlexChargeConnectionError(
+                f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
+            ) from err
+        logger.info(
+            "FlexCharge %s /%s -> %s in %.0f ms",
+            method,
+            path,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    def _decode(self, method: str, path: str, response: requests.Response) -> dict[str, Any]:
+        status = response.status_code
+        try:
+            data = response.json() if response.content.strip() else {}
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            if 200 <= status < 300 and data is not None:
+                data = {"data": data}
+            elif 200 <= status < 300:
+                raise FlexChargeAPIError(
+                    f"FlexCharge {method} /{path} answered with a body that is not JSON",
+                    status=status,
+                )
+            else:
+                data = {}
+        if 200 <= status < 300 and not self._is_envelope_failure(data):
+            return data
+        self._raise(method, path, response, data)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _is_envelope_failure(data: dict[str, Any]) -> bool:
+        # A business failure comes back as 200 with success: false. A business
+        # *result* such as evaluate DECLINED is not an error: only treat it as
+        # one when FlexCharge says FAILED or lists errors.
+        if data.get("success") is not False:
+            return False
+        return bool(data.get("errors")) or str(data.get("status") or "").upper() in ("", "FAILED")
+
+    def _raise(
+        self, method: str, path: str, response: requests.Response, data: dict[str, Any]
+    ) -> None:
+        status = response.status_code
+        errors, trace_id = _field_errors(data)
+        trace_id = (
+            trace_id
+            or response.headers.get("traceparent", "")
+            or response.headers.get("apigw-requestid", "")
+        )
+        code = str(data.get("responseCode") or data.get("statusCode") or "")
+        message = str(
+            data.get("responseMessage")
+            or data.get("title")
+            or f"FlexCharge {method} /{path} failed ({response.reason or status})"
+        )
+        kwargs: dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "errors": errors,
+            "trace_id": trace_id,
+            "response": data,
+        }
+        logger.warning(
+            "FlexCharge %s /%s error %s code=%s trace=%s", method, path, status, code, trace_id
+        )
+        if status == 401 or (status == 400 and path == "oauth2/token"):
+            raise FlexChargeAuthError(message, **kwargs)
+        if status == 404:
+            raise FlexChargeNotFound(message, **kwargs)
+        if status == 409:
+            raise FlexChargeConflict(message, **kwargs)
+        if status == 429:
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            raise FlexChargeRateLimited(message, retry_after=retry_after, **kwargs)
+        if status >= 500:
+            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            raise FlexChargeServerError(message, retry_after=retry_after, **kwargs)
+        raise FlexChargeAPIError(message, **kwargs)
+
+    # --- endpoints ---
+
+    def authenticate(self) -> dict[str, Any]:
+        """``POST /oauth2/token`` (use ``get_token()``, which caches)."""
+        app_key, app_secret = self._credentials()
+        return self._request(
+            "POST", "oauth2/token", body={"AppKey": app_key, "AppSecret": app_secret}, auth=False
+        )
+
+    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``POST /tokenize``: vault a card. The mid + tokenization key are the credential."""
+        params = {"mid": self.mid, "environment": self._tokenization_key or conf.TOKENIZATION_KEY}
+        return self._request("POST", "tokenize", body=body, params=params, auth=False)
+
+    def transmit(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "transmit", body=body)
+
+    def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "evaluate", body=body)
+
+    def outcome(self, order_session_key: str) -> dict[str, Any]:
+        """Deprecated by FlexCharge in favour of ``get_order``; kept for old accounts."""
+        return self._request("POST", "outcome", body={"orderSessionKey": order_session_key})
+
+    def get_order(self, order_session_key: str) -> dict[str, Any]:
+        return self._request("GET", f"orders/{order_session_key}")
+
+    def list_orders(self, **params: Any) -> dict[str, Any]:
+        """``GET /orders`` with FlexCharge's query parameters (``status``, ``from``, ``pageSize``...)."""
+        return self._request("GET", "orders", params=params)
+
+    def refund(
+        self,
+        order_session_key: str,
+        amount: int,
+        currency: str,
+        *,
+        message: str = "",
+    ) -> dict[str, Any]:
+        """Refund ``amount`` minor units; FlexCharge takes ``amountToRefund`` in major units."""
+        body: dict[str, Any] = {"amountToRefund": to_major(amount, currency)}
+        if message:
+            body["refundMessage"] = message
+        return self._request("POST", f"orders/{order_session_key}/refund", body=body)
+
+    def cancel(self, order_session_key: str, *, idempotency_key: str = "") -> dict[str, Any]:
+        body = {"idempotencyKey": idempotency_key} if idempotency_key else {}
+        return self._request("POST", f"orders/{order_session_key}/cancel", body=body)
+
+    def external_cancel(self, order_id: str, *, idempotency_key: str = "") -> dict[str, Any]:
+        """Cancel by the host's order id, when ``/evaluate`` never returned FlexCharge's id."""
+        body = {"idempotencyKey": idempotency_key} if idempotency_key else {}
+        return self._request("POST", f"orders/{order_id}/external-cancel", body=body)
+
+
+_default_client: FlexChargeClient | None = None
+_default_client_guard = threading.Lock()
+
+
+def get_client() -> FlexChargeClient:
+    """The process-wide client (one Session, so connections are reused)."""
+    global _default_client
+    if _default_client is None:
+        with _default_client_guard:
+            if _default_client is None:
+                _default_client = FlexChargeClient()
+    return _default_client
+
+
+def set_client(client: FlexChargeClient | None) -> None:
+    """Replace the process-wide client (tests: a fake; None: a new real one on next use)."""
+    global _default_client
+    _default_client = client

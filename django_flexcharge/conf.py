@@ -1,0 +1,140 @@
+"""Typed, lazy access to the ``FLEXCHARGE_*`` Django settings.
+
+Each property reads ``django.conf.settings`` when used, never at import time,
+so ``override_settings`` works and a host may fill settings from anywhere
+(django-environ in the example project). Required values raise
+``FlexChargeConfigurationError`` naming the setting at the point of use; the
+system checks report the same problems at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+from .exceptions import FlexChargeConfigurationError
+
+DEFAULT_API_URL = "https://api-sandbox.flex-charge.com/v1/"
+DEFAULT_SENSEJS_URL = "https://sensejs.flexfactor.io/widget.js"
+PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
+
+
+class FlexChargeSettings:
+    def _get(self, name: str, default: Any = None) -> Any:
+        return getattr(settings, name, default)
+
+    def _required(self, name: str) -> str:
+        value = self._get(name, "")
+        if not value:
+            raise FlexChargeConfigurationError(f"{name} is not set.", setting=name)
+        return str(value)
+
+    @property
+    def APP_KEY(self) -> str:
+        return self._required("FLEXCHARGE_APP_KEY")
+
+    @property
+    def APP_SECRET(self) -> str:
+        return self._required("FLEXCHARGE_APP_SECRET")
+
+    @property
+    def MID(self) -> str:
+        return self._required("FLEXCHARGE_MID")
+
+    @property
+    def SITE_ID(self) -> str:
+        return self._required("FLEXCHARGE_SITE_ID")
+
+    @property
+    def TOKENIZATION_KEY(self) -> str:
+        return self._required("FLEXCHARGE_TOKENIZATION_KEY")
+
+    @property
+    def WEBHOOK_SUBSCRIBER_KEYS(self) -> list[str]:
+        value = self._get("FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", [])
+        # A single key given as a string is a common slip; accept it.
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(key) for key in value if key]
+
+    @property
+    def API_URL(self) -> str:
+        url = str(self._get("FLEXCHARGE_API_URL", DEFAULT_API_URL) or DEFAULT_API_URL)
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def SENSEJS_URL(self) -> str:
+        return str(self._get("FLEXCHARGE_SENSEJS_URL", DEFAULT_SENSEJS_URL))
+
+    @property
+    def WEBHOOK_HOST(self) -> str:
+        return str(self._get("FLEXCHARGE_WEBHOOK_HOST", "") or "")
+
+    @property
+    def WEBHOOK_TOLERANCE(self) -> int:
+        return int(self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300))
+
+    @property
+    def WEBHOOK_MAX_BODY(self) -> int:
+        """Largest webhook body accepted, bytes (real deliveries are ~300 bytes)."""
+        return int(self._get("FLEXCHARGE_WEBHOOK_MAX_BODY", 64 * 1024))
+
+    @property
+    def MIT_EXPIRY_DAYS(self) -> int:
+        return int(self._get("FLEXCHARGE_MIT_EXPIRY_DAYS", 21))
+
+    @property
+    def DECLINE_MAX_AGE(self) -> float:
+        """Hours after a decline during which ``/evaluate`` may still be called."""
+        return float(self._get("FLEXCHARGE_DECLINE_MAX_AGE", 24))
+
+    @property
+    def TIMEOUT(self) -> tuple[float, float]:
+        value = self._get("FLEXCHARGE_TIMEOUT", (3.05, 30))
+        if isinstance(value, int | float):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def TEST_MODE(self) -> bool:
+        value = self._get("FLEXCHARGE_TEST_MODE", None)
+        if value is None:
+            return not self.is_production_api
+        return bool(value)
+
+    @property
+    def MAX_ATTEMPTS(self) -> int:
+        """Attempts per transmission before it is marked failed (evaluations stop at the window)."""
+        return int(self._get("FLEXCHARGE_MAX_ATTEMPTS", 12))
+
+    @property
+    def RETRY_BASE_DELAY(self) -> float:
+        """Seconds before the first retry; doubles per attempt, with jitter."""
+        return float(self._get("FLEXCHARGE_RETRY_BASE_DELAY", 2.0))
+
+    @property
+    def RETRY_MAX_DELAY(self) -> float:
+        return float(self._get("FLEXCHARGE_RETRY_MAX_DELAY", 15 * 60))
+
+    @property
+    def TASK_BACKEND(self) -> str:
+        """Alias in ``TASKS`` the app enqueues on."""
+        return str(self._get("FLEXCHARGE_TASK_BACKEND", "default"))
+
+    @property
+    def TASK_QUEUE(self) -> str:
+        return str(self._get("FLEXCHARGE_TASK_QUEUE", "default"))
+
+    @property
+    def is_production_api(self) -> bool:
+        return (urlsplit(self.API_URL).hostname or "").lower() in PRODUCTION_API_HOSTS
+
+    def is_configured(self, *names: str) -> bool:
+        """True when every named setting (e.g. ``"FLEXCHARGE_MID"``) has a value."""
+        return all(self._get(name, "") for name in names)
+
+
+conf = FlexChargeSettings()

@@ -1,0 +1,88 @@
+"""Settings for the test suite. ``FLEXCHARGE_TEST_DATABASE_URL`` switches to PostgreSQL."""
+
+import os
+
+import django
+import environ
+
+env = environ.Env()
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_tasks_db",
+    "django_flexcharge",
+]
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.insert(-2, "django_tasks")
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": env.db_url(
+        "FLEXCHARGE_TEST_DATABASE_URL", default="sqlite:///" + os.path.join("/tmp", "fc-test.db")
+    )
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Unit tests run tasks in-process; end-to-end tests run a real db_worker.
+TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+if django.VERSION >= (6, 0):
+    TASKS["default"]["BACKEND"] = "django.tasks.backends.immediate.ImmediateBackend"
+SILENCED_SYSTEM_CHECKS = ["django_flexcharge.W011"]
+
+STATIC_URL = "/static/"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+FLEXCHARGE_APP_KEY = "test-app-key"
+FLEXCHARGE_APP_SECRET = "test-app-secret"
+FLEXCHARGE_MID = "d9d0b5fd-9433-44d3-8051-63fee28768e8"
+FLEXCHARGE_SITE_ID = "ffae80fd-2b8e-487a-94c3-87503a0c71bb"
+FLEXCHARGE_TOKENIZATION_KEY = "test-tokenization-key"
+FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = [
+    "XRmKBxG5uvt1qWzqvp+T6CAbTo0MB89GTxXZD5cHA56RP7Mj4NbnHQOR1Y8uorUU9YQz8ujaVRUdm9vTSkPZSw=="
+]
+FLEXCHARGE_API_URL = "https://api-sandbox.flex-charge.com/v1/"
+FLEXCHARGE_RETRY_BASE_DELAY = 0.01
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django_flexcharge": {"level": "DEBUG"}},
+}
