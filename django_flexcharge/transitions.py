@@ -1,0 +1,104 @@
+"""The order state machine: which status may follow which, and the signals a change sends.
+
+Every status change of a ``FlexChargeOrder`` goes through ``transition()``,
+whether it comes from ``/evaluate``, a webhook, a refund, a cancel or a sync.
+The caller holds the row lock (``select_for_update`` inside
+``transaction.atomic``); signals go out after commit, once per real change, so
+a rolled-back change signals nothing and a duplicate changes nothing.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .models import FlexChargeOrder
+
+if TYPE_CHECKING:
+    from .models import WebhookEvent
+
+Status = FlexChargeOrder.Status
+
+ALLOWED: dict[str, frozenset[str]] = {
+    Status.QUEUED: frozenset(
+        {
+            Status.PENDING,
+            Status.APPROVED,
+            Status.DECLINED,
+            Status.EXPIRED,
+            Status.CANCELLED,
+            Status.FAILED,
+        }
+    ),
+    Status.PENDING: frozenset({Status.APPROVED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED}),
+    Status.APPROVED: frozenset({Status.PARTIALLY_REFUNDED, Status.REFUNDED}),
+    Status.PARTIALLY_REFUNDED: frozenset({Status.REFUNDED}),
+    # Terminal: never reopen.
+    Status.DECLINED: frozenset(),
+    Status.EXPIRED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.REFUNDED: frozenset(),
+    Status.FAILED: frozenset(),
+}
+
+#: The specific signal sent (besides ``order_status_changed``) on entering a status.
+STATUS_SIGNALS = {
+    Status.APPROVED: signals.order_approved,
+    Status.EXPIRED: signals.order_expired,
+    Status.DECLINED: signals.order_declined,
+    Status.CANCELLED: signals.order_cancelled,
+    Status.REFUNDED: signals.order_refunded,
+    Status.PARTIALLY_REFUNDED: signals.order_refunded,
+}
+
+RESOLVED = frozenset(
+    {Status.APPROVED, Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.FAILED}
+)
+
+
+def can_transition(current: str, new: str) -> bool:
+    return new in ALLOWED.get(current, frozenset())
+
+
+def transition(
+    order: FlexChargeOrder,
+    new_status: str,
+    *,
+    event: WebhookEvent | None = None,
+    update_fields: tuple[str, ...] = (),
+) -> bool:
+    """Move ``order`` to ``new_status`` if the table allows it; save; signal after commit.
+
+    Returns False (and saves nothing) for a disallowed or no-op change. Fields
+    named in ``update_fields`` (already set on ``order`` by the caller) are
+    saved with the status in the same UPDATE. Call inside ``transaction.atomic``
+    with the row locked.
+    """
+    previous = order.status
+    if not can_transition(previous, new_status):
+        return False
+    now = timezone.now()
+    order.status = new_status
+    fields = {"status", "updated", *update_fields}
+    if new_status in RESOLVED and order.resolved_at is None:
+        order.resolved_at = now
+        fields.add("resolved_at")
+    if new_status == Status.PENDING and order.submitted_at is None:
+        order.submitted_at = now
+        fields.add("submitted_at")
+    order.save(update_fields=sorted(fields))
+    transaction.on_commit(partial(send_status_signals, order, previous, event))
+    return True
+
+
+def send_status_signals(order: FlexChargeOrder, previous: str, event: Any = None) -> None:
+    signals.order_status_changed.send(
+        sender=FlexChargeOrder, order=order, previous_status=previous, event=event
+    )
+    specific = STATUS_SIGNALS.get(order.status)
+    if specific is not None:
+        specific.send(sender=FlexChargeOrder, order=order, event=event)
