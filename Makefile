@@ -1,0 +1,64 @@
+# django-flexcharge: `make demo` runs the example site with the local emulator;
+# `make test` runs the whole suite. Both build .venv from python3 on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/pytest
+TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
+
+.PHONY: demo test test-unit test-example test-postgres test-browser test-reliability \
+        lint format typecheck matrix bench wheel-check clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
+	$(BIN)/python -m pip install -q -e . --group test --group lint --group browser
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python example_project/demo.py
+
+# The whole suite on SQLite: package tests (unit, webhook, end-to-end over real
+# HTTP, reliability) and the example project's tests.
+test: $(STAMP)
+	$(PYTEST) -q -m "not browser"
+	$(PYTEST) -q --ds=tests.example_settings tests/example -p no:randomly
+
+test-postgres: $(STAMP)
+	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q -m "not browser"
+	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q --ds=tests.example_settings tests/example
+
+test-browser: $(STAMP)
+	$(PYTEST) -q -m browser tests/browser
+
+test-reliability: $(STAMP)
+	$(PYTEST) -q -m reliability
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy django_flexcharge
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Python 3.11-3.13 x Django 5.2/6.0/6.1 (Django 6 needs Python >= 3.12).
+matrix: $(STAMP)
+	$(BIN)/python -m pip install -q nox
+	PYENV_VERSION=3.11.7:3.12.1:3.13.0 $(BIN)/nox --no-error-on-missing-interpreters -s tests
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+# Build the wheel, install it into a fresh virtualenv next to a new
+# `django-admin startproject` site, and run migrate and check there.
+wheel-check: $(STAMP)
+	bash .ci/wheel-check.sh
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .nox .mypy_cache .ruff_cache
