@@ -22,6 +22,14 @@ PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
 
 
 class FlexChargeSettings:
+    """One property per setting; ``conf.FLEXCHARGE_MID`` and ``conf.MID`` both work."""
+
+    def __getattr__(self, name: str) -> Any:
+        # Full setting names, as django-cors-headers' conf exposes them.
+        if name.startswith("FLEXCHARGE_"):
+            return getattr(self, name.removeprefix("FLEXCHARGE_"))
+        raise AttributeError(name)
+
     def _get(self, name: str, default: Any = None) -> Any:
         return getattr(settings, name, default)
 
@@ -138,3 +146,9 @@ class FlexChargeSettings:
 
 
 conf = FlexChargeSettings()
+
+
+def __getattr__(name: str) -> Any:
+    # ``from django_flexcharge import conf; conf.MID`` reaches the module, not
+    # the object: answer for the object too.
+    return getattr(conf, name)
