@@ -1,0 +1,13 @@
+"""A local FlexCharge for development, demos and tests (see ``docs/emulator.md``).
+
+``Emulator(EmulatorConfig(...)).start()`` serves the FlexCharge API on
+127.0.0.1 from a background thread; ``python -m django_flexcharge.emulator``
+and ``manage.py flexcharge_emulator`` run it as a process of its own. It
+imports nothing from Django, so it runs without settings.
+"""
+
+from .config import EmulatorConfig, webhook_host
+from .core import Emulator
+from .scenarios import NOT_RESCUED_CARD, RESCUE_CARD
+
+__all__ = ["NOT_RESCUED_CARD", "RESCUE_CARD", "Emulator", "EmulatorConfig", "webhook_host"]
