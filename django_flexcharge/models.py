@@ -190,6 +190,19 @@ class Transmission(models.Model):
         return f"transmit {self.order_id}/{self.transaction_id} ({self.status})"
 
 
+class EventOrderForeignKey(models.ForeignKey):
+    """A ForeignKey to the order whose raw id is ``<name>_ref_id``, not ``<name>_id``.
+
+    ``WebhookEvent.order_id`` is FlexCharge's order id as the delivery names it
+    (a CharField), so the default attname of a key called ``order`` would
+    clash with it (models.E006). ``event.order`` and ``filter(order=...)``
+    work as usual; the raw key is ``event.order_ref_id``.
+    """
+
+    def get_attname(self) -> str:
+        return f"{self.name}_ref_id"
+
+
 class WebhookEvent(models.Model):
     """Every verified webhook delivery, stored before it is applied."""
 
@@ -203,7 +216,7 @@ class WebhookEvent(models.Model):
     event = models.CharField(max_length=64)
     order_id = models.CharField(_("FlexCharge order id"), max_length=64, blank=True)
     external_order_id = models.CharField(_("host order id"), max_length=100, blank=True)
-    order = models.ForeignKey(
+    order = EventOrderForeignKey(
         FlexChargeOrder, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
     timestamp = models.DateTimeField(_("FlexCharge timestamp"), null=True, blank=True)
