@@ -1,0 +1,156 @@
+"""Helpers for host projects' own tests: signed webhooks and a fake API client.
+
+::
+
+    from django_flexcharge.testing import FakeFlexChargeClient, post_webhook
+
+    def test_rescued_invoice_is_paid(client, invoice):
+        response = post_webhook(client, "order.completed",
+                                order_id="fc-123", external_order_id=invoice.number)
+        assert response.status_code == 200
+
+Webhooks are signed with ``django_flexcharge.signing``, the code the webhook
+view verifies with, using the first of ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.urls import reverse
+
+from .conf import conf
+from .exceptions import FlexChargeConfigurationError
+from .fake_client import Call, FakeFlexChargeClient
+from .signing import sign_headers
+
+__all__ = [
+    "Call",
+    "FakeFlexChargeClient",
+    "meta_headers",
+    "post_webhook",
+    "signed_webhook",
+    "webhook_body",
+    "webhook_host",
+]
+
+
+def webhook_body(
+    event: str,
+    *,
+    order_id: str,
+    external_order_id: str,
+    timestamp: dt.datetime | str | None = None,
+    is_test_mode: bool = True,
+    is_resent: bool = False,
+    event_data: Any = None,
+    confirmation_id: str | None = None,
+) -> bytes:
+    """A delivery body as FlexCharge writes it: compact PascalCase JSON (§11.3)."""
+    if timestamp is None:
+        timestamp = dt.datetime.now(dt.UTC)
+    if isinstance(timestamp, dt.datetime):
+        timestamp = timestamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    payload = {
+        "Event": event,
+        "TimeStamp": timestamp,
+        "EventData": event_data,
+        "ExternalOrderId": external_order_id,
+        "OrderId": order_id,
+        "ConfirmationId": confirmation_id,
+        "IsTestMode": is_test_mode,
+        "IsResent": is_resent,
+    }
+    return json.dumps(payload, separators=(",", ":")).encode("utf-8")
+
+
+def signed_webhook(
+    event: str,
+    *,
+    order_id: str,
+    external_order_id: str,
+    key: str | None = None,
+    host: str = "testserver",
+    timestamp: dt.datetime | str | None = None,
+    is_test_mode: bool = True,
+    is_resent: bool = False,
+    event_data: Any = None,
+    nonce: str | None = None,
+    date: dt.datetime | str | None = None,
+    confirmation_id: str | None = None,
+) -> tuple[bytes, dict[str, str]]:
+    """``(body, headers)`` of a delivery signed for ``host`` with ``key`` (default: the
+    first configured subscriber key). ``date`` is ``x-fc-date`` (default now); ``nonce``
+    defaults to a fresh random one. Headers use FlexCharge's names (``x-fc-nonce`` ...)."""
+    body = webhook_body(
+        event,
+        order_id=order_id,
+        external_order_id=external_order_id,
+        timestamp=timestamp,
+        is_test_mode=is_test_mode,
+        is_resent=is_resent,
+        event_data=event_data,
+        confirmation_id=confirmation_id,
+    )
+    if key is None:
+        keys = conf.WEBHOOK_SUBSCRIBER_KEYS
+        if not keys:
+            raise FlexChargeConfigurationError(
+                "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set: pass key= or configure one.",
+                setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
+            )
+        key = keys[0]
+    if isinstance(date, dt.datetime):
+        date = format_datetime(date.astimezone(dt.UTC), usegmt=True)
+    return body, sign_headers(key, host, body, nonce=nonce, date=date)
+
+
+def meta_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``{"x-fc-nonce": ...}`` -> ``{"HTTP_X_FC_NONCE": ...}`` for Django's test client."""
+    return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+
+
+def post_webhook(
+    client: Any,
+    event: str = "order.completed",
+    *,
+    order_id: str,
+    external_order_id: str,
+    url: str | None = None,
+    content_type: str = "text/plain; charset=utf-8",
+    host: str = "testserver",
+    **signing: Any,
+) -> Any:
+    """Sign and POST a delivery with Django's test ``client``; returns the response.
+
+    ``url`` defaults to ``reverse("django_flexcharge:webhook")``; the request's
+    ``Host`` is the signed ``host``. Other keywords go to ``signed_webhook``.
+    """
+    body, headers = signed_webhook(
+        event, order_id=order_id, external_order_id=external_order_id, host=host, **signing
+    )
+    return client.post(
+        url or reverse("django_flexcharge:webhook"),
+        data=body,
+        content_type=content_type,
+        HTTP_HOST=host,
+        **meta_headers(headers),
+    )
+
+
+def webhook_host(url: str) -> str:
+    """The host FlexCharge signs for a delivery to ``url``: ``host[:port]`` as HTTP
+    clients send it (no port when it is the scheme's default), which is what
+    Django's ``request.get_host()`` reports."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    default_port = {"http": "80", "https": "443"}.get(parts.scheme)
+    host, sep, port = netloc.rpartition(":")
+    if sep and port == default_port and not netloc.endswith("]"):
+        return host
+    return netloc

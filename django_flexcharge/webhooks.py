@@ -1,0 +1,269 @@
+"""Webhook intake: verify, parse, store and apply a FlexCharge delivery (no HTTP here).
+
+``receive()`` is the whole pipeline the view calls:
+
+1. size, signature (any configured key), ``x-fc-date`` window and nonce format;
+   a failure raises ``FlexChargeWebhookError`` (413/401) and stores nothing.
+2. the row is written on its own, before anything is applied, so it survives a
+   failed apply. The unique nonce makes a replay fail here (401). A signed body
+   the app cannot use is stored as ``failed`` with the reason and answered 400.
+3. the event is applied under ``select_for_update`` on the order: concurrent
+   deliveries of one event queue on that lock, so exactly one changes the order
+   and one set of signals goes out (after commit, from ``transitions``).
+
+``IsResent`` is stored but not trusted on its own: a redelivery after our own
+500 must still apply. A duplicate is "this event already applied to this order".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import signing
+from .conf import conf
+from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
+from .models import FlexChargeOrder, WebhookEvent
+from .transitions import can_transition, transition
+from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refunded_total
+
+__all__ = [
+    "EVENT_STATUS",
+    "Payload",
+    "PayloadError",
+    "apply_event",
+    "check_test_mode",
+    "parse_payload",
+    "reapply_event",
+    "receive",
+    "store_event",
+    "verify_delivery",
+]
+
+logger = logging.getLogger("django_flexcharge.webhooks")
+
+Status = FlexChargeOrder.Status
+Stored = WebhookEvent.Status
+
+#: The events that move an order, and where to. Any other event is stored as ignored.
+EVENT_STATUS = {
+    "order.completed": Status.APPROVED,
+    "order.expired": Status.EXPIRED,
+    "order.cancelled": Status.CANCELLED,
+    "order.refunded": Status.REFUNDED,
+}
+#: ``WebhookEvent.nonce`` length; FlexCharge sends 32 hex characters.
+MAX_NONCE = 64
+
+
+def receive(body: bytes, headers: Mapping[str, str], host: str) -> WebhookEvent:
+    """Verify, store and apply one delivery; the stored event, or FlexChargeWebhookError."""
+    if len(body) > conf.WEBHOOK_MAX_BODY:
+        raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
+    nonce = verify_delivery(body, headers, host)
+    if WebhookEvent.objects.filter(nonce=nonce).exists():
+        raise FlexChargeWebhookError("nonce already used", 401)
+    payload: Payload | None = None
+    try:
+        payload = parse_payload(body)
+        check_test_mode(payload)
+    except PayloadError as err:
+        # Stored (failed, with the reason) so the merchant can see what FlexCharge sent.
+        event = store_event(nonce, body, payload, str(err))
+        logger.warning("webhook #%s rejected: %s", event.pk, err)
+        raise FlexChargeWebhookError(str(err), 400) from err
+    return apply_event(store_event(nonce, body, payload, ""), payload)
+
+
+def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
+    """Check signature and date of a delivery; its nonce, or FlexChargeWebhookError(401)."""
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
+    if not keys:
+        # Our misconfiguration, not the sender's: surfaces as a 500 so FlexCharge retries.
+        raise FlexChargeConfigurationError(
+            "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set.",
+            setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
+        )
+    if not signing.verify(body, lowered, host, keys):
+        raise FlexChargeWebhookError(f"invalid or missing signature for host {host!r}", 401)
+    nonce = lowered["x-fc-nonce"].strip()
+    if not nonce or len(nonce) > MAX_NONCE:
+        raise FlexChargeWebhookError("x-fc-nonce is empty or too long", 401)
+    try:
+        sent = parsedate_to_datetime(lowered["x-fc-date"])
+    except (TypeError, ValueError, IndexError) as err:
+        raise FlexChargeWebhookError("x-fc-date is not an RFC 1123 date", 401) from err
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    skew = (timezone.now() - sent).total_seconds()
+    tolerance = conf.WEBHOOK_TOLERANCE
+    if skew > tolerance:
+        raise FlexChargeWebhookError(f"x-fc-date is {skew:.0f} s old (limit {tolerance} s)", 401)
+    if skew < -tolerance:
+        raise FlexChargeWebhookError("x-fc-date is in the future", 401)
+    return nonce
+
+
+def store_event(nonce: str, body: bytes, payload: Payload | None, error: str) -> WebhookEvent:
+    """Write the delivery row on its own; a reused nonce (even a racing one) is a 401."""
+    # PostgreSQL text cannot hold NUL; the stored body is for people, the signature is done.
+    text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    values: dict[str, Any] = {"nonce": nonce, "body": text, "error": error}
+    if payload is not None:
+        values.update(
+            event=payload.event,
+            order_id=payload.order_id,
+            external_order_id=payload.external_order_id,
+            timestamp=payload.timestamp,
+            confirmation_id=payload.confirmation_id,
+            is_test_mode=payload.is_test_mode,
+            is_resent=payload.is_resent,
+        )
+    if error:
+        values.update(status=Stored.FAILED, processed_at=timezone.now())
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(**values)
+    except IntegrityError as err:
+        raise FlexChargeWebhookError("nonce already used", 401) from err
+
+
+def apply_event(event: WebhookEvent, payload: Payload) -> WebhookEvent:
+    """Apply a stored event to its order; on our own failure mark it failed and re-raise."""
+    target = EVENT_STATUS.get(payload.event)
+    if target is None:
+        # Linked to its order when there is one (a chargeback is worth seeing in the admin).
+        event.order = _find_order(payload, lock=False)
+        return _finish(event, Stored.IGNORED, f"{payload.event} is not an event the app acts on")
+    result: WebhookEvent | None = None
+    try:
+        with transaction.atomic():
+            result = _apply_locked(event, payload, target)
+    except Exception as err:
+        if result is not None and _committed(result):
+            # The change committed; a receiver of the after-commit signals raised.
+            # Redelivery cannot resend that signal, so answer 200 and keep the trace.
+            logger.exception("a signal receiver failed for webhook #%s", event.pk)
+            result.error = f"signal receiver failed: {type(err).__name__}: {err}"
+            WebhookEvent.objects.filter(pk=event.pk).update(error=result.error)
+            return result
+        logger.exception("webhook #%s could not be applied", event.pk)
+        event.status, event.error = Stored.FAILED, f"{type(err).__name__}: {err}"
+        event.processed_at = timezone.now()
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            status=event.status, error=event.error, processed_at=event.processed_at
+        )
+        raise
+    logger.info("webhook #%s %s: %s %s", event.pk, payload.event, result.status, result.error)
+    return result
+
+
+def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:
+    """Apply a stored event again (the admin's "re-apply"); never raises for a bad event.
+
+    The signature was checked when the event arrived. Test mode is checked
+    again, so events refused under a wrong ``FLEXCHARGE_TEST_MODE`` can be
+    replayed once it is fixed. An applied event is returned unchanged. Look at
+    ``status`` and ``error`` of the returned event for the outcome.
+    """
+    if event.status == Stored.APPLIED:
+        return event
+    event.reapplied_by = user if getattr(user, "is_authenticated", False) else None
+    event.reapplied_at = timezone.now()
+    event.save(update_fields=["reapplied_by", "reapplied_at"])
+    try:
+        payload = parse_payload(event.body)
+        check_test_mode(payload)
+    except PayloadError as err:
+        return _finish(event, Stored.FAILED, str(err))
+    try:
+        return apply_event(event, payload)
+    except Exception:
+        # apply_event logged it and stored the error on the row.
+        return event
+
+
+def _apply_locked(event: WebhookEvent, payload: Payload, target: str) -> WebhookEvent:
+    order = _find_order(payload, lock=True)
+    # Lock the row too: two admins re-applying one event must not both run it.
+    event = WebhookEvent.objects.select_for_update().get(pk=event.pk)
+    if event.status == Stored.APPLIED:
+        return event
+    if order is None:
+        ids = f"OrderId {payload.order_id!r} / ExternalOrderId {payload.external_order_id!r}"
+        return _finish(event, Stored.IGNORED, f"no order matches {ids}")
+    event.order = order
+    if payload.order_id and order.order_session_key != payload.order_id:
+        if order.order_session_key:
+            return _finish(event, Stored.IGNORED, "OrderId differs from the order's FlexCharge id")
+        # Found by our id only: /evaluate never told us FlexCharge's id. Learn it now.
+        order.order_session_key = payload.order_id
+        order.save(update_fields=["order_session_key", "updated"])
+    earlier = _applied_before(event, order, payload)
+    if earlier:
+        return _finish(event, Stored.DUPLICATE, f"already applied by event #{earlier}")
+    if payload.timestamp and order.last_event_at and payload.timestamp < order.last_event_at:
+        return _finish(event, Stored.IGNORED, "older than the last event applied to the order")
+    new_status, refunded = target, order.refunded_amount
+    if target == Status.REFUNDED:
+        total = refunded_total(payload.event_data, order.currency, order.refunded_amount)
+        if total is None or total >= order.amount:
+            refunded = order.amount
+        else:
+            new_status, refunded = Status.PARTIALLY_REFUNDED, max(total, order.refunded_amount)
+    more_refunded = new_status == order.status == Status.PARTIALLY_REFUNDED
+    more_refunded = more_refunded and refunded > order.refunded_amount
+    if not (more_refunded or can_transition(order.status, new_status)):
+        reason = f"order is {order.status}; {payload.event} cannot change it"
+        if order.status == new_status:
+            reason = f"order is already {order.status}"
+        return _finish(event, Stored.IGNORED, reason)
+    order.refunded_amount = refunded
+    order.last_event_at = payload.timestamp or order.last_event_at
+    order.confirmation_id = payload.confirmation_id or order.confirmation_id
+    fields = ("refunded_amount", "last_event_at", "confirmation_id")
+    if more_refunded:
+        # A further partial refund: no status change, so no signal (CONTRACT §5).
+        order.save(update_fields=[*fields, "updated"])
+    else:
+        transition(order, new_status, event=event, update_fields=fields)
+    return _finish(event, Stored.APPLIED)
+
+
+def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
+    """By FlexCharge's id first (always ours once known), then by the host's id."""
+    orders = FlexChargeOrder.objects.all()
+    if lock:
+        orders = orders.select_for_update()
+    order = None
+    if payload.order_id:
+        order = orders.filter(order_session_key=payload.order_id).first()
+    if order is None and payload.external_order_id:
+        order = orders.filter(order_id=payload.external_order_id).first()
+    return order
+
+
+def _applied_before(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int | None:
+    earlier = WebhookEvent.objects.filter(order=order, event=payload.event, status=Stored.APPLIED)
+    if payload.event == "order.refunded" and payload.timestamp:
+        # Several partial refunds are several events; a redelivery keeps its TimeStamp.
+        earlier = earlier.filter(timestamp=payload.timestamp)
+    return earlier.exclude(pk=event.pk).order_by("pk").values_list("pk", flat=True).first()
+
+
+def _finish(event: WebhookEvent, status: str, error: str = "") -> WebhookEvent:
+    event.status, event.error, event.processed_at = status, error, timezone.now()
+    event.save(update_fields=["status", "error", "processed_at", "order"])
+    return event
+
+
+def _committed(event: WebhookEvent) -> bool:
+    stored = WebhookEvent.objects.filter(pk=event.pk, status=event.status)
+    return stored.filter(processed_at=event.processed_at).exists()

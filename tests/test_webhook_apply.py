@@ -1,0 +1,541 @@
+"""webhooks.py without HTTP: parsing, the status rules, refunds, duplicates, re-apply."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from django_flexcharge import signals, webhooks
+from django_flexcharge.conf import conf
+from django_flexcharge.exceptions import FlexChargeWebhookError
+from django_flexcharge.models import FlexChargeOrder, WebhookEvent
+from django_flexcharge.signing import sign_headers
+from django_flexcharge.testing import signed_webhook
+from django_flexcharge.webhook_payload import PayloadError, parse_payload
+
+Status = FlexChargeOrder.Status
+Stored = WebhookEvent.Status
+T0 = timezone.now().replace(microsecond=0)
+
+pytestmark = pytest.mark.django_db
+
+
+def make_order(**overrides) -> FlexChargeOrder:
+    values = {
+        "order_id": "INV-1001",
+        "order_session_key": "fc-0001",
+        "amount": 1999,
+        "currency": "USD",
+        "status": Status.PENDING,
+    }
+    values.update(overrides)
+    return FlexChargeOrder.objects.create(**values)
+
+
+def receive(event="order.completed", **kwargs) -> WebhookEvent:
+    kwargs.setdefault("order_id", "fc-0001")
+    kwargs.setdefault("external_order_id", "INV-1001")
+    body, headers = signed_webhook(event, **kwargs)
+    return webhooks.receive(body, headers, "testserver")
+
+
+def status_of(order: FlexChargeOrder) -> str:
+    order.refresh_from_db()
+    return order.status
+
+
+# --- event -> status ---
+
+
+@pytest.mark.parametrize(
+    ("event", "before", "after"),
+    [
+        ("order.completed", Status.PENDING, Status.APPROVED),
+        ("order.completed", Status.QUEUED, Status.APPROVED),
+        ("order.expired", Status.PENDING, Status.EXPIRED),
+        ("order.cancelled", Status.PENDING, Status.CANCELLED),
+        ("order.refunded", Status.APPROVED, Status.REFUNDED),
+    ],
+)
+def test_each_order_event_moves_the_order_to_its_status(event, before, after):
+    order = make_order(status=before)
+
+    stored = receive(event)
+
+    assert stored.status == Stored.APPLIED
+    assert status_of(order) == after
+    assert stored.order == order
+
+
+def test_an_applied_event_records_its_time_and_confirmation_on_the_order():
+    order = make_order()
+
+    receive(timestamp=T0, confirmation_id="22ACD1D9")
+
+    order.refresh_from_db()
+    assert (order.last_event_at, order.confirmation_id) == (T0, "22ACD1D9")
+
+
+def test_signals_carry_the_webhook_event(signal_log, django_capture_on_commit_callbacks):
+    make_order()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = receive()
+
+    assert signal_log.names() == ["order_status_changed", "order_approved"]
+    kwargs = signal_log.calls[0][2]
+    assert kwargs["event"] == stored
+    assert kwargs["previous_status"] == Status.PENDING
+
+
+def test_the_stored_event_keeps_what_flexcharge_sent():
+    make_order()
+
+    stored = receive(timestamp=T0, confirmation_id="22ACD1D9", is_resent=True)
+
+    stored.refresh_from_db()
+    assert stored.event == "order.completed"
+    assert (stored.order_id, stored.external_order_id) == ("fc-0001", "INV-1001")
+    assert (stored.timestamp, stored.is_resent, stored.is_test_mode) == (T0, True, True)
+    assert '"ConfirmationId":"22ACD1D9"' in stored.body
+    assert stored.processed_at is not None
+
+
+# --- rules that change nothing ---
+
+
+def test_expired_after_approved_stays_approved(signal_log, django_capture_on_commit_callbacks):
+    order = make_order()
+    receive(timestamp=T0)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        late = receive("order.expired", timestamp=T0 + dt.timedelta(days=20))
+
+    assert status_of(order) == Status.APPROVED
+    assert late.status == Stored.IGNORED
+    assert late.error == "order is approved; order.expired cannot change it"
+    assert signal_log.calls == []
+
+
+@pytest.mark.parametrize("terminal", [Status.EXPIRED, Status.CANCELLED, Status.DECLINED])
+def test_a_terminal_order_never_reopens(terminal):
+    order = make_order(status=terminal)
+
+    stored = receive("order.completed")
+
+    assert status_of(order) == terminal
+    assert stored.status == Stored.IGNORED
+
+
+def test_an_event_older_than_the_last_applied_one_is_ignored():
+    order = make_order()
+    receive("order.completed", timestamp=T0)
+
+    older = receive("order.refunded", timestamp=T0 - dt.timedelta(minutes=5))
+
+    assert older.status == Stored.IGNORED
+    assert "older" in older.error
+    assert status_of(order) == Status.APPROVED
+
+
+def test_a_redelivered_event_is_a_duplicate_and_signals_once(
+    signal_log, django_capture_on_commit_callbacks
+):
+    make_order()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = receive(timestamp=T0)
+        again = receive(timestamp=T0, is_resent=True)
+        third = receive(timestamp=T0, is_resent=False)
+
+    assert first.status == Stored.APPLIED
+    assert (again.status, third.status) == (Stored.DUPLICATE, Stored.DUPLICATE)
+    assert again.error == f"already applied by event #{first.pk}"
+    assert signal_log.names() == ["order_status_changed", "order_approved"]
+
+
+def test_a_resent_first_delivery_is_applied_not_taken_for_a_duplicate():
+    order = make_order()
+
+    stored = receive(is_resent=True)
+
+    assert stored.status == Stored.APPLIED
+    assert status_of(order) == Status.APPROVED
+
+
+def test_an_event_for_an_already_reached_status_is_ignored():
+    make_order(status=Status.CANCELLED)
+
+    stored = receive("order.cancelled")
+
+    assert stored.status == Stored.IGNORED
+    assert stored.error == "order is already cancelled"
+
+
+# --- finding the order ---
+
+
+def test_an_order_known_only_by_our_id_learns_flexcharges_id():
+    order = make_order(order_session_key=None)
+
+    stored = receive(order_id="fc-new")
+
+    order.refresh_from_db()
+    assert order.order_session_key == "fc-new"
+    assert order.status == Status.APPROVED
+    assert stored.order == order
+
+
+def test_an_order_is_found_by_flexcharges_id_whatever_external_id_says():
+    order = make_order()
+
+    receive(external_order_id="something-else")
+
+    assert status_of(order) == Status.APPROVED
+
+
+def test_an_order_id_contradicting_the_known_flexcharge_id_changes_nothing():
+    order = make_order()
+
+    stored = receive(order_id="fc-other")
+
+    assert stored.status == Stored.IGNORED
+    assert "differs" in stored.error
+    order.refresh_from_db()
+    assert (order.status, order.order_session_key) == (Status.PENDING, "fc-0001")
+
+
+def test_an_unknown_order_is_stored_as_ignored():
+    stored = receive(order_id="fc-x", external_order_id="INV-x")
+
+    assert stored.status == Stored.IGNORED
+    assert stored.order is None
+    assert "no order matches" in stored.error
+
+
+def test_an_event_the_app_does_not_act_on_is_linked_to_its_order():
+    order = make_order()
+
+    stored = receive("payment.chargeback.received", event_data={"Amount": 19.99})
+
+    assert (stored.status, stored.order) == (Stored.IGNORED, order)
+    assert status_of(order) == Status.PENDING
+
+
+# --- refunds ---
+
+
+def refund(order: FlexChargeOrder, event_data=None, **kwargs) -> WebhookEvent:
+    return receive("order.refunded", event_data=event_data, **kwargs)
+
+
+def test_a_refund_without_amounts_is_a_full_refund():
+    order = make_order(status=Status.APPROVED)
+
+    refund(order)
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+
+
+def test_the_emulators_refund_shape_is_read():
+    order = make_order(status=Status.APPROVED)
+
+    refund(order, {"RefundAmount": 19.99, "TotalRefundedAmount": 19.99, "Currency": "USD"})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+
+
+def test_a_smaller_total_is_a_partial_refund(signal_log, django_capture_on_commit_callbacks):
+    order = make_order(status=Status.APPROVED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        refund(order, {"totalRefundedAmount": "5.00"})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 500)
+    assert signal_log.names() == ["order_status_changed", "order_refunded"]
+
+
+def test_a_further_partial_refund_raises_the_amount_without_a_status_signal(
+    signal_log, django_capture_on_commit_callbacks
+):
+    order = make_order(status=Status.PARTIALLY_REFUNDED, refunded_amount=500)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = refund(order, {"TotalRefundedAmount": 12})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 1200)
+    assert stored.status == Stored.APPLIED
+    assert signal_log.calls == []
+
+
+def test_two_partial_refunds_at_different_times_are_both_applied():
+    order = make_order(status=Status.APPROVED)
+
+    first = refund(order, {"TotalRefundedAmount": 5}, timestamp=T0)
+    second = refund(order, {"TotalRefundedAmount": 19.99}, timestamp=T0 + dt.timedelta(hours=1))
+
+    assert (first.status, second.status) == (Stored.APPLIED, Stored.APPLIED)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+
+
+def test_a_single_refund_amount_never_lowers_what_is_already_refunded():
+    order = make_order(status=Status.PARTIALLY_REFUNDED, refunded_amount=700)
+
+    stored = refund(order, {"RefundAmount": 5})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 700)
+    assert stored.status == Stored.IGNORED
+
+
+def test_refund_amounts_use_the_currency_exponent():
+    order = make_order(status=Status.APPROVED, amount=1000, currency="JPY")
+
+    refund(order, {"TotalRefundedAmount": 400, "Currency": "jpy"})
+
+    order.refresh_from_db()
+    assert order.refunded_amount == 400
+
+
+@pytest.mark.parametrize(
+    "event_data",
+    [
+        "5.00",
+        [5],
+        {"TotalRefundedAmount": "abc"},
+        {"TotalRefundedAmount": True},
+        {"TotalRefundedAmount": -5},
+        {"TotalRefundedAmount": 0},
+        {"TotalRefundedAmount": "1e999999999"},
+        {"TotalRefundedAmount": "NaN"},
+        {"TotalRefundedAmount": 1.234},
+        {"TotalRefundedAmount": {"value": 5}},
+        {"TotalRefundedAmount": 5, "Currency": "EUR"},
+        {"TotalRefundedAmount": 500},
+    ],
+    ids=repr,
+)
+def test_refund_data_the_app_cannot_read_means_a_full_refund(event_data):
+    order = make_order(status=Status.APPROVED)
+
+    stored = refund(order, event_data)
+
+    assert stored.status == Stored.APPLIED
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+
+
+# --- parsing ---
+
+
+def test_field_names_are_matched_ignoring_case():
+    payload = parse_payload(
+        b'{"event":"order.completed","orderId":"fc-1","EXTERNALORDERID":"INV-1","isTestMode":true}'
+    )
+
+    assert (payload.event, payload.order_id, payload.external_order_id) == (
+        "order.completed",
+        "fc-1",
+        "INV-1",
+    )
+
+
+def test_a_byte_order_mark_and_dotnet_timestamps_are_accepted():
+    payload = parse_payload(
+        '\ufeff{"Event":"order.expired","OrderId":"fc-1","ExternalOrderId":"INV-1",'
+        '"TimeStamp":"2023-03-20T17:16:40.8987031Z"}'.encode()
+    )
+
+    assert payload.timestamp == dt.datetime(2023, 3, 20, 17, 16, 40, 898703, tzinfo=dt.UTC)
+
+
+def test_a_timestamp_without_zone_is_utc_and_missing_flags_are_tolerated():
+    payload = parse_payload(
+        b'{"Event":"order.expired","OrderId":"fc-1","ExternalOrderId":"INV-1",'
+        b'"TimeStamp":"2024-06-01T12:00:00"}'
+    )
+
+    assert payload.timestamp == dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)
+    assert (payload.is_test_mode, payload.is_resent) == (None, False)
+
+
+def test_one_of_the_two_order_ids_is_enough():
+    payload = parse_payload(b'{"Event":"order.expired","OrderId":null,"ExternalOrderId":"INV-1"}')
+
+    assert (payload.order_id, payload.external_order_id) == ("", "INV-1")
+
+
+def test_a_payload_error_names_the_field():
+    with pytest.raises(PayloadError, match="OrderId must be a string"):
+        parse_payload(b'{"Event":"order.expired","OrderId":1,"ExternalOrderId":"INV-1"}')
+
+
+# --- the pipeline's refusals ---
+
+
+def test_an_oversized_body_is_refused_whatever_content_length_said(settings):
+    settings.FLEXCHARGE_WEBHOOK_MAX_BODY = 50
+    body, headers = signed_webhook("order.completed", order_id="fc-1", external_order_id="INV-1")
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.receive(body, headers, "testserver")
+
+    assert caught.value.status_code == 413
+
+
+def test_an_overlong_nonce_is_refused():
+    body = b'{"Event":"order.completed","OrderId":"fc-1","ExternalOrderId":"INV-1"}'
+    headers = sign_headers(conf.WEBHOOK_SUBSCRIBER_KEYS[0], "testserver", body, nonce="n" * 65)
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.receive(body, headers, "testserver")
+
+    assert caught.value.status_code == 401
+    assert not WebhookEvent.objects.exists()
+
+
+def test_an_unreadable_signed_date_is_refused():
+    body = b'{"Event":"order.completed","OrderId":"fc-1","ExternalOrderId":"INV-1"}'
+    headers = sign_headers(
+        conf.WEBHOOK_SUBSCRIBER_KEYS[0], "testserver", body, date="yesterday at noon"
+    )
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.receive(body, headers, "testserver")
+
+    assert caught.value.status_code == 401
+
+
+def test_a_nonce_stored_by_a_racing_delivery_is_refused_at_insert():
+    WebhookEvent.objects.create(nonce="n-1", body="{}")
+    payload = parse_payload(b'{"Event":"order.expired","OrderId":"fc-1","ExternalOrderId":"I"}')
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.store_event("n-1", b"{}", payload, "")
+
+    assert caught.value.status_code == 401
+    assert WebhookEvent.objects.count() == 1
+
+
+# --- failures and re-apply ---
+
+
+def failing_delivery(monkeypatch, **kwargs) -> WebhookEvent:
+    def broken(*args, **kwargs):
+        raise RuntimeError("deadlock detected")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(webhooks, "transition", broken)
+        with pytest.raises(RuntimeError):
+            receive(**kwargs)
+    return WebhookEvent.objects.get()
+
+
+def test_our_failure_keeps_the_row_as_failed_and_the_order_unchanged(monkeypatch):
+    order = make_order()
+
+    stored = failing_delivery(monkeypatch)
+
+    assert stored.status == Stored.FAILED
+    assert stored.error == "RuntimeError: deadlock detected"
+    assert status_of(order) == Status.PENDING
+
+
+def test_reapplying_a_failed_event_applies_it_and_records_who(
+    monkeypatch, admin_user, signal_log, django_capture_on_commit_callbacks
+):
+    order = make_order()
+    stored = failing_delivery(monkeypatch)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = webhooks.reapply_event(stored, admin_user)
+
+    assert (result.status, result.error) == (Stored.APPLIED, "")
+    assert result.reapplied_by == admin_user
+    assert result.reapplied_at is not None
+    assert status_of(order) == Status.APPROVED
+    assert signal_log.names() == ["order_status_changed", "order_approved"]
+
+
+def test_reapplying_an_applied_event_changes_nothing(admin_user):
+    make_order()
+    stored = receive()
+
+    result = webhooks.reapply_event(stored, admin_user)
+
+    assert result.status == Stored.APPLIED
+    assert result.reapplied_by is None
+
+
+def test_an_event_for_an_order_created_later_applies_when_reapplied():
+    early = receive(order_id="fc-9", external_order_id="INV-9")
+    order = make_order(order_id="INV-9", order_session_key=None)
+
+    result = webhooks.reapply_event(early, AnonymousUser())
+
+    assert result.status == Stored.APPLIED
+    assert result.reapplied_by is None
+    order.refresh_from_db()
+    assert (order.status, order.order_session_key) == (Status.APPROVED, "fc-9")
+
+
+def test_reapplying_a_bad_body_stores_why_and_does_not_raise(admin_user):
+    stored = WebhookEvent.objects.create(nonce="n-2", body="not json", status=Stored.FAILED)
+
+    result = webhooks.reapply_event(stored, admin_user)
+
+    assert (result.status, result.error) == (Stored.FAILED, "body is not JSON")
+
+
+def test_events_refused_for_test_mode_apply_once_the_setting_is_fixed(settings, admin_user):
+    settings.FLEXCHARGE_TEST_MODE = False
+    order = make_order()
+    with pytest.raises(FlexChargeWebhookError):
+        receive(is_test_mode=True)
+    refused = WebhookEvent.objects.get()
+    assert refused.status == Stored.FAILED
+
+    settings.FLEXCHARGE_TEST_MODE = True
+    result = webhooks.reapply_event(refused, admin_user)
+
+    assert result.status == Stored.APPLIED
+    assert status_of(order) == Status.APPROVED
+
+
+def test_reapplying_when_applying_fails_again_reports_the_error(monkeypatch, admin_user):
+    make_order()
+    stored = failing_delivery(monkeypatch)
+    monkeypatch.setattr(webhooks, "transition", lambda *a, **k: 1 / 0)
+
+    result = webhooks.reapply_event(stored, admin_user)
+
+    assert result.status == Stored.FAILED
+    assert result.error.startswith("ZeroDivisionError")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_signal_receiver_does_not_undo_or_fail_the_applied_event():
+    order = make_order()
+
+    def receiver(**kwargs):
+        raise ValueError("host bug")
+
+    signals.order_approved.connect(receiver, weak=False)
+    try:
+        stored = receive()
+    finally:
+        signals.order_approved.disconnect(receiver)
+
+    assert stored.status == Stored.APPLIED
+    assert "signal receiver failed: ValueError: host bug" in stored.error
+    stored.refresh_from_db()
+    assert stored.status == Stored.APPLIED
+    assert status_of(order) == Status.APPROVED
