@@ -1,0 +1,77 @@
+"""``manage.py flexcharge_send_test_webhook URL``: POST a correctly signed webhook to a site.
+
+For checking an installation end to end (keys, proxy, FLEXCHARGE_WEBHOOK_HOST)
+without waiting for FlexCharge. The body and headers are the ones
+``django_flexcharge.testing.signed_webhook`` builds, sent as ``text/plain``
+like FlexCharge does; the answer is printed, and a non-2xx answer fails the
+command so scripts can check it.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import BooleanOptionalAction
+from typing import Any
+
+import requests
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...conf import conf
+from ...testing import signed_webhook, webhook_host
+
+
+class Command(BaseCommand):
+    help = "Send a correctly signed FlexCharge webhook to URL and print the answer."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("url", help="e.g. https://shop.example.com/flexcharge/webhook/")
+        parser.add_argument("--event", default="order.completed")
+        parser.add_argument("--order-id", required=True, help="FlexCharge's order id (OrderId)")
+        parser.add_argument(
+            "--external-order-id", required=True, help="your order id (ExternalOrderId)"
+        )
+        parser.add_argument("--key", help="subscriber key (default: the first configured one)")
+        parser.add_argument(
+            "--host",
+            help="host to sign for (default: the URL's host[:port]); set it to the public "
+            "host when URL reaches the site behind its proxy",
+        )
+        parser.add_argument("--confirmation-id", default=None)
+        parser.add_argument("--event-data", default=None, help="EventData as JSON")
+        parser.add_argument("--resent", action="store_true", help="send IsResent: true")
+        parser.add_argument(
+            "--test-mode",
+            action=BooleanOptionalAction,
+            default=None,
+            help="IsTestMode (default: FLEXCHARGE_TEST_MODE)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        url = options["url"]
+        try:
+            event_data = json.loads(options["event_data"]) if options["event_data"] else None
+        except ValueError as err:
+            raise CommandError("--event-data is not JSON") from err
+        test_mode = options["test_mode"]
+        body, headers = signed_webhook(
+            options["event"],
+            order_id=options["order_id"],
+            external_order_id=options["external_order_id"],
+            key=options["key"],
+            host=options["host"] or webhook_host(url),
+            is_test_mode=conf.TEST_MODE if test_mode is None else test_mode,
+            is_resent=options["resent"],
+            event_data=event_data,
+            confirmation_id=options["confirmation_id"],
+        )
+        headers["Content-Type"] = "text/plain; charset=utf-8"
+        try:
+            response = requests.post(
+                url, data=body, headers=headers, timeout=conf.TIMEOUT, allow_redirects=False
+            )
+        except requests.RequestException as err:
+            raise CommandError(f"could not reach {url}: {type(err).__name__}: {err}") from err
+        self.stdout.write(f"{response.status_code} {response.reason}")
+        self.stdout.write(response.text)
+        if not 200 <= response.status_code < 300:
+            raise CommandError(f"the site answered {response.status_code}")
