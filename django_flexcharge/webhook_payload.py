@@ -97,7 +97,7 @@ def refunded_total(event_data: Any, currency: str, already_refunded: int) -> int
         return None
     data = {str(name).lower(): value for name, value in event_data.items()}
     given = data.get("currency")
-    if isinstance(given, str) and given.strip().upper() != currency.upper():
+    if isinstance(given, str) and given.strip() and given.strip().upper() != currency.upper():
         return None
     total = _first_amount(data, REFUND_TOTAL_KEYS, currency)
     if total is not None:

@@ -296,6 +296,15 @@ def test_a_single_refund_amount_never_lowers_what_is_already_refunded():
     assert stored.status == Stored.IGNORED
 
 
+def test_an_empty_currency_in_refund_data_is_no_currency():
+    order = make_order(status=Status.APPROVED)
+
+    refund(order, {"TotalRefundedAmount": 5, "Currency": ""})
+
+    order.refresh_from_db()
+    assert order.refunded_amount == 500
+
+
 def test_refund_amounts_use_the_currency_exponent():
     order = make_order(status=Status.APPROVED, amount=1000, currency="JPY")
 
