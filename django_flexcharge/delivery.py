@@ -1,0 +1,145 @@
+"""Durable delivery: claiming a stored row, backing off, and (re-)enqueueing its task.
+
+Each call to FlexCharge is a row (``FlexChargeOrder`` for ``/evaluate``,
+``Transmission`` for ``/transmit``) written in the caller's transaction. A
+task only carries the row's primary key. Whoever runs it first *claims* the
+row with one conditional UPDATE that sets a lease (``locked_until``): exactly
+one worker gets rowcount 1, on every database, without holding a lock across
+the HTTP call. A worker that dies mid-call leaves a lease that expires, and
+``flexcharge_retry`` re-enqueues the row; the stored body goes out again with
+the same idempotency key, so FlexCharge sees a replay, not a new request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .compat import task_backends
+from .conf import conf
+
+logger = logging.getLogger("django_flexcharge.delivery")
+
+QUEUED = "queued"
+#: Rows younger than this are left to the task enqueued on commit.
+LOST_TASK_GRACE = dt.timedelta(minutes=1)
+
+
+def lease_length() -> dt.timedelta:
+    """How long a claim holds a row: longer than the slowest call can take.
+
+    One call may fetch a token, send, get a 401 and send again: three
+    (connect + read) timeouts, plus a margin for the database work around it.
+    """
+    connect, read = conf.TIMEOUT
+    return dt.timedelta(seconds=3 * (connect + read) + 30)
+
+
+def claim(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None) -> bool:
+    """Take the lease on a queued, due, unleased row; True when this caller owns it.
+
+    The WHERE clause is the lock: two workers racing for one row both run
+    this UPDATE and the database lets exactly one of them match. ``attempts``
+    counts sends started, so a crash after sending still counts.
+    """
+    now = now or timezone.now()
+    updated = (
+        model._default_manager.filter(pk=pk, status=QUEUED)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(locked_until=now + lease_length(), attempts=F("attempts") + 1)
+    )
+    return updated == 1
+
+
+def hold(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None) -> bool:
+    """Lease a queued row whether due or not, so no worker sends it (e.g. during a cancel)."""
+    now = now or timezone.now()
+    updated = (
+        model._default_manager.filter(pk=pk, status=QUEUED)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .update(locked_until=now + lease_length())
+    )
+    return updated == 1
+
+
+def release(model: type[models.Model], pk: Any) -> None:
+    """Give a lease back early (the row was not sent)."""
+    model._default_manager.filter(pk=pk).update(locked_until=None)
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> dt.timedelta:
+    """Delay before the next attempt: exponential with full jitter, capped.
+
+    ``attempts`` is the number of sends so far (1 after the first). Full
+    jitter (a uniform draw below the exponential ceiling) spreads the
+    retries of many rows that failed together, e.g. during an outage.
+    FlexCharge's ``Retry-After`` is a floor.
+    """
+    exponent = min(max(attempts - 1, 0), 32)
+    ceiling = min(conf.RETRY_MAX_DELAY, conf.RETRY_BASE_DELAY * 2**exponent)
+    delay = random.uniform(0, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return dt.timedelta(seconds=delay)
+
+
+def backend_defers() -> bool:
+    """Whether the configured task backend can run a task later (``run_after``)."""
+    return bool(getattr(task_backends[conf.TASK_BACKEND], "supports_defer", False))
+
+
+def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool:
+    """Enqueue ``task(pk)`` on the configured backend and queue; True when enqueued.
+
+    A deferred run needs a backend that supports ``run_after``; otherwise
+    nothing is enqueued and ``flexcharge_retry`` picks the row up when due.
+    Enqueueing failures are logged, never raised: the row is stored, and a
+    lost task is exactly what ``flexcharge_retry`` exists for.
+    """
+    try:
+        if run_after is not None and not backend_defers():
+            return False
+        configured = task.using(backend=conf.TASK_BACKEND, queue_name=conf.TASK_QUEUE)
+        if run_after is not None:
+            configured = configured.using(run_after=run_after)
+        configured.enqueue(pk)
+    except Exception:
+        logger.exception("Could not enqueue %s(%s); flexcharge_retry will", task.name, pk)
+        return False
+    return True
+
+
+def enqueue_on_commit(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> None:
+    """Enqueue after the current transaction commits (nothing if it rolls back)."""
+    transaction.on_commit(lambda: enqueue(task, pk, run_after=run_after), robust=True)
+
+
+def due(model: type[models.Model], *, now: dt.datetime | None = None) -> models.QuerySet[Any]:
+    """Queued, unleased rows whose task looks lost, oldest first.
+
+    A row never tried must be ``LOST_TASK_GRACE`` old, so the task enqueued on
+    commit gets the first chance. A row waiting for a retry is due at its
+    ``next_attempt_at``; when the backend defers tasks, a task with
+    ``run_after`` exists for it, so it too gets the grace and a healthy queue
+    sees no duplicates (a duplicate would only lose the claim anyway).
+    """
+    now = now or timezone.now()
+    grace = now - LOST_TASK_GRACE
+    retry_cutoff = grace if backend_defers() else now
+    return (
+        model._default_manager.filter(status=QUEUED)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .filter(
+            Q(next_attempt_at__isnull=True, created__lte=grace)
+            | Q(next_attempt_at__lte=retry_cutoff)
+        )
+        .order_by(Coalesce("next_attempt_at", "created").asc(), "pk")
+    )

@@ -1,0 +1,288 @@
+"""Acting on an order FlexCharge holds: refund, cancel, reconcile (re-exported by ``services``).
+
+Each calls FlexCharge synchronously (the admin waits for the answer), then
+applies it under a row lock through ``transitions.transition``, so a webhook
+racing the call is seen and a finished order never reopens.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .client import get_client
+from .delivery import hold, release
+from .exceptions import (
+    FlexChargeAPIError,
+    FlexChargeConnectionError,
+    FlexChargeError,
+    FlexChargeNotFound,
+    FlexChargeServerError,
+    FlexChargeStateError,
+    FlexChargeTimeout,
+    FlexChargeValidationError,
+)
+from .models import FlexChargeOrder, Refund
+from .money import format_amount
+from .payloads import cancel_idempotency_key
+from .transitions import can_transition, transition
+
+logger = logging.getLogger("django_flexcharge.services")
+
+Status = FlexChargeOrder.Status
+Outcome = Refund.Outcome
+
+#: Errors after which nobody knows whether FlexCharge applied the call.
+UNKNOWN_OUTCOME = (FlexChargeTimeout, FlexChargeServerError, FlexChargeConnectionError)
+
+
+def _who(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None
+
+
+def _locked(order: FlexChargeOrder) -> FlexChargeOrder:
+    return FlexChargeOrder.objects.select_for_update().get(pk=order.pk)
+
+
+# --- refund ---
+
+
+def refundable_rest(order: FlexChargeOrder) -> int:
+    """What may still be refunded: the amount less refunds done and refunds not yet answered."""
+    pending = order.refunds.filter(outcome=Outcome.PENDING).aggregate(total=Sum("amount"))
+    return max(0, order.refundable_amount - (pending["total"] or 0))
+
+
+def _refund_succeeded(data: dict[str, Any]) -> bool:
+    status = str(data.get("status") or "").upper()
+    if status in ("FAILED", "DECLINED"):
+        return False
+    return status in ("SUCCESS", "APPROVED") or data.get("success") is True
+
+
+def refund_order(
+    order: FlexChargeOrder, amount: int | None = None, *, reason: str = "", user: Any = None
+) -> Refund:
+    """Refund ``amount`` minor units (None: all that is left) of an approved order.
+
+    The ``Refund`` row is committed before FlexCharge is called, so a crash
+    cannot lose it. FlexCharge refuses -> outcome ``failed`` and the error is
+    re-raised; no answer (timeout, 5xx) -> outcome stays ``pending`` with the
+    error and it is re-raised: check the portal before refunding again (the
+    pending amount is held back from the refundable rest meanwhile).
+    """
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
+        raise FlexChargeValidationError("amount", "must be an integer amount in minor units")
+    if not isinstance(reason, str) or len(reason) > 255:
+        raise FlexChargeValidationError("reason", "must be a string of at most 255 characters")
+    with transaction.atomic():
+        locked = _locked(order)
+        if locked.status not in (Status.APPROVED, Status.PARTIALLY_REFUNDED):
+            raise FlexChargeStateError(
+                f"Order {locked.order_id} is {locked.status}: only approved or partially "
+                "refunded orders can be refunded."
+            )
+        rest = refundable_rest(locked)
+        amount = rest if amount is None else amount
+        if amount <= 0:
+            raise FlexChargeValidationError("amount", "must be positive (nothing left to refund?)")
+        if amount > rest:
+            raise FlexChargeValidationError(
+                "amount",
+                f"exceeds the refundable rest of {format_amount(rest, locked.currency)}",
+            )
+        refund = Refund.objects.create(
+            order=locked,
+            amount=amount,
+            currency=locked.currency,
+            reason=reason.strip(),
+            requested_by=_who(user),
+        )
+    try:
+        data = get_client().refund(
+            str(locked.order_session_key), amount, locked.currency, message=reason.strip()
+        )
+        if not _refund_succeeded(data):
+            raise FlexChargeAPIError(
+                str(data.get("responseMessage") or "FlexCharge did not confirm the refund"),
+                status=200,
+                code=str(data.get("responseCode") or ""),
+                response=data,
+            )
+    except Exception as err:
+        outcome = Outcome.PENDING if isinstance(err, UNKNOWN_OUTCOME) else Outcome.FAILED
+        error = str(err) if isinstance(err, FlexChargeError) else type(err).__name__
+        response = err.response if isinstance(err, FlexChargeAPIError) else {}
+        Refund.objects.filter(pk=refund.pk).update(
+            outcome=outcome, error=error[:2000], response=response, updated=timezone.now()
+        )
+        logger.warning("Refund %s of order %s %s: %s", refund.pk, locked.order_id, outcome, error)
+        raise
+    with transaction.atomic():
+        locked = _locked(order)
+        Refund.objects.filter(pk=refund.pk).update(
+            outcome=Outcome.SUCCEEDED, response=data, error="", updated=timezone.now()
+        )
+        done = locked.refunds.filter(outcome=Outcome.SUCCEEDED).aggregate(total=Sum("amount"))
+        # Totals, like the webhook's: a webhook for this very refund may have come first.
+        locked.refunded_amount = min(locked.amount, max(locked.refunded_amount, done["total"]))
+        full = locked.refunded_amount >= locked.amount
+        target = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
+        if not transition(locked, target, update_fields=("refunded_amount",)):
+            locked.save(update_fields=["refunded_amount", "updated"])
+    logger.info(
+        "Refunded %s of order %s (by %s)",
+        format_amount(amount, locked.currency),
+        locked.order_id,
+        _who(user) or "code",
+    )
+    refund.refresh_from_db()
+    return refund
+
+
+# --- cancel ---
+
+
+def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder:
+    """Stop a rescue: ``/cancel`` for a pending order, ``/external-cancel`` by our id
+    for one FlexCharge has not answered about yet. Other states raise ``FlexChargeStateError``.
+
+    A queued order is held (leased) during the call so no worker sends its
+    ``/evaluate`` meanwhile; one that was never sent needs no call at all.
+    """
+    current = FlexChargeOrder.objects.get(pk=order.pk)
+    who = _who(user) or "code"
+    if current.status == Status.PENDING and current.order_session_key:
+        get_client().cancel(
+            current.order_session_key, idempotency_key=cancel_idempotency_key(current)
+        )
+    elif current.status == Status.QUEUED:
+        if not hold(FlexChargeOrder, current.pk):
+            raise FlexChargeStateError(
+                f"Order {current.order_id} is being sent to FlexCharge right now; "
+                "try again in a minute."
+            )
+        current.refresh_from_db()
+        try:
+            if current.attempts:
+                _external_cancel(current, missing_ok=True)
+        except BaseException:
+            release(FlexChargeOrder, current.pk)
+            raise
+    elif current.status == Status.PENDING:
+        _external_cancel(current, missing_ok=False)
+    else:
+        raise FlexChargeStateError(
+            f"Order {current.order_id} is {current.status}: only queued or pending orders "
+            "can be cancelled."
+        )
+    with transaction.atomic():
+        locked = _locked(current)
+        locked.locked_until = None
+        if locked.status in (Status.APPROVED, Status.PARTIALLY_REFUNDED, Status.REFUNDED):
+            locked.save(update_fields=["locked_until", "updated"])
+            raise FlexChargeStateError(
+                f"FlexCharge approved order {locked.order_id} before the cancel reached it; "
+                "the customer was charged. Refund it instead."
+            )
+        if not transition(locked, Status.CANCELLED, update_fields=("locked_until",)):
+            locked.save(update_fields=["locked_until", "updated"])
+    logger.info("Order %s cancel by %s: now %s", locked.order_id, who, locked.status)
+    return locked
+
+
+def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
+    try:
+        get_client().external_cancel(order.order_id, idempotency_key=cancel_idempotency_key(order))
+    except FlexChargeNotFound:
+        # Every earlier /evaluate failed before FlexCharge created the order.
+        if not missing_ok:
+            raise
+
+
+# --- sync ---
+
+#: ``GET /orders/{id}`` status codes (flexcharge-api.md §7.2).
+ORDER_STATUS_NAMES = {
+    0: "draft",
+    1: "onhold",
+    2: "cancelled",
+    3: "problem",
+    4: "processing",
+    5: "capturerequired",
+    6: "returned",
+    7: "completed",
+}
+#: FlexCharge still works on these: the order stays (or becomes) pending.
+HOLDING = frozenset({"draft", "onhold", "problem", "processing", "capturerequired"})
+
+
+def _status_name(data: dict[str, Any]) -> str:
+    code = data.get("status")
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    if isinstance(code, int) and not isinstance(code, bool):
+        return ORDER_STATUS_NAMES.get(code, f"status {code}")
+    return str(code or data.get("statusName") or "").strip().lower()
+
+
+def order_status_from(data: dict[str, Any], order: FlexChargeOrder, now: dt.datetime) -> str | None:
+    """The order status a ``GET /orders/{id}`` answer means; None when it says nothing usable."""
+    name = _status_name(data)
+    label = str(data.get("statusName") or "").strip().lower()
+    if label == "expired" or name == "expired":
+        return Status.EXPIRED
+    if name == "completed":
+        return Status.APPROVED
+    if name == "returned":
+        return Status.REFUNDED
+    if name == "cancelled":
+        # FlexCharge does not document how an expired MIT looks here (§7.2):
+        # Cancelled after the rescue window is read as expired.
+        expiry = parse_datetime(str(data.get("expiryDate") or "")) or order.expiry_date
+        if data.get("expired") is True or (expiry is not None and expiry <= now):
+            return Status.EXPIRED
+        return Status.CANCELLED
+    if name in HOLDING:
+        if name in ("onhold", "problem"):
+            logger.warning("Order %s is %s at FlexCharge: see the portal", order.order_id, name)
+        return Status.PENDING
+    logger.warning("Order %s: unknown FlexCharge status %r", order.order_id, name)
+    return None
+
+
+def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
+    """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards."""
+    current = FlexChargeOrder.objects.get(pk=order.pk)
+    if not current.order_session_key:
+        raise FlexChargeStateError(
+            f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
+        )
+    data = get_client().get_order(current.order_session_key)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(current)
+        target = order_status_from(data, locked, now)
+        if target == Status.REFUNDED and locked.status == Status.PENDING:
+            # Rescued, then refunded: the host hears both, in order.
+            transition(locked, Status.APPROVED)
+            locked = _locked(current)
+        locked.response_payload = data
+        locked.last_synced_at = now
+        fields = ["response_payload", "last_synced_at"]
+        expiry = parse_datetime(str(data.get("expiryDate") or ""))
+        if expiry is not None:
+            locked.expiry_date = expiry
+            fields.append("expiry_date")
+        if target == Status.REFUNDED and can_transition(locked.status, target):
+            locked.refunded_amount = locked.amount
+            fields.append("refunded_amount")
+        if target is None or not transition(locked, target, update_fields=tuple(fields)):
+            locked.save(update_fields=[*fields, "updated"])
+    return locked

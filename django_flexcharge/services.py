@@ -1,0 +1,251 @@
+"""The Python API (CONTRACT §4): hand cards, approvals and declines to FlexCharge.
+
+``vault_card`` is synchronous: checkout needs the token. ``transmit_approved_payment``
+and ``evaluate_declined_payment`` only write a row in the caller's transaction
+and enqueue its delivery for after commit, so the caller does no network I/O
+and a rolled-back transaction sends nothing. ``refund_order``,
+``cancel_order`` and ``sync_order`` act on an order FlexCharge already holds;
+they live in ``order_actions`` and are importable from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import payloads
+from .client import get_client
+from .conf import conf
+from .delivery import enqueue_on_commit
+from .exceptions import FlexChargeAPIError, FlexChargeValidationError
+from .models import FlexChargeOrder, Transmission, VaultedCard
+from .order_actions import cancel_order, refund_order, sync_order
+from .tasks import deliver_evaluation, deliver_transmission
+from .types import BillingAddress, Card, Payer, Payment, Subscription
+
+__all__ = [
+    "cancel_order",
+    "evaluate_declined_payment",
+    "is_under_rescue",
+    "refund_order",
+    "sync_order",
+    "transmit_approved_payment",
+    "vault_card",
+]
+
+logger = logging.getLogger("django_flexcharge.services")
+
+#: Processor and server clocks differ a little; a decline this far "in the future" is accepted.
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _require(name: str, value: object, kind: type | tuple[type, ...], what: str) -> None:
+    if not isinstance(value, kind):
+        raise FlexChargeValidationError(name, f"must be {what}")
+
+
+def vault_card(
+    card: Card, *, customer: Any = None, email: str = "", sense_key: str = ""
+) -> VaultedCard:
+    """Vault ``card`` with ``/tokenize`` and store the token with display data.
+
+    Synchronous: one HTTP request. The PAN and CVV go into that request body
+    and nowhere else; the ``VaultedCard`` keeps last4, BIN, brand, expiry and
+    holder name. ``customer`` (a user; an anonymous user counts as none) and
+    ``email`` are stored for the host's own lookups.
+    """
+    _require("card", card, Card, "a django_flexcharge.types.Card")
+    _require("email", email, str, "a string")
+    _require("sense_key", sense_key, str, "a string")
+    email = email.strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as err:
+            raise FlexChargeValidationError("email", "is not a valid email address") from err
+    if customer is not None and not getattr(customer, "is_authenticated", False):
+        customer = None
+    body = payloads.tokenize_body(card, email=email, sense_key=sense_key.strip())
+    data = get_client().tokenize(body)
+    del body  # holds the PAN: no reference outlives the request
+    method = (data.get("transaction") or {}).get("payment_method") or {}
+    token = str(method.get("token") or "") if isinstance(method, dict) else ""
+    if not token:
+        raise FlexChargeAPIError(
+            "FlexCharge /tokenize returned no token",
+            status=200,
+            code=str(data.get("statusCode") or ""),
+            response={k: data.get(k) for k in ("success", "status", "result", "errors")},
+        )
+    vaulted, _ = VaultedCard.objects.update_or_create(
+        token=token,
+        defaults={
+            "last4": card.last4,
+            "bin": card.bin,
+            "brand": card.brand,
+            "exp_month": card.exp_month,
+            "exp_year": card.exp_year,
+            "holder_name": card.holder_name[:200],
+            "email": email,
+            "customer": customer,
+        },
+    )
+    logger.info("Vaulted card ****%s (VaultedCard %s)", card.last4, vaulted.pk)
+    return vaulted
+
+
+def transmit_approved_payment(
+    payment: Payment,
+    *,
+    card: Card | VaultedCard | None = None,
+    payer: Payer | None = None,
+    billing: BillingAddress | None = None,
+) -> Transmission:
+    """Record a copy of an approved payment; ``/transmit`` goes out after commit.
+
+    One row per (order id, transaction id): calling again returns the stored
+    row and sends nothing more. From a ``Card`` only metadata is used.
+    """
+    _require("payment", payment, Payment, "a django_flexcharge.types.Payment")
+    if card is not None:
+        _require("card", card, (Card, VaultedCard), "a types.Card, a VaultedCard or None")
+    if payer is not None:
+        _require("payer", payer, Payer, "a django_flexcharge.types.Payer or None")
+    if billing is not None:
+        _require("billing", billing, BillingAddress, "a types.BillingAddress or None")
+    lookup = {"order_id": payment.order_id, "transaction_id": payment.transaction_id}
+    existing = Transmission.objects.filter(**lookup).first()
+    if existing is not None:
+        return existing
+    key = uuid.uuid4()
+    body = payloads.transmit_body(
+        payment, idempotency_key=str(key), card=card, payer=payer, billing=billing
+    )
+    try:
+        with transaction.atomic():
+            row = Transmission.objects.create(
+                **lookup,
+                amount=payment.amount,
+                currency=payment.currency,
+                payload=body,
+                idempotency_key=key,
+            )
+    except IntegrityError:
+        # The same payment recorded concurrently: that row is the one.
+        return Transmission.objects.get(**lookup)
+    enqueue_on_commit(deliver_transmission, row.pk)
+    return row
+
+
+def _check_decline(payment: Payment, now: dt.datetime) -> None:
+    # FlexCharge requires these (flexcharge-api.md §6.2); refuse before storing.
+    if not payment.response_code:
+        raise FlexChargeValidationError("payment.response_code", "is required for /evaluate")
+    if not payment.processor:
+        raise FlexChargeValidationError("payment.processor", "is required for /evaluate")
+    max_age = dt.timedelta(hours=conf.DECLINE_MAX_AGE)
+    if payment.when < now - max_age:
+        raise FlexChargeValidationError(
+            "payment.occurred_at",
+            f"the decline is older than FLEXCHARGE_DECLINE_MAX_AGE ({conf.DECLINE_MAX_AGE:g} h); "
+            "FlexCharge takes same-day declines only",
+        )
+    if payment.when > now + CLOCK_SKEW:
+        raise FlexChargeValidationError("payment.occurred_at", "is in the future")
+    if FlexChargeOrder.objects.filter(order_id=payment.order_id).exists():
+        raise FlexChargeValidationError("payment.order_id", "was already handed to FlexCharge")
+
+
+def _vaulted(card: object, payer: Payer) -> VaultedCard:
+    if isinstance(card, VaultedCard):
+        if card.pk is None:
+            raise FlexChargeValidationError("card", "is a VaultedCard that was never saved")
+        return card
+    if isinstance(card, str):
+        found = VaultedCard.objects.filter(token=card.strip()).first()
+        if found is None:
+            raise FlexChargeValidationError("card", "no VaultedCard has that token")
+        return found
+    if isinstance(card, Card):
+        # The one network call in the caller: pass the VaultedCard from checkout instead.
+        return vault_card(card, email=payer.email)
+    raise FlexChargeValidationError("card", "must be a VaultedCard, a vault token or a types.Card")
+
+
+def evaluate_declined_payment(
+    payment: Payment,
+    *,
+    card: VaultedCard | str | Card,
+    payer: Payer,
+    billing: BillingAddress,
+    subscription: Subscription | None = None,
+    is_mit: bool = True,
+) -> FlexChargeOrder:
+    """Record a declined payment as a ``queued`` order; ``/evaluate`` goes out after commit.
+
+    Refused with ``FlexChargeValidationError`` (nothing stored, nothing sent):
+    bad input, a decline older than ``FLEXCHARGE_DECLINE_MAX_AGE`` or in the
+    future, an ``order_id`` already handed over. ``card`` is normally the
+    ``VaultedCard`` from checkout (or its token); a ``types.Card`` is vaulted
+    first, synchronously.
+    """
+    _require("payment", payment, Payment, "a django_flexcharge.types.Payment")
+    _require("payer", payer, Payer, "a django_flexcharge.types.Payer")
+    _require("billing", billing, BillingAddress, "a django_flexcharge.types.BillingAddress")
+    if subscription is not None:
+        _require("subscription", subscription, Subscription, "a types.Subscription or None")
+    _require("is_mit", is_mit, bool, "True or False")
+    now = timezone.now()
+    _check_decline(payment, now)
+    vaulted = _vaulted(card, payer)
+    key = uuid.uuid4()
+    body = payloads.evaluate_body(
+        payment,
+        idempotency_key=str(key),
+        card=vaulted,
+        payer=payer,
+        billing=billing,
+        subscription=subscription,
+        is_mit=is_mit,
+        now=now,
+    )
+    try:
+        with transaction.atomic():
+            order = FlexChargeOrder.objects.create(
+                order_id=payment.order_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                card=vaulted,
+                subscription_id=subscription.id if subscription else "",
+                transaction_id=payment.transaction_id,
+                email=payer.email,
+                is_mit=is_mit,
+                declined_at=payment.when,
+                decline_code=payment.response_code[:32],
+                decline_message=payment.response_description[:255],
+                processor=payment.processor[:64],
+                idempotency_key=key,
+                is_test_mode=conf.TEST_MODE,
+                request_payload=body,
+            )
+    except IntegrityError as err:
+        raise FlexChargeValidationError(
+            "payment.order_id", "was already handed to FlexCharge"
+        ) from err
+    enqueue_on_commit(deliver_evaluation, order.pk)
+    logger.info("Order %s queued for /evaluate", order.order_id)
+    return order
+
+
+def is_under_rescue(order_id: str) -> bool:
+    """True while FlexCharge holds ``order_id`` (queued or pending): do not retry it yourself."""
+    return FlexChargeOrder.objects.filter(
+        order_id=order_id, status__in=FlexChargeOrder.UNDER_RESCUE
+    ).exists()

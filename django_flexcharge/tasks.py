@@ -1,0 +1,271 @@
+"""The Tasks API jobs: send a stored ``/evaluate`` or ``/transmit`` and apply the answer.
+
+A job carries only a primary key. It claims the row (``delivery.claim``),
+sends the body stored on it unchanged (so every attempt carries the same
+``idempotencyKey``), then applies FlexCharge's answer under a row lock. A
+failure that may pass (timeout, connection, 429, 5xx, credentials being
+fixed) leaves the row queued with a later ``next_attempt_at`` and, when the
+backend can defer, a new job for then; ``flexcharge_retry`` covers backends
+that cannot and jobs that were lost. A row is never deleted or dropped: it
+ends ``failed`` with its error when it cannot be handed over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from .client import get_client
+from .compat import task
+from .conf import conf
+from .delivery import backoff, claim, enqueue_on_commit
+from .exceptions import (
+    FlexChargeAPIError,
+    FlexChargeAuthError,
+    FlexChargeConfigurationError,
+    FlexChargeError,
+    FlexChargeRateLimited,
+)
+from .models import FlexChargeOrder, Transmission
+from .payloads import cancel_idempotency_key
+from .transitions import transition
+
+logger = logging.getLogger("django_flexcharge.tasks")
+
+Status = FlexChargeOrder.Status
+
+#: ``/evaluate`` ``status`` -> order status (flexcharge-api.md §6.4, §14).
+EVALUATE_STATUS = {
+    "SUBMITTED": Status.PENDING,
+    "PROCESSING": Status.PENDING,
+    "CHALLENGE": Status.PENDING,
+    # Auth/capture accounts only; FlexCharge still holds the order.
+    "CAPTUREREQUIRED": Status.PENDING,
+    "APPROVED": Status.APPROVED,
+    "DECLINED": Status.DECLINED,
+}
+
+
+@task()
+def deliver_evaluation(order_pk: int) -> str:
+    return send_evaluation(order_pk)
+
+
+@task()
+def deliver_transmission(transmission_pk: int) -> str:
+    return send_transmission(transmission_pk)
+
+
+def window_end(order: FlexChargeOrder) -> dt.datetime:
+    """FlexCharge takes same-day declines only: past this, the order cannot be handed over."""
+    return order.declined_at + dt.timedelta(hours=conf.DECLINE_MAX_AGE)
+
+
+def _may_retry(err: BaseException) -> bool:
+    # Credentials and settings can be fixed while the row waits; an unexpected
+    # exception (a bug, a library error) must not lose the row either.
+    if isinstance(err, FlexChargeAuthError | FlexChargeConfigurationError):
+        return True
+    return not isinstance(err, FlexChargeError) or err.retryable
+
+
+def _retry_after(err: BaseException) -> float | None:
+    return err.retry_after if isinstance(err, FlexChargeAPIError) else None
+
+
+def _describe(err: BaseException) -> str:
+    # FlexChargeError messages are built to be safe to store; anything else
+    # is reduced to its class so no unexpected text (a request body) lands in the row.
+    return str(err)[:2000] if isinstance(err, FlexChargeError) else type(err).__name__
+
+
+# --- /evaluate ---
+
+
+def send_evaluation(order_pk: int) -> str:
+    """Run one delivery attempt of a queued order; returns what happened, for logs and tests."""
+    now = timezone.now()
+    if not claim(FlexChargeOrder, order_pk, now=now):
+        return "skipped"
+    order = FlexChargeOrder.objects.get(pk=order_pk)
+    if now > window_end(order):
+        # Attempts before this one (the claim counted this one) may have arrived.
+        return _give_up(
+            order_pk,
+            "the same-day window closed before FlexCharge accepted it",
+            maybe_sent=order.attempts > 1,
+        )
+    try:
+        data = get_client().evaluate(order.request_payload)
+    except Exception as err:
+        if not isinstance(err, FlexChargeError):
+            logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
+        return _evaluation_error(order_pk, err)
+    return apply_evaluation(order_pk, data)
+
+
+def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
+    """Record FlexCharge's answer to ``/evaluate``; returns the order's status after it.
+
+    An order a webhook already moved on (approved, cancelled...) keeps its
+    status: the transition table refuses to move it back, and the answer is
+    still stored, with FlexCharge's order id if the order lacked it.
+    """
+    answer = str(data.get("status") or "").upper()
+    session_key = str(data.get("orderSessionKey") or data.get("orderId") or "")
+    with transaction.atomic():
+        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
+        order.response_payload = data
+        order.locked_until = None
+        order.last_error = ""
+        fields = ["response_payload", "locked_until", "last_error"]
+        if session_key and not order.order_session_key:
+            order.order_session_key = session_key
+            fields.append("order_session_key")
+        if data.get("confirmationId") and not order.confirmation_id:
+            order.confirmation_id = str(data["confirmationId"])[:32]
+            fields.append("confirmation_id")
+        target = EVALUATE_STATUS.get(answer)
+        if target is None:
+            # A 2xx means FlexCharge took the order; webhooks and sync settle it.
+            logger.warning("Order %s: unknown /evaluate status %r", order.order_id, answer)
+            target = Status.PENDING
+        if target == Status.PENDING:
+            order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
+            fields.append("expiry_date")
+        if not transition(order, target, update_fields=tuple(fields)):
+            order.save(update_fields=[*fields, "updated"])
+    logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
+    return str(order.status)
+
+
+def _evaluation_error(order_pk: int, err: BaseException) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
+        order.locked_until = None
+        if order.status != Status.QUEUED:
+            # A webhook moved the order on while the call was in flight.
+            order.save(update_fields=["locked_until", "updated"])
+            return "skipped"
+        order.last_error = _describe(err)
+        fields = ["locked_until", "last_error"]
+        if not _may_retry(err):
+            # 400 (FlexCharge refused the body), 409, or a business failure:
+            # the same bytes would be refused again.
+            if isinstance(err, FlexChargeAPIError):
+                order.api_errors = err.errors
+                fields.append("api_errors")
+            transition(order, Status.FAILED, update_fields=tuple(fields))
+            logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
+            return "failed"
+        next_at = now + backoff(order.attempts, _retry_after(err))
+        if next_at <= window_end(order):
+            order.next_attempt_at = next_at
+            order.save(update_fields=[*fields, "next_attempt_at", "updated"])
+            enqueue_on_commit(deliver_evaluation, order.pk, run_after=next_at)
+            logger.warning(
+                "Order %s: /evaluate attempt %s failed (%s); next at %s",
+                order.order_id,
+                order.attempts,
+                order.last_error,
+                next_at.isoformat(),
+            )
+            return "retry"
+    # Requests refused before FlexCharge looked at them cannot have created an order.
+    unseen = isinstance(
+        err, FlexChargeRateLimited | FlexChargeAuthError | FlexChargeConfigurationError
+    )
+    return _give_up(
+        order_pk,
+        f"the same-day window closes before the next attempt ({_describe(err)})",
+        maybe_sent=order.attempts > 1 or not unseen,
+    )
+
+
+def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
+    """Mark a never-accepted order failed; if a request may have reached FlexCharge, cancel it.
+
+    A timeout, a 5xx or a crash does not say whether FlexCharge created the
+    order, so it is asked to drop it by our id: it must not rescue an order
+    the host now handles itself. Best effort: an unknown id is harmless.
+    """
+    with transaction.atomic():
+        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
+        order.locked_until = None
+        order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
+        fields = ("locked_until", "last_error")
+        if not transition(order, Status.FAILED, update_fields=fields):
+            order.save(update_fields=["locked_until", "updated"])
+            return "skipped"
+    logger.error("Order %s failed: %s", order.order_id, order.last_error)
+    if maybe_sent:
+        try:
+            get_client().external_cancel(
+                order.order_id, idempotency_key=cancel_idempotency_key(order)
+            )
+        except FlexChargeError as err:
+            logger.warning("Order %s: external-cancel after giving up: %s", order.order_id, err)
+    return "failed"
+
+
+# --- /transmit ---
+
+
+def send_transmission(transmission_pk: int) -> str:
+    """Run one delivery attempt of a queued transmission; returns what happened."""
+    now = timezone.now()
+    if not claim(Transmission, transmission_pk, now=now):
+        return "skipped"
+    row = Transmission.objects.get(pk=transmission_pk)
+    if row.attempts > conf.MAX_ATTEMPTS:
+        # Only after crashes mid-call: each claim counted an attempt.
+        return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")
+    try:
+        data = get_client().transmit(row.payload)
+    except Exception as err:
+        if not isinstance(err, FlexChargeError):
+            logger.exception("Unexpected error sending /transmit %s", row)
+        return _transmission_error(row, err)
+    Transmission.objects.filter(pk=transmission_pk, status=Transmission.Status.QUEUED).update(
+        status=Transmission.Status.SENT,
+        response=data,
+        transmit_id=str(data.get("transmitId") or "")[:64],
+        sent_at=timezone.now(),
+        locked_until=None,
+        last_error="",
+        updated=timezone.now(),
+    )
+    return "sent"
+
+
+def _transmission_error(row: Transmission, err: BaseException) -> str:
+    message = _describe(err)
+    if not _may_retry(err):
+        return _fail_transmission(row.pk, message)
+    if row.attempts >= conf.MAX_ATTEMPTS:
+        return _fail_transmission(row.pk, f"{message} (after {row.attempts} attempts)")
+    next_at = timezone.now() + backoff(row.attempts, _retry_after(err))
+    with transaction.atomic():
+        Transmission.objects.filter(pk=row.pk, status=Transmission.Status.QUEUED).update(
+            next_attempt_at=next_at, locked_until=None, last_error=message, updated=timezone.now()
+        )
+        enqueue_on_commit(deliver_transmission, row.pk, run_after=next_at)
+    logger.warning("%s: attempt %s failed (%s); retrying", row, row.attempts, message)
+    return "retry"
+
+
+def _fail_transmission(pk: int, message: str) -> str:
+    Transmission.objects.filter(pk=pk, status=Transmission.Status.QUEUED).update(
+        status=Transmission.Status.FAILED,
+        locked_until=None,
+        last_error=message[:2000],
+        updated=timezone.now(),
+    )
+    logger.error("Transmission %s failed: %s", pk, message)
+    return "failed"
