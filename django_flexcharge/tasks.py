@@ -90,9 +90,9 @@ def _describe(err: BaseException) -> str:
 def send_evaluation(order_pk: int) -> str:
     """Run one delivery attempt of a queued order; returns what happened, for logs and tests."""
     now = timezone.now()
-    if not claim(FlexChargeOrder, order_pk, now=now):
+    order = _claim_order(order_pk, now)
+    if order is None:
         return "skipped"
-    order = FlexChargeOrder.objects.get(pk=order_pk)
     if now > window_end(order):
         # Attempts before this one (the claim counted this one) may have arrived.
         return _give_up(
@@ -107,6 +107,12 @@ def send_evaluation(order_pk: int) -> str:
             logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
         return _evaluation_error(order_pk, err)
     return apply_evaluation(order_pk, data)
+
+
+def _claim_order(order_pk: int, now: dt.datetime) -> FlexChargeOrder | None:
+    if not claim(FlexChargeOrder, order_pk, now=now):
+        return None
+    return FlexChargeOrder.objects.get(pk=order_pk)
 
 
 def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
