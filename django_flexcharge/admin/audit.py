@@ -1,0 +1,119 @@
+"""Read-only admins for the audit trail: webhook events (with "re-apply"), refunds, transmissions, cards.
+
+These rows record what FlexCharge was sent and what it answered; nobody edits
+or deletes them from the admin, superusers included. Re-applying a stored
+webhook event is the one action: it changes orders, so it takes the event's
+change permission even though no field of an event is editable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from .. import webhooks
+from ..exceptions import FlexChargeError
+from ..models import FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
+from ..money import format_amount
+
+#: Message level per outcome of a re-apply; duplicate and ignored are information.
+REAPPLY_LEVELS: dict[str, int] = {
+    WebhookEvent.Status.APPLIED: messages.SUCCESS,
+    WebhookEvent.Status.FAILED: messages.ERROR,
+}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """View-only for everyone, superusers included: these rows are an audit trail."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        # Every model field, so the page also shows the non-editable ones
+        # (created, idempotency_key) that a model form would leave out.
+        fields = [field.name for field in self.opts.fields if not field.primary_key]
+        return list(dict.fromkeys([*fields, *super().get_readonly_fields(request, obj)]))
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def order_link(order: FlexChargeOrder | None) -> str:
+    if order is None:
+        return "-"
+    url = reverse("admin:django_flexcharge_flexchargeorder_change", args=[order.pk])
+    return format_html('<a href="{}">{}</a>', url, order.order_id)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin):
+    list_display = ("event", "order_display", "status", "timestamp", "received_at", "is_resent")
+    list_filter = ("status", "event", "is_test_mode", "received_at")
+    search_fields = ("=order_id", "external_order_id", "=nonce", "confirmation_id")
+    list_select_related = ("order",)
+    date_hierarchy = "received_at"
+    actions = ["reapply_events"]
+
+    @admin.display(description=_("order"), ordering="external_order_id")
+    def order_display(self, obj: WebhookEvent) -> str:
+        return order_link(obj.order) if obj.order else obj.external_order_id or obj.order_id
+
+    def has_reapply_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_flexcharge.change_webhookevent")
+
+    @admin.action(description=_("Re-apply selected events"), permissions=["reapply"])
+    def reapply_events(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> None:
+        if not self.has_reapply_permission(request):
+            raise PermissionDenied
+        for event in queryset.order_by("received_at", "pk"):
+            label = f"{event.event} {event.external_order_id or event.order_id} ({event.nonce})"
+            try:
+                result = webhooks.reapply_event(event, request.user)
+            except FlexChargeError as exc:
+                self.message_user(request, f"{label}: {exc}", messages.ERROR)
+                continue
+            level = REAPPLY_LEVELS.get(result.status, messages.INFO)
+            detail = f": {result.error}" if result.error else ""
+            self.message_user(request, f"{label}: {result.get_status_display()}{detail}", level)
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "order_display", "outcome", "reason", "requested_by", "created")
+    list_filter = ("outcome", "created")
+    search_fields = ("order__order_id", "=order__order_session_key", "reason")
+    list_select_related = ("order", "requested_by")
+
+    @admin.display(description=_("order"), ordering="order__order_id")
+    def order_display(self, obj: Refund) -> str:
+        return order_link(obj.order)
+
+
+@admin.register(Transmission)
+class TransmissionAdmin(ReadOnlyAdmin):
+    list_display = ("order_id", "transaction_id", "amount_display", "status", "attempts", "created")
+    list_filter = ("status", "created")
+    search_fields = ("order_id", "transaction_id", "=transmit_id")
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj: Transmission) -> str:
+        return format_amount(obj.amount, obj.currency)
+
+
+@admin.register(VaultedCard)
+class VaultedCardAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "holder_name", "email", "customer", "created")
+    list_filter = ("brand", "created")
+    search_fields = ("=token", "last4", "email", "holder_name")
+    list_select_related = ("customer",)

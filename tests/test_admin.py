@@ -1,0 +1,530 @@
+"""The admin: Refund and Cancel actions end to end (fake FlexCharge), permissions, read-only models."""
+
+from __future__ import annotations
+
+import re
+from itertools import count
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.contrib.messages import get_messages
+from django.test import Client
+from django.urls import reverse
+
+from django_flexcharge import webhooks
+from django_flexcharge.client import set_client
+from django_flexcharge.exceptions import (
+    FlexChargeAPIError,
+    FlexChargeServerError,
+    FlexChargeTimeout,
+)
+from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+from django_flexcharge.testing import Call, FakeFlexChargeClient, webhook_body
+
+pytestmark = pytest.mark.django_db
+
+Status = FlexChargeOrder.Status
+CHANGELIST = "/admin/django_flexcharge/flexchargeorder/"
+_ids = count(1)
+
+
+def make_order(
+    status: str = Status.APPROVED, amount: int = 1999, currency: str = "USD", **fields: object
+) -> FlexChargeOrder:
+    n = next(_ids)
+    return FlexChargeOrder.objects.create(
+        order_id=f"INV-{n}",
+        order_session_key=f"00000000-0000-4000-8000-{n:012d}",
+        status=status,
+        amount=amount,
+        currency=currency,
+        **fields,
+    )
+
+
+@pytest.fixture
+def flexcharge() -> FakeFlexChargeClient:
+    fake = FakeFlexChargeClient()
+    set_client(fake)
+    return fake
+
+
+def refuse(fake: FakeFlexChargeClient, method: str, key: str, exc: Exception) -> None:
+    """Make FlexCharge refuse ``method`` for one order and answer the others as usual."""
+
+    def answer(call: Call) -> dict:
+        if call["order_session_key"] == key:
+            raise exc
+        return getattr(fake, f"default_{method}")(call)
+
+    fake.set_answer(method, answer)
+
+
+def refunds(fake: FakeFlexChargeClient) -> list[tuple[str, int, str, str]]:
+    return [
+        (c["order_session_key"], c["amount"], c["currency"], c["message"])
+        for c in fake.calls_to("refund")
+    ]
+
+
+def cancels(fake: FakeFlexChargeClient) -> list[str]:
+    return [c["order_session_key"] for c in fake.calls_to("cancel")]
+
+
+def staff_client(django_user_model, *codenames: str) -> Client:
+    user = django_user_model.objects.create_user(f"staff{next(_ids)}", password="pw", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def post_action(client: Client, action: str, orders: list[FlexChargeOrder], **data: object):
+    """The changelist's action form (``index`` present), or an intermediate page's POST."""
+    payload = {"action": action, "_selected_action": [o.pk for o in orders], **data}
+    return client.post(CHANGELIST, payload)
+
+
+def refund_step(client: Client, orders: list[FlexChargeOrder], rows: dict[int, dict[str, str]]):
+    data: dict[str, object] = {"apply": "Refund"}
+    for order in orders:
+        for key, value in rows.get(order.pk, {"kind": "full"}).items():
+            data[f"refund-{order.pk}-{key}"] = value
+    return post_action(client, "refund_orders", orders, **data)
+
+
+def messages_of(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+# ---- Refund ---------------------------------------------------------------
+
+
+def test_refund_form_has_one_row_per_refundable_order(admin_client, flexcharge) -> None:
+    approved = make_order()
+    partly = make_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=500)
+    pending = make_order(Status.PENDING)
+    response = post_action(admin_client, "refund_orders", [approved, partly, pending], index=0)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="flexcharge-refund-form"' in html
+    assert f'id="flexcharge-refund-row-{approved.pk}"' in html
+    assert f'id="flexcharge-refund-row-{partly.pk}"' in html
+    assert f'id="flexcharge-refund-row-{pending.pk}"' not in html
+    assert f'name="refund-{partly.pk}-amount"' in html
+    assert "15.00 USD" in html  # the refundable rest of the partly refunded order
+    assert f"{pending.order_id} skipped: it is pending" in " ".join(messages_of(response))
+    assert refunds(flexcharge) == []
+
+
+def test_full_refund(admin_client, flexcharge) -> None:
+    order = make_order()
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "full", "reason": "asked"}})
+    assert response.status_code == 302
+    assert refunds(flexcharge) == [(order.order_session_key, 1999, "USD", "asked")]
+    order.refresh_from_db()
+    assert order.status == Status.REFUNDED
+    assert messages_of(response) == [
+        f"{order.order_id}: refunded 19.99 USD; FlexCharge answered SUCCESS - APPROVED."
+    ]
+    refund = Refund.objects.get()
+    assert refund.outcome == Refund.Outcome.SUCCEEDED
+    assert refund.reason == "asked"
+
+
+def test_partial_refund(admin_client, flexcharge) -> None:
+    order = make_order()
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "5.5"}})
+    assert response.status_code == 302
+    assert refunds(flexcharge) == [(order.order_session_key, 550, "USD", "")]
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 550)
+    assert messages_of(response) == [
+        f"{order.order_id}: refunded 5.50 USD; FlexCharge answered SUCCESS - APPROVED."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "typed", "error"),
+    [
+        ("USD", 1999, "20.00", "20.00 USD is more than the refundable rest, 19.99 USD."),
+        ("USD", 1999, "5.001", "USD allows at most 2 decimal places."),
+        ("JPY", 5000, "10.5", "JPY has no minor units: enter a whole amount."),
+        ("JPY", 5000, "5001", "5001 JPY is more than the refundable rest, 5000 JPY."),
+        ("KWD", 1000, "0.0001", "KWD allows at most 3 decimal places."),
+        ("USD", 1999, "", "Enter the amount to refund."),
+        ("USD", 1999, "0", "Enter an amount greater than zero."),
+        ("USD", 1999, "-1", "Enter an amount greater than zero."),
+        ("USD", 1999, "ten", "Enter a number."),
+    ],
+)
+def test_partial_refund_validation(
+    admin_client, flexcharge, currency, amount, typed, error
+) -> None:
+    order = make_order(currency=currency, amount=amount)
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": typed}})
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    assert 'id="flexcharge-refund-form"' in response.content.decode()
+    assert 'id="flexcharge-refund-errors"' in response.content.decode()
+    assert refunds(flexcharge) == []
+    assert not Refund.objects.exists()
+
+
+def test_jpy_whole_amount_is_refunded_in_yen(admin_client, flexcharge) -> None:
+    order = make_order(currency="JPY", amount=5000)
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "1200"}})
+    assert response.status_code == 302
+    assert refunds(flexcharge) == [(order.order_session_key, 1200, "JPY", "")]
+    assert messages_of(response) == [
+        f"{order.order_id}: refunded 1200 JPY; FlexCharge answered SUCCESS - APPROVED."
+    ]
+
+
+def test_refund_over_the_rest_of_a_partly_refunded_order(admin_client, flexcharge) -> None:
+    order = make_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=1500)
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "5.01"}})
+    assert "5.01 USD is more than the refundable rest, 5.00 USD." in response.content.decode()
+    assert refunds(flexcharge) == []
+
+
+def test_one_invalid_row_refunds_nothing(admin_client, flexcharge) -> None:
+    good, bad = make_order(), make_order()
+    rows = {good.pk: {"kind": "full"}, bad.pk: {"kind": "partial", "amount": "99"}}
+    response = refund_step(admin_client, [good, bad], rows)
+    assert response.status_code == 200
+    assert refunds(flexcharge) == []
+
+
+def test_only_non_approved_orders_selected(admin_client, flexcharge) -> None:
+    orders = [make_order(Status.PENDING), make_order(Status.REFUNDED, refunded_amount=1999)]
+    response = post_action(admin_client, "refund_orders", orders, index=0)
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        f"{orders[0].order_id} skipped: it is pending; only approved orders can be refunded.",
+        f"{orders[1].order_id} skipped: it is refunded; only approved orders can be refunded.",
+    ]
+    assert refunds(flexcharge) == []
+
+
+def test_order_that_changed_state_before_apply_is_skipped(admin_client, flexcharge) -> None:
+    order = make_order()
+    FlexChargeOrder.objects.filter(pk=order.pk).update(status=Status.REFUNDED, refunded_amount=1999)
+    response = refund_step(admin_client, [order], {})
+    assert response.status_code == 302
+    assert "skipped: it is refunded" in messages_of(response)[0]
+    assert refunds(flexcharge) == []
+
+
+def test_flexcharge_refusal_is_reported_per_order(admin_client, flexcharge) -> None:
+    refused, fine = make_order(), make_order()
+    refuse(
+        flexcharge,
+        "refund",
+        refused.order_session_key,
+        FlexChargeAPIError(
+            "Amount to refund (19.99) is greater than maximum refund amount in (0.00))",
+            status=200,
+            code="2001",
+            response={"status": "FAILED", "responseCode": "2001"},
+        ),
+    )
+    response = refund_step(admin_client, [refused, fine], {})
+    assert response.status_code == 302
+    first, second = messages_of(response)
+    assert first.startswith(f"{refused.order_id}: FlexCharge refused the refund: Amount to refund")
+    assert "code 2001" in first
+    assert second == f"{fine.order_id}: refunded 19.99 USD; FlexCharge answered SUCCESS - APPROVED."
+    assert Refund.objects.get(order=refused).outcome == Refund.Outcome.FAILED
+    refused.refresh_from_db()
+    assert refused.status == Status.APPROVED
+
+
+# ---- Cancel ---------------------------------------------------------------
+
+
+def test_cancel_confirmation_lists_pending_orders_only(admin_client, flexcharge) -> None:
+    pending, approved = make_order(Status.PENDING), make_order()
+    response = post_action(admin_client, "cancel_orders", [pending, approved], index=0)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="flexcharge-cancel-form"' in html
+    assert f'id="flexcharge-cancel-row-{pending.pk}"' in html
+    assert f'id="flexcharge-cancel-row-{approved.pk}"' not in html
+    assert messages_of(response) == [
+        f"{approved.order_id} skipped: it is approved; only pending orders can be cancelled."
+    ]
+    assert cancels(flexcharge) == []
+
+
+def test_cancel_applies_per_order(admin_client, flexcharge) -> None:
+    first, second = make_order(Status.PENDING), make_order(Status.PENDING)
+    response = post_action(admin_client, "cancel_orders", [first, second], apply="yes")
+    assert response.status_code == 302
+    assert cancels(flexcharge) == [first.order_session_key, second.order_session_key]
+    assert set(FlexChargeOrder.objects.values_list("status", flat=True)) == {Status.CANCELLED}
+    assert messages_of(response) == [
+        f"{first.order_id}: FlexCharge accepted the cancel; the order is now cancelled.",
+        f"{second.order_id}: FlexCharge accepted the cancel; the order is now cancelled.",
+    ]
+
+
+def test_cancel_with_no_pending_order(admin_client, flexcharge) -> None:
+    order = make_order(Status.EXPIRED)
+    response = post_action(admin_client, "cancel_orders", [order], index=0)
+    assert response.status_code == 302
+    assert messages_of(response) == [
+        f"{order.order_id} skipped: it is expired; only pending orders can be cancelled."
+    ]
+    assert cancels(flexcharge) == []
+
+
+def test_cancel_refusal_is_reported(admin_client, flexcharge) -> None:
+    order = make_order(Status.PENDING)
+    refuse(
+        flexcharge,
+        "cancel",
+        order.order_session_key,
+        FlexChargeAPIError("Order is completed", status=400),
+    )
+    response = post_action(admin_client, "cancel_orders", [order], apply="yes")
+    assert messages_of(response) == [
+        f"{order.order_id}: FlexCharge refused the cancel: Order is completed | HTTP 400"
+    ]
+    order.refresh_from_db()
+    assert order.status == Status.PENDING
+
+
+# ---- Permissions and CSRF -------------------------------------------------
+
+
+def action_names(client: Client) -> set[str]:
+    if not FlexChargeOrder.objects.exists():
+        make_order()  # the admin shows no action menu on an empty list
+    html = client.get(CHANGELIST).content.decode()
+    return set(re.findall(r'<option value="(\w+)">', html))
+
+
+def test_staff_without_custom_permissions_sees_no_actions(django_user_model, flexcharge) -> None:
+    client = staff_client(django_user_model, "view_flexchargeorder")
+    assert action_names(client).isdisjoint({"refund_orders", "cancel_orders"})
+
+
+def test_each_action_follows_its_permission(django_user_model, flexcharge) -> None:
+    refunder = staff_client(django_user_model, "view_flexchargeorder", "refund_flexchargeorder")
+    canceller = staff_client(django_user_model, "view_flexchargeorder", "cancel_flexchargeorder")
+    assert "refund_orders" in action_names(refunder)
+    assert "cancel_orders" not in action_names(refunder)
+    assert "cancel_orders" in action_names(canceller)
+    assert "refund_orders" not in action_names(canceller)
+
+
+def test_post_of_a_hidden_action_is_refused(django_user_model, flexcharge) -> None:
+    client = staff_client(django_user_model, "view_flexchargeorder", "cancel_flexchargeorder")
+    approved, pending = make_order(), make_order(Status.PENDING)
+    first = post_action(client, "refund_orders", [approved], index=0)
+    assert b"flexcharge-refund-form" not in first.content
+    refund_step(client, [approved], {})
+    assert refunds(flexcharge) == []
+    assert not Refund.objects.exists()
+    view_only = staff_client(django_user_model, "view_flexchargeorder")
+    post_action(view_only, "cancel_orders", [pending], apply="yes")
+    assert cancels(flexcharge) == []
+
+
+def test_action_post_needs_a_csrf_token(admin_user, flexcharge) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    order = make_order()
+    response = refund_step(client, [order], {})
+    assert response.status_code == 403
+    assert refunds(flexcharge) == []
+
+
+# ---- Order admin pages ----------------------------------------------------
+
+
+def test_changelist_columns_and_search(admin_client) -> None:
+    order = make_order(email="jane@example.com", amount=1999)
+    other = make_order(email="joe@example.com")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "19.99 USD" in html
+    assert "jane@example.com" in html
+    for term in (order.order_id, order.order_session_key, "jane@"):
+        found = admin_client.get(CHANGELIST, {"q": term}).content.decode()
+        assert f">{order.order_id}<" in found
+        assert f">{other.order_id}<" not in found
+
+
+def test_changelist_filters_by_status(admin_client) -> None:
+    pending, approved = make_order(Status.PENDING), make_order()
+    html = admin_client.get(CHANGELIST, {"status__exact": "pending"}).content.decode()
+    assert f">{pending.order_id}<" in html
+    assert f">{approved.order_id}<" not in html
+
+
+def test_order_page_is_read_only_with_refunds_and_events(admin_client) -> None:
+    order = make_order()
+    Refund.objects.create(order=order, amount=100, currency="USD", outcome="succeeded")
+    WebhookEvent.objects.create(event="order.completed", order=order, nonce="n-1", body="{}")
+    html = admin_client.get(
+        reverse("admin:django_flexcharge_flexchargeorder_change", args=[order.pk])
+    ).content.decode()
+    assert 'name="_save"' not in html
+    assert 'name="amount"' not in html
+    assert "1.00 USD" in html  # the refund inline
+    assert "order.completed" in html  # the event inline
+    add = reverse("admin:django_flexcharge_flexchargeorder_add")
+    assert admin_client.get(add).status_code == 403
+
+
+@pytest.mark.parametrize("model", ["refund", "vaultedcard", "transmission", "webhookevent"])
+def test_audit_models_are_read_only_even_for_superusers(admin_client, model) -> None:
+    assert admin_client.get(f"/admin/django_flexcharge/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/django_flexcharge/{model}/add/").status_code == 403
+    assert (
+        "delete_selected"
+        not in admin_client.get(f"/admin/django_flexcharge/{model}/").content.decode()
+    )
+
+
+def test_refund_cannot_be_deleted_by_a_superuser(admin_client) -> None:
+    refund = Refund.objects.create(order=make_order(), amount=100, currency="USD")
+    url = reverse("admin:django_flexcharge_refund_delete", args=[refund.pk])
+    assert admin_client.post(url, {"post": "yes"}).status_code == 403
+    assert Refund.objects.filter(pk=refund.pk).exists()
+
+
+def test_superuser_sees_both_actions(admin_client) -> None:
+    assert {"refund_orders", "cancel_orders"} <= action_names(admin_client)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [FlexChargeTimeout("no answer within 30 s"), FlexChargeServerError("bad gateway", status=502)],
+)
+def test_refund_without_an_answer_is_a_warning_to_check_first(
+    admin_client, flexcharge, error
+) -> None:
+    order = make_order()
+    flexcharge.queue("refund", error)
+    response = refund_step(admin_client, [order], {})
+    [message] = list(get_messages(response.wsgi_request))
+    assert message.level_tag == "warning"
+    assert str(message).startswith(f"{order.order_id}: no answer from FlexCharge ({error}")
+    assert "Check the order before trying again." in str(message)
+    assert Refund.objects.get().outcome == Refund.Outcome.PENDING
+    # The unconfirmed refund holds the whole rest back: a second try is refused up front.
+    again = post_action(admin_client, "refund_orders", [order], index=0)
+    assert again.status_code == 302
+    assert messages_of(again)[-1] == (
+        f"{order.order_id} skipped: nothing left to refund while earlier refunds await "
+        "FlexCharge's answer."
+    )
+    assert len(flexcharge.calls_to("refund")) == 1
+
+
+def test_unconfirmed_refund_lowers_the_refundable_rest(admin_client, flexcharge) -> None:
+    order = make_order(amount=2000)
+    Refund.objects.create(order=order, amount=1500, currency="USD", outcome=Refund.Outcome.PENDING)
+    page = post_action(admin_client, "refund_orders", [order], index=0).content.decode()
+    assert "In USD, at most 5.00 USD." in page
+    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "6"}})
+    assert "6.00 USD is more than the refundable rest, 5.00 USD." in response.content.decode()
+    assert refunds(flexcharge) == []
+
+
+# ---- Webhook events -------------------------------------------------------
+
+
+def make_event(status: str = WebhookEvent.Status.FAILED, **fields: object) -> WebhookEvent:
+    n = next(_ids)
+    values = {
+        "event": "order.completed",
+        "external_order_id": f"INV-{n}",
+        "nonce": f"nonce-{n}",
+        "body": "{}",
+    }
+    return WebhookEvent.objects.create(status=status, **{**values, **fields})
+
+
+def test_reapply_reports_each_event(admin_client, monkeypatch) -> None:
+    applied, failing = make_event(), make_event()
+    seen = []
+
+    def reapply(event: WebhookEvent, user: object) -> WebhookEvent:
+        seen.append((event.pk, user))
+        if event.pk == failing.pk:
+            event.status, event.error = WebhookEvent.Status.FAILED, "unknown order"
+        else:
+            event.status = WebhookEvent.Status.APPLIED
+        return event
+
+    monkeypatch.setattr(webhooks, "reapply_event", reapply)
+    response = admin_client.post(
+        "/admin/django_flexcharge/webhookevent/",
+        {"action": "reapply_events", "_selected_action": [applied.pk, failing.pk], "index": 0},
+    )
+    assert response.status_code == 302
+    assert [pk for pk, _ in seen] == [applied.pk, failing.pk]
+    assert all(getattr(user, "is_superuser", False) for _, user in seen)
+    levels = [(m.level_tag, str(m)) for m in get_messages(response.wsgi_request)]
+    assert levels == [
+        ("success", f"order.completed {applied.external_order_id} ({applied.nonce}): applied"),
+        (
+            "error",
+            f"order.completed {failing.external_order_id} ({failing.nonce}): failed: unknown order",
+        ),
+    ]
+
+
+def test_reapply_needs_the_change_permission(django_user_model, monkeypatch) -> None:
+    monkeypatch.setattr(webhooks, "reapply_event", pytest.fail)
+    event = make_event()
+    client = staff_client(django_user_model, "view_webhookevent")
+    html = client.get("/admin/django_flexcharge/webhookevent/").content.decode()
+    assert "reapply_events" not in html
+    client.post(
+        "/admin/django_flexcharge/webhookevent/",
+        {"action": "reapply_events", "_selected_action": [event.pk], "index": 0},
+    )
+    allowed = staff_client(django_user_model, "view_webhookevent", "change_webhookevent")
+    assert (
+        "reapply_events" in allowed.get("/admin/django_flexcharge/webhookevent/").content.decode()
+    )
+
+
+def test_audit_pages_show_non_editable_fields(admin_client) -> None:
+    refund = Refund.objects.create(
+        order=make_order(), amount=100, currency="USD", response={"status": "SUCCESS"}
+    )
+    html = admin_client.get(reverse("admin:django_flexcharge_refund_change", args=[refund.pk]))
+    text = html.content.decode()
+    assert "SUCCESS" in text
+    assert "Created:" in text
+    assert 'name="_save"' not in text
+
+
+def test_reapply_moves_the_order_for_real(admin_client) -> None:
+    order = make_order(Status.PENDING)
+    body = webhook_body(
+        "order.completed", order_id=order.order_session_key, external_order_id=order.order_id
+    )
+    event = make_event(
+        order_id=order.order_session_key,
+        external_order_id=order.order_id,
+        body=body.decode(),
+        error="order not found at delivery",
+    )
+    response = admin_client.post(
+        "/admin/django_flexcharge/webhookevent/",
+        {"action": "reapply_events", "_selected_action": [event.pk], "index": 0},
+    )
+    [message] = list(get_messages(response.wsgi_request))
+    assert message.level_tag == "success"
+    assert str(message).endswith(": applied")
+    order.refresh_from_db()
+    event.refresh_from_db()
+    assert order.status == Status.APPROVED
+    assert event.status == WebhookEvent.Status.APPLIED
+    assert event.reapplied_by is not None
