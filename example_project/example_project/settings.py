@@ -70,9 +70,13 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # The site, the task worker and the webhook all write: wait for a lock
-    # instead of failing at once with "database is locked".
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # The site, the task worker, webhooks and the renewal command all write.
+    # IMMEDIATE takes the write lock when a transaction starts, so a writer
+    # waits (up to `timeout` seconds) instead of failing with "database is
+    # locked" when a read transaction tries to upgrade to a write.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # FlexCharge calls run in the background, never inside a customer's request:

@@ -26,11 +26,11 @@ from django.db import connection, connections, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils import timezone
-from django_flexcharge.services import cancel_order, is_under_rescue, vault_card
 
 from django_flexcharge import types
 from django_flexcharge.exceptions import FlexChargeError
 from django_flexcharge.models import FlexChargeOrder, VaultedCard
+from django_flexcharge.services import cancel_order, is_under_rescue, vault_card
 from django_flexcharge.signals import payment_approved, payment_declined
 
 from .models import (

@@ -116,7 +116,12 @@ class CheckoutForm(forms.Form):
 
     def add_flexcharge_error(self, err: FlexChargeValidationError) -> None:
         """Show ``err`` on the field it names, or above the form for anything else."""
-        self.add_error(FIELD_FOR_ERROR.get(err.field), err.message)
+        name = FIELD_FOR_ERROR.get(err.field)
+        if name is None:
+            self.add_error(None, str(err))
+        else:
+            # "card.zipcode: must be 5 or 9 digits" -> "ZIP / postal code must be 5 or 9 digits"
+            self.add_error(name, f"{self[name].label} {err.message}")
 
     def billing_fields(self) -> dict[str, str]:
         return {name: self.cleaned_data[name] for name in BILLING_FIELDS}

@@ -13,9 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
-from django_flexcharge.services import is_under_rescue
 
 from django_flexcharge.exceptions import FlexChargeError, FlexChargeValidationError
+from django_flexcharge.services import is_under_rescue
 from django_flexcharge.templatetags.flexcharge import SENSE_KEY_FIELD
 
 from . import billing

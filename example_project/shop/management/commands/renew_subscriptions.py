@@ -9,6 +9,7 @@ subscription whose last invoice FlexCharge still holds is skipped.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand, OutputWrapper
@@ -69,6 +70,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, include_not_due: bool = False, **options: Any) -> None:
+        if options["verbosity"] < 2:
+            # The app logs each API call at INFO, which suits the worker's log
+            # but would bury this command's output; -v 2 shows it.
+            logging.getLogger("django_flexcharge").setLevel(logging.WARNING)
         subscriptions = list(due_subscriptions(include_not_due=include_not_due))
         if not subscriptions:
             self.stdout.write("No subscription is due.")

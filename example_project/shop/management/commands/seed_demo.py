@@ -11,6 +11,7 @@ Running it again adds nothing: plans and customers that exist are kept.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -83,6 +84,10 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=30, help="How many (default 30).")
 
     def handle(self, *args: Any, customers: int = 30, **options: Any) -> None:
+        if options["verbosity"] < 2:
+            # The app logs each API call at INFO, which suits the worker's log
+            # but would bury this command's output; -v 2 shows it.
+            logging.getLogger("django_flexcharge").setLevel(logging.WARNING)
         plans = self._plans()
         User = get_user_model()
         added: Counter[str] = Counter()
