@@ -126,6 +126,7 @@ FLEXCHARGE_TIMEOUT = env.tuple("FLEXCHARGE_TIMEOUT", cast=float, default=(3.05, 
 # Unset means "decide from FLEXCHARGE_API_URL" (test mode unless production).
 FLEXCHARGE_TEST_MODE = env.bool("FLEXCHARGE_TEST_MODE", default=None)
 
+LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -133,10 +134,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         # What the app sends and receives (never card data): useful while learning.
-        "django_flexcharge": {
-            "handlers": ["console"],
-            "level": env("FLEXCHARGE_LOG_LEVEL", default="INFO"),
-        },
-        "shop": {"handlers": ["console"], "level": "INFO"},
+        "django_flexcharge": {"handlers": ["console"], "level": LOG_LEVEL},
+        "shop": {"handlers": ["console"], "level": LOG_LEVEL},
     },
 }

@@ -233,9 +233,7 @@ def due_subscriptions(*, include_not_due: bool = False) -> QuerySet[Subscription
     whether FlexCharge still holds their last invoice rather than trusting our
     own status column.
     """
-    subscriptions = Subscription.objects.filter(
-        status__in=[Subscription.Status.ACTIVE, Subscription.Status.RESCUE_PENDING]
-    )
+    subscriptions = Subscription.objects.filter(status__in=Subscription.LIVE)
     if not include_not_due:
         subscriptions = subscriptions.filter(current_period_end__lte=timezone.now())
     return subscriptions.select_related("plan", "user", "card").order_by("current_period_end", "pk")

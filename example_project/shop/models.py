@@ -111,6 +111,9 @@ class Subscription(models.Model):
         RESCUE_PENDING = "rescue_pending", "rescue pending"
         CANCELLED = "cancelled", "cancelled"
 
+    #: The customer has (or is about to have) the service: renewals look at these.
+    LIVE = (Status.ACTIVE, Status.RESCUE_PENDING)
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscriptions"
     )

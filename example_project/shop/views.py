@@ -30,7 +30,7 @@ def plans(request: HttpRequest) -> HttpResponse:
     subscribed: set[int] = set()
     if request.user.is_authenticated:
         subscribed = set(
-            request.user.subscriptions.exclude(status=Subscription.Status.CANCELLED).values_list(
+            request.user.subscriptions.filter(status__in=Subscription.LIVE).values_list(
                 "plan_id", flat=True
             )
         )
@@ -87,11 +87,7 @@ def checkout(request: HttpRequest, slug: str) -> HttpResponse:
     number and CVV out of Django's error reports should anything here fail.
     """
     plan = get_object_or_404(Plan, slug=slug)
-    if (
-        request.user.subscriptions.filter(plan=plan)
-        .exclude(status=Subscription.Status.CANCELLED)
-        .exists()
-    ):
+    if request.user.subscriptions.filter(plan=plan).filter(status__in=Subscription.LIVE).exists():
         messages.info(request, f"You are already subscribed to {plan.name}.")
         return redirect("account")
 

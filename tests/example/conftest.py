@@ -83,32 +83,6 @@ def checkout_data(number: str = "4111111111111111", **overrides: Any) -> dict[st
     return data
 
 
-def subscribe(customer: Any, plan: Any, number: str = "4111111111111111") -> Any:
-    """A subscription started through ``shop.billing.checkout`` (needs a transactional db)."""
-    from shop.billing import checkout
-    from shop.models import InvoiceNumber
-
-    from django_flexcharge.types import Card
-
-    card = Card(
-        number=number,
-        cvv="737",
-        exp_month=9,
-        exp_year=timezone.now().year + 2,
-        first_name="Jane",
-        last_name="Doe",
-    )
-    result = checkout(
-        user=customer,
-        plan=plan,
-        card=card,
-        billing=BILLING,
-        order_id=InvoiceNumber.allocate(),
-    )
-    assert result.approved, result.charge.response_description
-    return result.subscription
-
-
 def stored_subscription(customer: Any, plan: Any, number: str = "4111111111111111") -> Any:
     """What a checkout leaves behind, written directly (no vault thread, so the ``db`` fixture
     is enough): billing details, a vaulted card, the processor's stored-card id."""

@@ -42,6 +42,15 @@ def test_a_subscribed_customer_is_sent_to_the_account_page(customer_client, cust
     assert response["Location"] == reverse("account")
 
 
+def test_a_past_due_customer_may_subscribe_again(customer_client, customer, plan):
+    subscription = stored_subscription(customer, plan)
+    subscription.status = "past_due"
+    subscription.save()
+    account = customer_client.get(reverse("account")).content.decode()
+    assert reverse("checkout", args=[plan.slug]) in account
+    assert customer_client.get(reverse("checkout", args=[plan.slug])).status_code == 200
+
+
 def test_staff_can_run_renewals_from_the_account_page(client, customer, plan):
     stored_subscription(customer, plan)
     stored_subscription(customer, plan, "4000002760003184")
