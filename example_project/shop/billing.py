@@ -24,7 +24,6 @@ from typing import Any
 
 from django.db import connection, connections, transaction
 from django.db.models import QuerySet
-from django.dispatch import Signal
 from django.utils import timezone
 
 from django_flexcharge import types
@@ -108,13 +107,31 @@ def authorize_and_vault(
         return result, None, err
 
 
-def _send_copy(signal: Signal, **kwargs: Any) -> None:
-    """Send ``payment_approved``; a failure to queue the copy must never undo the sale."""
+def _send_approval(
+    charge: Charge,
+    *,
+    card: types.Card | VaultedCard | None = None,
+    payer: types.Payer | None = None,
+    billing: types.BillingAddress | None = None,
+    user: Any = None,
+) -> None:
+    """Send ``payment_approved`` for ``charge``: the app queues a ``/transmit``.
+
+    The copy feeds FlexCharge's risk model; failing to queue it (bad customer
+    data, say) is logged and must never undo a sale the processor approved,
+    hence the savepoint and the payer built inside it.
+    """
     try:
         with transaction.atomic():
-            signal.send(sender=Charge, **kwargs)
+            payment_approved.send(
+                sender=Charge,
+                payment=charge.as_flexcharge(),
+                card=card,
+                payer=payer if payer is not None or user is None else payer_for(user),
+                billing=billing,
+            )
     except FlexChargeError as err:
-        logger.error("FlexCharge copy of %s not queued: %s", kwargs["payment"].order_id, err)
+        logger.error("FlexCharge copy of %s not queued: %s", charge.order_id, err)
 
 
 def checkout(
@@ -203,9 +220,8 @@ def record_checkout(
         charge.save()
         # The app records a Transmission in this transaction and sends
         # /transmit from the task worker after commit: no added latency here.
-        _send_copy(
-            payment_approved,
-            payment=charge.as_flexcharge(),
+        _send_approval(
+            charge,
             card=card,
             payer=types.Payer(email=user.email, id=str(user.pk), phone=details.phone),
             billing=details.as_flexcharge(),
@@ -283,10 +299,7 @@ def renew(subscription: Subscription) -> Renewal:
             sub.extend_period()
             sub.status = Subscription.Status.ACTIVE
             sub.save(update_fields=["current_period_end", "payment_number", "status"])
-            copy: dict[str, Any] = {"payment": charge.as_flexcharge(), "payer": payer_for(sub.user)}
-            if sub.card is not None:
-                copy["card"] = sub.card
-            _send_copy(payment_approved, **copy)
+            _send_approval(charge, card=sub.card, user=sub.user)
             return Renewal.APPROVED
         return _hand_to_flexcharge(sub, charge)
 

@@ -184,7 +184,8 @@ class Command(BaseCommand):
         username, password = ADMIN
         if not User.objects.filter(username=username).exists():
             User.objects.create_superuser(username, f"{username}@example.com", password)
-            self.stdout.write(f"Admin user created: {username} / {password}")
+            self.stdout.write(f"Admin user created: {username} / {password} (log in at /admin/)")
         else:
-            self.stdout.write(f"Admin user: {username} (password {password} unless you changed it)")
-        self.stdout.write("Admin site: http://127.0.0.1:8000/admin/")
+            self.stdout.write(
+                f"Admin user: {username} / {password} unless you changed it (log in at /admin/)"
+            )

@@ -1,0 +1,411 @@
+"""Renewal burst: many declines at once, then their delivery to the emulator.
+
+Per round (the rounds together make N declines):
+
+1. **Caller.** ``evaluate_declined_payment`` for n declines with a
+   ``VaultedCard``, timed per call (the call includes its own commit and the
+   on-commit enqueue). Interleaved in sub-blocks with the caller's floor: one
+   INSERT of a row holding the same ``/evaluate`` body, in a transaction. No
+   worker runs meanwhile.
+2. **Delivery** by real ``manage.py db_worker`` processes (1 or 2), and the
+   **bare loop** (``bare_loop.py``) sending the same stored bodies to a
+   second emulator with the same configuration. Which goes first alternates.
+   Both rates are measured the same way, at the emulator, from the moment 5 %
+   of the round has arrived to the last arrival, so process start-up is left
+   out of both.
+
+Rounds alternate the worker count (1, 2, 2, 1: an ABBA order cancels drift).
+After each round the emulators' counters are collected and their order
+lists cleared: the emulator finds an order by merchant ``orderId`` with a
+linear scan, which would otherwise make every later request slower (see
+docs/benchmarks.md). Duplicates are counted over the whole run.
+
+Auth: ``oauth2/token`` requests at the worker-side emulator over the burst,
+with the settings' shared database cache; then a short extra round with
+``LocMemCache`` in two workers to show why the cache must be shared.
+
+Usage (run.py sets the environment):
+``python bench_burst.py --out FILE --workers 1,2,2,1 [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import common
+
+#: The vault token of the one card every decline uses (a made-up value).
+VAULT_TOKEN = "bench-vault-token"
+
+#: What the task worker and the emulator's timers need: no webhooks and no
+#: order-clock work competing with the requests being measured.
+EMULATOR = {
+    "webhook_url": None,
+    "rescue_delay": None,
+    "expire_delay": None,
+    "pickup_delay": 3600.0,
+}
+
+
+class Arrivals:
+    """Watches an emulator's ``/evaluate`` count from this process (it runs here)."""
+
+    def __init__(self, emulator: Any) -> None:
+        self.state = emulator.state
+
+    def count(self) -> int:
+        return len(self.state.evaluate_requests)
+
+    def wait(self, base: int, n: int, timeout: float = 600) -> dict[str, float]:
+        """Block until ``n`` more requests arrived; time the 5 %..100 % stretch."""
+        start_mark = base + max(1, n // 20)
+        t_start = t_mark = t_end = None
+        t0 = time.perf_counter()
+        deadline = t0 + timeout
+        while time.perf_counter() < deadline:
+            seen = self.count() - base
+            now = time.perf_counter()
+            if seen > 0 and t_start is None:
+                t_start = now
+            if seen + base >= start_mark and t_mark is None:
+                t_mark, mark_seen = now, seen
+            if seen >= n:
+                t_end = now
+                break
+            time.sleep(0.002)
+        if t_end is None:
+            raise RuntimeError(f"only {self.count() - base} of {n} requests arrived in {timeout} s")
+        return {
+            "rate_per_s": (n - mark_seen) / (t_end - t_mark) if t_end > t_mark else math.nan,
+            "first_to_last_s": t_end - (t_start or t0),
+            "since_start_s": t_end - t0,
+        }
+
+
+def start_workers(count: int, api_url: str, log: Path, cache: str = "db") -> list:
+    env = common.child_env(BENCH_API_URL=api_url, BENCH_CACHE=cache)
+    out = open(log, "ab")  # noqa: SIM115 - closed with the process
+    cmd = [
+        common.PYTHON,
+        "manage.py",
+        "db_worker",
+        "--interval",
+        "0.05",
+        "--no-reload",
+        "--no-startup-delay",
+    ]
+    return [
+        subprocess.Popen(cmd, cwd=common.BENCH_DIR, env=env, stdout=out, stderr=out)
+        for _ in range(count)
+    ]
+
+
+def stop_workers(procs: list) -> None:
+    threads = [threading.Thread(target=common.stop, args=(p,)) for p in procs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", default="1,1", help="worker count per round")
+    parser.add_argument("--declines", type=int, default=0, help="N (default 10,000; quick 1,000)")
+    args = parser.parse_args()
+    plan = [int(x) for x in args.workers.split(",")]
+    total = args.declines or (1_000 if args.quick else 10_000)
+    per_round = total // len(plan)
+    sub_block = 100 if args.quick else 250
+
+    common.setup_django()
+    from benchsite.models import FloorRow
+    from django.core.cache import cache
+    from django.db import connection, transaction
+    from django_tasks_db.models import DBTaskResult
+
+    from django_flexcharge.client import dumps
+    from django_flexcharge.emulator import Emulator, EmulatorConfig
+    from django_flexcharge.models import (
+        FlexChargeOrder,
+        Refund,
+        Transmission,
+        VaultedCard,
+        WebhookEvent,
+    )
+    from django_flexcharge.services import evaluate_declined_payment
+    from django_flexcharge.types import BillingAddress, Payer, Payment, Subscription
+
+    common.reset_tables(
+        DBTaskResult, Transmission, WebhookEvent, Refund, FlexChargeOrder, VaultedCard, FloorRow
+    )
+    cache.clear()  # no token left over: the run's token requests start at 0
+    card = VaultedCard.objects.create(
+        token=VAULT_TOKEN,
+        last4="1111",
+        bin="411111",
+        brand="VISA",
+        exp_month=12,
+        exp_year=2030,
+        holder_name="Ada Lovelace",
+        email="buyer@example.com",
+    )
+    payer = Payer(email="buyer@example.com")
+    billing = BillingAddress(
+        first_name="Ada",
+        last_name="Lovelace",
+        address_line1="1 Main St",
+        city="Springfield",
+        zipcode="12345",
+        country_code="US",
+        state="IL",
+    )
+
+    def decline(order_id: str) -> tuple[Payment, Subscription]:
+        payment = Payment(
+            order_id=order_id,
+            transaction_id=f"txn-{order_id}",
+            amount=1999,
+            currency="USD",
+            response_code="05",
+            response_description="Do not honor",
+            processor="bench-gateway",
+        )
+        sub = Subscription(
+            id=f"sub-{order_id}", interval="month", price=1999, currency="USD", payment_number=2
+        )
+        return payment, sub
+
+    emu_w = Emulator(EmulatorConfig(**EMULATOR)).start()  # the workers send here
+    emu_b = Emulator(EmulatorConfig(**EMULATOR)).start()  # the bare loop sends here
+    workers_seen, bare_seen = Arrivals(emu_w), Arrivals(emu_b)
+    tmp = Path(tempfile.mkdtemp(prefix="flexcharge-bench-"))
+    vendor = connection.vendor
+    worker_log = common.BENCH_DIR / "results" / f"db_worker-{vendor}.log"
+    worker_log.unlink(missing_ok=True)
+    counts: dict[str, Counter[str]] = {
+        k: Counter() for k in ("evaluate", "evaluate_order_id", "evaluate_replay")
+    }
+    token_requests = 0
+    caller_times: list[float] = []
+    floor_times: list[float] = []
+    rounds = []
+    floor_body: dict[str, Any] | None = None
+    burst_started = time.monotonic()
+    try:
+        for r, n_workers in enumerate(plan):
+            # 1. The caller: declines and floor inserts in alternating sub-blocks.
+            order_ids = [f"renewal-{r}-{i}" for i in range(per_round)]
+            for start in range(0, per_round, sub_block):
+                chunk = order_ids[start : start + sub_block]
+                inputs = [decline(order_id) for order_id in chunk]
+                floor_first = (start // sub_block) % 2 == 1
+                if floor_first and floor_body is not None:
+                    floor_times += floor_inserts(FloorRow, transaction, floor_body, chunk)
+                for payment, sub in inputs:
+                    t = time.perf_counter()
+                    evaluate_declined_payment(
+                        payment, card=card, payer=payer, billing=billing, subscription=sub
+                    )
+                    caller_times.append(time.perf_counter() - t)
+                if floor_body is None:
+                    floor_body = FlexChargeOrder.objects.get(order_id=chunk[0]).request_payload
+                if not floor_first:
+                    floor_times += floor_inserts(FloorRow, transaction, floor_body, chunk)
+
+            # 2. Delivery: workers and the bare loop, in alternating order.
+            bodies_file = tmp / f"bodies-{r}.jsonl"
+            payloads = FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
+                "request_payload", flat=True
+            )
+            bodies_file.write_bytes(b"\n".join(dumps(p) for p in payloads) + b"\n")
+
+            def run_workers(n_workers: int = n_workers) -> dict[str, float]:
+                base = workers_seen.count()
+                procs = start_workers(n_workers, emu_w.base_url, worker_log)
+                try:
+                    return workers_seen.wait(base, per_round)
+                finally:
+                    stop_workers(procs)
+
+            def run_bare(bodies_file: Path = bodies_file) -> dict[str, float]:
+                base = bare_seen.count()
+                proc = subprocess.Popen(
+                    [
+                        common.PYTHON,
+                        "bare_loop.py",
+                        "--url",
+                        emu_b.base_url,
+                        "--bodies",
+                        bodies_file,
+                    ],
+                    cwd=common.BENCH_DIR,
+                    env=common.child_env(),
+                    stdout=subprocess.PIPE,
+                )
+                try:
+                    return bare_seen.wait(base, per_round)
+                finally:
+                    proc.communicate(timeout=60)
+
+            if r % 2 == 0:
+                delivered, bare = run_workers(), run_bare()
+            else:
+                bare, delivered = run_bare(), run_workers()
+            statuses = Counter(
+                FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
+                    "status", flat=True
+                )
+            )
+            rounds.append(
+                {
+                    "workers": n_workers,
+                    "declines": per_round,
+                    "workers_rate_per_s": round(delivered["rate_per_s"], 1),
+                    "bare_rate_per_s": round(bare["rate_per_s"], 1),
+                    "workers_drain_s": round(delivered["since_start_s"], 2),
+                    "bare_drain_s": round(bare["since_start_s"], 2),
+                    "order_statuses": dict(statuses),
+                }
+            )
+            # 3. Keep the counters, then clear the emulators' order lists (see the docstring).
+            for kind, counter in counts.items():
+                counter.update(emu_w.state.count_by_idempotency_key(kind))
+            token_requests += emu_w.state.token_requests
+            emu_w.reset()
+            emu_b.reset()
+        burst_seconds = time.monotonic() - burst_started
+
+        locmem = locmem_round(emu_w, workers_seen, start_workers, stop_workers, worker_log, args)
+    finally:
+        emu_w.stop()
+        emu_b.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def rate(n_workers: int, key: str) -> float:
+        values = [x[key] for x in rounds if x["workers"] == n_workers]
+        return round(sum(values) / len(values), 1) if values else math.nan
+
+    one, two = rate(1, "workers_rate_per_s"), rate(2, "workers_rate_per_s")
+    bare_rate = round(sum(x["bare_rate_per_s"] for x in rounds) / len(rounds), 1)
+    ttl = EmulatorConfig().token_ttl
+    from django_flexcharge.client import TOKEN_MARGIN
+
+    common.write_result(
+        args.out,
+        {
+            "config": {
+                "declines": per_round * len(plan),
+                "rounds": plan,
+                "per_round": per_round,
+                "caller_sub_block": sub_block,
+                "db_worker": "--interval 0.05 --no-reload --no-startup-delay",
+                "token_ttl_s": ttl,
+            },
+            "caller": {
+                "decline": common.summary_ms(caller_times),
+                "floor": common.summary_ms(floor_times),
+                "decline/floor_p50": common.ratio(
+                    common.percentile(caller_times, 50), common.percentile(floor_times, 50)
+                ),
+            },
+            "delivery": {
+                "rounds": rounds,
+                "one_worker_per_s": one,
+                "two_workers_per_s": two,
+                "bare_loop_per_s": bare_rate,
+                "one_worker/bare": common.ratio(one, bare_rate),
+                "two/one": common.ratio(two, one),
+            },
+            "duplicates": {
+                "evaluate_keys_sent": len(counts["evaluate"]),
+                "keys_above_1": sum(1 for v in counts["evaluate"].values() if v > 1),
+                "order_ids_above_1": sum(1 for v in counts["evaluate_order_id"].values() if v > 1),
+                "replays": sum(counts["evaluate_replay"].values()),
+            },
+            "auth": {
+                "token_requests": token_requests,
+                "burst_seconds": round(burst_seconds, 1),
+                "token_lifetimes_spanned": math.ceil(burst_seconds / (ttl - TOKEN_MARGIN)),
+                "worker_processes_started": sum(plan),
+                "cache": "DatabaseCache (shared by all processes)",
+                "locmem_contrast": locmem,
+            },
+        },
+    )
+
+
+def floor_inserts(FloorRow: Any, transaction: Any, body: dict, chunk: list[str]) -> list[float]:
+    """The caller's floor: one INSERT of a row holding an /evaluate body, committed."""
+    times = []
+    for order_id in chunk:
+        t = time.perf_counter()
+        with transaction.atomic():
+            FloorRow.objects.create(
+                order_id=order_id,
+                transaction_id="floor",
+                amount=1999,
+                currency="USD",
+                payload={**body, "orderId": order_id},
+            )
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def locmem_round(emu, seen, start_workers, stop_workers, log, args) -> dict[str, Any]:
+    """200 declines delivered by two workers whose cache is per-process LocMemCache."""
+    from django_flexcharge.models import FlexChargeOrder, VaultedCard
+    from django_flexcharge.services import evaluate_declined_payment
+    from django_flexcharge.types import BillingAddress, Payer, Payment
+
+    n = 200
+    card = VaultedCard.objects.get(token=VAULT_TOKEN)
+    payer = Payer(email="buyer@example.com")
+    billing = BillingAddress(
+        first_name="Ada",
+        last_name="Lovelace",
+        address_line1="1 Main St",
+        city="Springfield",
+        zipcode="12345",
+        country_code="US",
+        state="IL",
+    )
+    for i in range(n):
+        payment = Payment(
+            order_id=f"locmem-{i}",
+            transaction_id=f"txn-locmem-{i}",
+            amount=1999,
+            currency="USD",
+            response_code="05",
+            processor="bench-gateway",
+        )
+        evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
+    before = emu.state.token_requests
+    base = seen.count()
+    procs = start_workers(2, emu.base_url, log, cache="locmem")
+    try:
+        seen.wait(base, n)
+    finally:
+        stop_workers(procs)
+    assert FlexChargeOrder.objects.filter(order_id__startswith="locmem-").count() == n
+    return {
+        "declines": n,
+        "workers": 2,
+        "cache": "LocMemCache (per process)",
+        "token_requests": emu.state.token_requests - before,
+    }
+
+
+if __name__ == "__main__":
+    main()

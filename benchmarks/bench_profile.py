@@ -1,0 +1,228 @@
+"""Where the time goes: cProfile and the SQL of each measured path, in-process.
+
+For every path that has a target, the package's work is run in this process
+(Django's test client for the views; the service call; a real
+``django_tasks_db`` Worker for delivery) under cProfile, and one operation is
+run under ``CaptureQueriesContext`` to list its SQL next to its floor's. The
+top entries by own time and the package's functions by cumulative time are
+written per operation, so a missed target comes with its cause.
+
+Usage (run.py sets the environment): ``python bench_profile.py --out FILE --sections ...``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import common
+
+OURS = ("django_flexcharge", "django_tasks")
+VAULT_TOKEN = "bench-profile-token"  # a made-up vault token
+
+
+def where(key: tuple[str, int, str]) -> str:
+    filename, line, func = key
+    if filename == "~":
+        return func  # a builtin: "<method 'execute' of 'sqlite3.Cursor' objects>"
+    parts = filename.split(os.sep)
+    for anchor in ("site-packages", "lib"):
+        if anchor in parts:
+            parts = parts[len(parts) - parts[::-1].index(anchor) :]
+            break
+    else:
+        parts = parts[-2:]
+    return f"{'/'.join(parts)}:{line}({func})"
+
+
+def profile(fn: Callable[[], Any], ops: int, top: int = 15) -> dict[str, Any]:
+    """Run ``fn`` (which does ``ops`` operations) under cProfile; top entries per operation."""
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.runcall(fn)
+    wall = time.perf_counter() - started
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    rows = [
+        (where(key), ncalls, tottime, cumtime)
+        for key, (_, ncalls, tottime, cumtime, _) in stats.items()
+    ]
+
+    def fmt(r: tuple[str, int, float, float]) -> dict[str, Any]:
+        return {
+            "function": r[0],
+            "calls_per_op": round(r[1] / ops, 2),
+            "own_ms_per_op": round(r[2] / ops * 1000, 4),
+            "cum_ms_per_op": round(r[3] / ops * 1000, 4),
+        }
+
+    by_own = sorted(rows, key=lambda r: r[2], reverse=True)[:top]
+    ours = sorted(
+        (r for r in rows if any(o in r[0] for o in OURS)), key=lambda r: r[3], reverse=True
+    )
+    return {
+        "ops": ops,
+        "profiled_ms_per_op": round(wall / ops * 1000, 3),
+        "top_own_time": [fmt(r) for r in by_own],
+        "package_cumulative": [fmt(r) for r in ours[:top]],
+    }
+
+
+def statements(fn: Callable[[], Any]) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        fn()
+    return [q["sql"][:140] for q in ctx.captured_queries]
+
+
+def timed(fn: Callable[[], Any], ops: int) -> float:
+    started = time.perf_counter()
+    for _ in range(ops):
+        fn()
+    return round((time.perf_counter() - started) / ops * 1000, 4)
+
+
+def approval(ops: int) -> dict[str, Any]:
+    from django.test import Client
+
+    client = Client()
+
+    def post(variant: str) -> Callable[[], Any]:
+        return lambda: client.post(f"/checkout/{variant}/")
+
+    for v in "abf":
+        timed(post(v), 20)  # warm
+    return {
+        # In-process (no HTTP, no server): the difference B - F is the package's.
+        "in_process_ms": {v: timed(post(v), ops) for v in "abf"},
+        "sql": {v: statements(post(v)) for v in "bf"},
+        "B": profile(lambda: [client.post("/checkout/b/") for _ in range(ops)], ops),
+    }
+
+
+def webhook(ops: int) -> dict[str, Any]:
+    from bench_webhook import create_pending_orders, deliveries
+    from django.test import Client
+
+    from django_flexcharge.testing import meta_headers
+
+    client = Client()
+    orders = create_pending_orders(3 * ops + 2, f"prof-{uuid.uuid4().hex[:6]}")
+
+    def send(variant: str) -> Callable[[], Any]:
+        def go() -> None:
+            taken = [orders.pop()] if variant == "w" else [(str(uuid.uuid4()), "x")]
+            req = deliveries(variant, taken, "testserver")[0]
+            headers = {k: v for k, v in req.headers.items() if k != "Content-Type"}
+            response = client.post(
+                req.path, data=req.body, content_type="text/plain", **meta_headers(headers)
+            )
+            assert response.status_code == 200, response.content
+
+        return go
+
+    return {
+        "in_process_ms": {v: timed(send(v), ops) for v in "wd"},
+        "sql": {v: statements(send(v)) for v in "wd"},
+        "W": profile(lambda: [send("w")() for _ in range(ops)], ops),
+    }
+
+
+def burst(ops: int) -> dict[str, Any]:
+    from django.test import override_settings
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    from django_flexcharge.emulator import Emulator, EmulatorConfig
+    from django_flexcharge.models import VaultedCard
+    from django_flexcharge.services import evaluate_declined_payment
+    from django_flexcharge.types import BillingAddress, Payer, Payment
+
+    card, _ = VaultedCard.objects.get_or_create(
+        token=VAULT_TOKEN,
+        defaults={"last4": "1111", "exp_month": 12, "exp_year": 2030, "holder_name": "A L"},
+    )
+    payer = Payer(email="buyer@example.com")
+    billing = BillingAddress(
+        first_name="Ada",
+        last_name="Lovelace",
+        address_line1="1 Main St",
+        city="Springfield",
+        zipcode="12345",
+        country_code="US",
+        state="IL",
+    )
+    tag = uuid.uuid4().hex[:6]
+    counter = iter(range(10**9))
+
+    def decline() -> None:
+        i = next(counter)
+        payment = Payment(
+            order_id=f"prof-{tag}-{i}",
+            transaction_id=f"t-{i}",
+            amount=1999,
+            currency="USD",
+            response_code="05",
+            processor="bench-gateway",
+        )
+        evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
+
+    result: dict[str, Any] = {
+        "caller_sql": statements(decline),
+        "caller": profile(lambda: [decline() for _ in range(ops)], ops),
+    }
+
+    def worker(max_tasks: int | None) -> Worker:
+        return Worker(
+            queue_names=["default"],
+            interval=0,
+            batch=True,
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=max_tasks,
+            worker_id=f"profile-{tag}",
+            excluded_queue_names=[],
+        )
+
+    config = EmulatorConfig(
+        webhook_url=None, rescue_delay=None, expire_delay=None, pickup_delay=3600.0
+    )
+    with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
+        worker(1).run()  # the token fetch and the first connection, outside the figures
+        result["worker_sql_per_task"] = statements(worker(1).run)
+        result["worker"] = profile(worker(None).run, ops - 2)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--sections", default="approval,webhook,burst")
+    args = parser.parse_args()
+    ops = 100 if args.quick else 300
+    common.setup_django()
+    from django_tasks_db.models import DBTaskResult
+
+    # Nothing queued from earlier phases: the worker must only see this phase's tasks.
+    common.reset_tables(DBTaskResult)
+    sections = args.sections.split(",")
+    out: dict[str, Any] = {}
+    if "approval" in sections:
+        out["approval"] = approval(ops)
+        common.reset_tables(DBTaskResult)  # B enqueued /transmit tasks nobody will run here
+    if "webhook" in sections:
+        out["webhook"] = webhook(ops)
+    if "burst" in sections:
+        out["burst"] = burst(ops)
+    common.write_result(args.out, out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""Shared by the phases: paths, the environment of child processes, gunicorn, statistics.
+
+Every phase runs in a process of its own (``python benchmarks/bench_<phase>.py``)
+with ``BENCH_DATABASE_URL`` set by ``run.py``, so one run can measure SQLite
+and PostgreSQL side by side: Django is configured once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+PYTHON = sys.executable
+
+#: gunicorn: fixed, reported with the results. Sync workers, as most sites run.
+GUNICORN_WORKERS = 2
+#: Client threads of the load generator: one per server worker, so each
+#: request is served at once and latency is service time, not queueing.
+CONCURRENCY = 2
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of every child process (server, workers, phases)."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "benchsite.settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), str(REPO)])
+    env.update(extra)
+    return env
+
+
+def setup_django() -> None:
+    """Configure Django in this (phase) process, from the environment run.py set."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
+    for path in (str(BENCH_DIR), str(REPO)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    import django
+
+    django.setup()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gunicorn:
+    """``gunicorn benchsite.wsgi`` on 127.0.0.1 with fixed sync workers; a context manager."""
+
+    def __init__(self, workers: int = GUNICORN_WORKERS, log: Path | None = None) -> None:
+        self.workers = workers
+        self.port = free_port()
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"workers": self.workers, "worker_class": "sync", "bind": "127.0.0.1"}
+
+    def __enter__(self) -> Gunicorn:
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "benchsite.wsgi:application",
+                "--workers",
+                str(self.workers),
+                "--worker-class",
+                "sync",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--backlog",
+                "256",
+                "--log-level",
+                "warning",
+            ],
+            cwd=BENCH_DIR,
+            env=child_env(),
+            stdout=out,
+            stderr=out,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ping/", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.__exit__()
+        raise RuntimeError("gunicorn did not answer within 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc)
+
+
+def stop(proc: subprocess.Popen[Any] | None, timeout: float = 20) -> None:
+    """SIGTERM (graceful: gunicorn and db_worker finish the current request/task), then kill."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+# --- statistics ---
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in 0..100) of unsorted ``values``."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summary_ms(latencies: list[float]) -> dict[str, float]:
+    """p50, p95, mean in milliseconds, and the count."""
+    return {
+        "n": len(latencies),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 3),
+        "p95_ms": round(percentile(latencies, 95) * 1000, 3),
+        "mean_ms": round(sum(latencies) / len(latencies) * 1000, 3) if latencies else math.nan,
+    }
+
+
+def ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else math.nan
+
+
+def rotated(items: list[str], shift: int) -> list[str]:
+    """``items`` rotated by ``shift``: each block runs the variants in another order."""
+    shift %= len(items)
+    return items[shift:] + items[:shift]
+
+
+def write_result(path: str, data: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, default=str))
+
+
+def reset_tables(*models: Any) -> None:
+    """Empty tables between phases with one statement each (no per-row signals)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for model in models:
+            table = connection.ops.quote_name(model._meta.db_table)
+            if connection.vendor == "postgresql":
+                cursor.execute(f"TRUNCATE {table} CASCADE")
+            else:
+                cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - a model's own table name
