@@ -190,19 +190,6 @@ class Transmission(models.Model):
         return f"transmit {self.order_id}/{self.transaction_id} ({self.status})"
 
 
-class EventOrderForeignKey(models.ForeignKey):
-    """A ForeignKey to the order whose raw id is ``<name>_ref_id``, not ``<name>_id``.
-
-    ``WebhookEvent.order_id`` is FlexCharge's order id as the delivery names it
-    (a CharField), so the default attname of a key called ``order`` would
-    clash with it (models.E006). ``event.order`` and ``filter(order=...)``
-    work as usual; the raw key is ``event.order_ref_id``.
-    """
-
-    def get_attname(self) -> str:
-        return f"{self.name}_ref_id"
-
-
 class WebhookEvent(models.Model):
     """Every verified webhook delivery, stored before it is applied."""
 
@@ -214,9 +201,11 @@ class WebhookEvent(models.Model):
         FAILED = "failed", _("failed")
 
     event = models.CharField(max_length=64)
-    order_id = models.CharField(_("FlexCharge order id"), max_length=64, blank=True)
+    #: ``OrderId`` of the delivery: FlexCharge's order id (``FlexChargeOrder.order_session_key``).
+    order_session_key = models.CharField(_("FlexCharge order id"), max_length=64, blank=True)
+    #: ``ExternalOrderId``: the host's order id (``FlexChargeOrder.order_id``).
     external_order_id = models.CharField(_("host order id"), max_length=100, blank=True)
-    order = EventOrderForeignKey(
+    order = models.ForeignKey(
         FlexChargeOrder, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
     timestamp = models.DateTimeField(_("FlexCharge timestamp"), null=True, blank=True)
@@ -237,13 +226,13 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ["-received_at"]
         indexes = [
-            models.Index(fields=["order_id", "event"], name="flexcharge_event_order"),
+            models.Index(fields=["order_session_key", "event"], name="flexcharge_event_order"),
             models.Index(fields=["external_order_id"], name="flexcharge_event_external"),
             models.Index(fields=["received_at"], name="flexcharge_event_received"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.event} {self.order_id or self.external_order_id} ({self.status})"
+        return f"{self.event} {self.order_session_key or self.external_order_id} ({self.status})"
 
 
 class Refund(models.Model):

@@ -119,7 +119,7 @@ def store_event(nonce: str, body: bytes, payload: Payload | None, error: str) ->
     if payload is not None:
         values.update(
             event=payload.event,
-            order_id=payload.order_id,
+            order_session_key=payload.order_id,
             external_order_id=payload.external_order_id,
             timestamp=payload.timestamp,
             confirmation_id=payload.confirmation_id,

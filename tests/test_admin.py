@@ -511,7 +511,7 @@ def test_reapply_moves_the_order_for_real(admin_client) -> None:
         "order.completed", order_id=order.order_session_key, external_order_id=order.order_id
     )
     event = make_event(
-        order_id=order.order_session_key,
+        order_session_key=order.order_session_key,
         external_order_id=order.order_id,
         body=body.decode(),
         error="order not found at delivery",

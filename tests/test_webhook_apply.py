@@ -98,7 +98,7 @@ def test_the_stored_event_keeps_what_flexcharge_sent():
 
     stored.refresh_from_db()
     assert stored.event == "order.completed"
-    assert (stored.order_id, stored.external_order_id) == ("fc-0001", "INV-1001")
+    assert (stored.order_session_key, stored.external_order_id) == ("fc-0001", "INV-1001")
     assert (stored.timestamp, stored.is_resent, stored.is_test_mode) == (T0, True, True)
     assert '"ConfirmationId":"22ACD1D9"' in stored.body
     assert stored.processed_at is not None

@@ -60,14 +60,14 @@ def order_link(order: FlexChargeOrder | None) -> str:
 class WebhookEventAdmin(ReadOnlyAdmin):
     list_display = ("event", "order_display", "status", "timestamp", "received_at", "is_resent")
     list_filter = ("status", "event", "is_test_mode", "received_at")
-    search_fields = ("=order_id", "external_order_id", "=nonce", "confirmation_id")
+    search_fields = ("=order_session_key", "external_order_id", "=nonce", "confirmation_id")
     list_select_related = ("order",)
     date_hierarchy = "received_at"
     actions = ["reapply_events"]
 
     @admin.display(description=_("order"), ordering="external_order_id")
     def order_display(self, obj: WebhookEvent) -> str:
-        return order_link(obj.order) if obj.order else obj.external_order_id or obj.order_id
+        return order_link(obj.order) if obj.order else obj.external_order_id or obj.order_session_key
 
     def has_reapply_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_flexcharge.change_webhookevent")
@@ -77,7 +77,7 @@ class WebhookEventAdmin(ReadOnlyAdmin):
         if not self.has_reapply_permission(request):
             raise PermissionDenied
         for event in queryset.order_by("received_at", "pk"):
-            label = f"{event.event} {event.external_order_id or event.order_id} ({event.nonce})"
+            label = f"{event.event} {event.external_order_id or event.order_session_key} ({event.nonce})"
             try:
                 result = webhooks.reapply_event(event, request.user)
             except FlexChargeError as exc:
