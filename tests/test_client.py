@@ -1,0 +1,356 @@
+"""FlexChargeClient: every endpoint, both error shapes, the token, timeouts, no card data leaked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+import responses
+from django.test import override_settings
+
+from django_flexcharge import client as client_module
+from django_flexcharge.client import FlexChargeClient, dumps, get_client, set_client
+from django_flexcharge.exceptions import (
+    FlexChargeAPIError,
+    FlexChargeAuthError,
+    FlexChargeConflict,
+    FlexChargeConnectionError,
+    FlexChargeNotFound,
+    FlexChargeRateLimited,
+    FlexChargeServerError,
+    FlexChargeTimeout,
+)
+from django_flexcharge.payloads import tokenize_body
+from tests.conftest import API, token_body
+
+TOKEN_URL = API + "oauth2/token"
+
+
+@pytest.fixture
+def client() -> FlexChargeClient:
+    return FlexChargeClient()
+
+
+def auth_header(call) -> str | None:
+    return call.request.headers.get("Authorization")
+
+
+# --- endpoints ---
+
+
+def test_tokenize_sends_mid_and_key_in_the_query_and_no_bearer(mocked, client, card):
+    mocked.add(responses.POST, API + "tokenize", json={"transaction": {}})
+    client.tokenize(tokenize_body(card))
+    call = mocked.calls[-1]
+    assert "mid=d9d0b5fd-9433-44d3-8051-63fee28768e8" in call.request.url
+    assert "environment=test-tokenization-key" in call.request.url
+    assert auth_header(call) is None
+    assert len(mocked.calls) == 1  # no token request either
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "verb", "path", "sent"),
+    [
+        ("transmit", ({"isDeclined": False},), "POST", "transmit", {"isDeclined": False}),
+        ("evaluate", ({"isDeclined": True},), "POST", "evaluate", {"isDeclined": True}),
+        ("outcome", ("fc-1",), "POST", "outcome", {"orderSessionKey": "fc-1"}),
+        ("get_order", ("fc-1",), "GET", "orders/fc-1", None),
+        ("cancel", ("fc-1",), "POST", "orders/fc-1/cancel", {}),
+        ("external_cancel", ("INV-1",), "POST", "orders/INV-1/external-cancel", {}),
+    ],
+)
+def test_each_endpoint_sends_its_body_with_the_bearer_token(
+    mocked, client, method, args, verb, path, sent
+):
+    mocked.add(verb, API + path, json={"success": True, "status": "OK"})
+    assert getattr(client, method)(*args) == {"success": True, "status": "OK"}
+    call = mocked.calls[-1]
+    assert auth_header(call) == "Bearer tok-1"
+    assert call.request.headers["Content-Type"] == "application/json"
+    assert (json.loads(call.request.body) if call.request.body else None) == sent
+
+
+def test_cancel_sends_an_idempotency_key_when_given(mocked, client):
+    mocked.add(responses.POST, API + "orders/fc-1/cancel", body="")
+    assert client.cancel("fc-1", idempotency_key="k-1") == {}
+    assert json.loads(mocked.calls[-1].request.body) == {"idempotencyKey": "k-1"}
+
+
+def test_list_orders_passes_query_parameters(mocked, client):
+    mocked.add(responses.GET, API + "orders", json={"items": [], "hasNextPage": False})
+    client.list_orders(pageSize=50, pageNumber=2)
+    assert "pageSize=50" in mocked.calls[-1].request.url
+    assert "pageNumber=2" in mocked.calls[-1].request.url
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "text"),
+    [("USD", 1999, "19.99"), ("USD", 1200, "12.00"), ("JPY", 500, "500"), ("KWD", 1234, "1.234")],
+)
+def test_refund_amounts_go_in_major_units_as_exact_json_numbers(
+    mocked, client, currency, amount, text
+):
+    mocked.add(responses.POST, API + "orders/fc-1/refund", json={"status": "SUCCESS"})
+    client.refund("fc-1", amount, currency, message="sorry")
+    body = mocked.calls[-1].request.body.decode()
+    assert body == '{"amountToRefund":' + text + ',"refundMessage":"sorry"}'
+    assert json.loads(body, parse_float=Decimal)["amountToRefund"] == Decimal(text)
+
+
+def test_dumps_writes_decimals_as_numbers_not_strings():
+    assert dumps({"a": Decimal("0.10"), "b": [Decimal("3")]}) == b'{"a":0.10,"b":[3]}'
+
+
+def test_a_json_list_answer_is_wrapped(mocked, client):
+    mocked.add(responses.GET, API + "orders", json=[{"id": 1}])
+    assert client.list_orders() == {"data": [{"id": 1}]}
+
+
+def test_a_2xx_answer_that_is_not_json_is_an_error(mocked, client):
+    mocked.add(responses.POST, API + "evaluate", body="<html>gateway</html>")
+    with pytest.raises(FlexChargeAPIError, match="not JSON"):
+        client.evaluate({})
+
+
+# --- error shapes ---
+
+
+def test_the_flattened_400_becomes_field_errors_and_a_trace_id(mocked, client):
+    mocked.add(
+        responses.POST,
+        API + "evaluate",
+        status=400,
+        json={
+            "TraceId": ["00-bf5a1c0e-01"],
+            "IdempotencyKey": ["The IdempotencyKey field is required."],
+            "Transaction.Id": ["The Id field is required."],
+        },
+    )
+    with pytest.raises(FlexChargeAPIError) as exc:
+        client.evaluate({})
+    err = exc.value
+    assert err.status == 400
+    assert err.trace_id == "00-bf5a1c0e-01"
+    assert err.errors == {
+        "IdempotencyKey": ["The IdempotencyKey field is required."],
+        "Transaction.Id": ["The Id field is required."],
+    }
+    assert not err.retryable
+    assert "HTTP 400" in str(err)
+    assert "Transaction.Id" in str(err)
+    assert "00-bf5a1c0e-01" in str(err)
+
+
+def test_the_older_nested_400_shape_is_read_too(mocked, client):
+    mocked.add(
+        responses.POST,
+        API + "evaluate",
+        status=400,
+        json={
+            "status": "400",
+            "errors": {"OrderId": ["Merchant's orderId is required"], "TraceId": ["00-t-01"]},
+        },
+    )
+    with pytest.raises(FlexChargeAPIError) as exc:
+        client.evaluate({})
+    assert exc.value.errors == {"OrderId": ["Merchant's orderId is required"]}
+    assert exc.value.trace_id == "00-t-01"
+
+
+def test_a_business_failure_envelope_is_an_error_with_its_code(mocked, client):
+    mocked.add(
+        responses.POST,
+        API + "orders/fc-1/refund",
+        json={
+            "responseCode": "2001",
+            "responseMessage": "Amount to refund (1.00) is greater than maximum",
+            "success": False,
+            "status": "FAILED",
+            "errors": [{"item1": "greater than maximum", "item2": "2001", "item3": "2001"}],
+        },
+    )
+    with pytest.raises(FlexChargeAPIError) as exc:
+        client.refund("fc-1", 100, "USD")
+    assert (exc.value.status, exc.value.code) == (200, "2001")
+    assert exc.value.errors == {"2001": ["greater than maximum"]}
+    assert str(exc.value).startswith("Amount to refund (1.00)")
+
+
+def test_a_declined_evaluation_is_an_answer_not_an_error(mocked, client):
+    mocked.add(responses.POST, API + "evaluate", json={"success": False, "status": "DECLINED"})
+    assert client.evaluate({})["status"] == "DECLINED"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "retryable"),
+    [
+        (404, FlexChargeNotFound, False),
+        (409, FlexChargeConflict, False),
+        (429, FlexChargeRateLimited, True),
+        (500, FlexChargeServerError, True),
+        (503, FlexChargeServerError, True),
+    ],
+)
+def test_http_statuses_map_to_error_classes(mocked, client, status, kind, retryable):
+    mocked.add(responses.GET, API + "orders/x", status=status, json={})
+    with pytest.raises(kind) as exc:
+        client.get_order("x")
+    assert exc.value.retryable is retryable
+    assert exc.value.status == status
+
+
+def test_retry_after_is_read_from_the_header(mocked, client):
+    mocked.add(responses.POST, API + "evaluate", status=429, json={}, headers={"Retry-After": "12"})
+    with pytest.raises(FlexChargeRateLimited) as exc:
+        client.evaluate({})
+    assert exc.value.retry_after == 12
+
+
+def test_a_timeout_is_flexcharge_timeout(mocked, client):
+    mocked.add(responses.POST, API + "evaluate", body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(FlexChargeTimeout) as exc:
+        client.evaluate({})
+    assert exc.value.retryable
+    assert isinstance(exc.value.__cause__, requests.Timeout)
+
+
+def test_a_refused_connection_is_flexcharge_connection_error(mocked, client):
+    mocked.add(responses.POST, API + "evaluate", body=requests.exceptions.ConnectionError("no"))
+    with pytest.raises(FlexChargeConnectionError):
+        client.evaluate({})
+
+
+@override_settings(FLEXCHARGE_TIMEOUT=(1.5, 7))
+def test_the_timeout_setting_is_passed_to_requests(mocked, client, monkeypatch):
+    seen = []
+    original = client.session.request
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["timeout"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(client.session, "request", spy)
+    mocked.add(responses.POST, API + "evaluate", json={})
+    client.evaluate({})
+    assert seen[-1] == (1.5, 7.0)
+
+
+# --- the token ---
+
+
+def test_bad_credentials_are_an_auth_error(client):
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, status=400, json={})
+        with pytest.raises(FlexChargeAuthError):
+            client.evaluate({})
+        assert json.loads(rsps.calls[0].request.body) == {
+            "AppKey": "test-app-key",
+            "AppSecret": "test-app-secret",
+        }
+
+
+def test_a_401_renews_the_token_and_retries_once(client):
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, json=token_body("tok-1"))
+        rsps.add(responses.POST, TOKEN_URL, json=token_body("tok-2"))
+        rsps.add(responses.POST, API + "evaluate", status=401)
+        rsps.add(responses.POST, API + "evaluate", json={"status": "SUBMITTED"})
+        assert client.evaluate({})["status"] == "SUBMITTED"
+        evaluates = [c for c in rsps.calls if c.request.url.endswith("evaluate")]
+        assert [auth_header(c) for c in evaluates] == ["Bearer tok-1", "Bearer tok-2"]
+        assert sum(c.request.url == TOKEN_URL for c in rsps.calls) == 2
+
+
+def test_a_second_401_is_an_auth_error_not_a_loop(client):
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, json=token_body())
+        rsps.add(responses.POST, API + "evaluate", status=401)
+        with pytest.raises(FlexChargeAuthError):
+            client.evaluate({})
+        assert sum(c.request.url.endswith("evaluate") for c in rsps.calls) == 2
+
+
+def test_the_token_is_reused_until_a_minute_before_it_expires(mocked, client, monkeypatch):
+    mocked.add(responses.POST, API + "evaluate", json={})
+    start = time.time()
+    clock = {"now": start}
+    monkeypatch.setattr(client_module.time, "time", lambda: clock["now"])
+    client.evaluate({})
+    clock["now"] = start + 600 - 65
+    client.evaluate({})
+    assert sum(c.request.url == TOKEN_URL for c in mocked.calls) == 1
+    clock["now"] = start + 600 - 55
+    client.evaluate({})
+    assert sum(c.request.url == TOKEN_URL for c in mocked.calls) == 2
+
+
+def test_eight_threads_needing_a_token_make_one_token_request(client):
+    def slow_token(request):
+        time.sleep(0.1)
+        return 200, {}, json.dumps(token_body())
+
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.POST, TOKEN_URL, callback=slow_token)
+        rsps.add(responses.POST, API + "evaluate", json={})
+        start = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def call() -> None:
+            start.wait()
+            try:
+                client.evaluate({})
+            except BaseException as err:
+                errors.append(err)
+
+        threads = [threading.Thread(target=call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert sum(c.request.url == TOKEN_URL for c in rsps.calls) == 1
+        assert sum(c.request.url.endswith("evaluate") for c in rsps.calls) == 8
+
+
+def test_get_client_is_one_shared_client_and_set_client_replaces_it():
+    first = get_client()
+    assert get_client() is first
+    other = FlexChargeClient()
+    set_client(other)
+    assert get_client() is other
+
+
+# --- card data stays out of logs and errors ---
+
+
+def test_no_pan_cvv_or_tokenization_key_in_logs_or_errors(client, card, caplog):
+    caplog.set_level(logging.DEBUG)
+    failures = [
+        {"status": 400, "json": {"TraceId": ["00-x-01"], "Number": ["The Number is invalid."]}},
+        {"status": 500, "body": "Internal error"},
+        {
+            "body": requests.exceptions.ConnectionError(
+                f"{API}tokenize?environment=test-tokenization-key"
+            )
+        },
+        {"body": requests.exceptions.ReadTimeout("read timed out")},
+    ]
+    messages = []
+    with responses.RequestsMock() as rsps:
+        for failure in failures:
+            rsps.add(responses.POST, API + "tokenize", **failure)
+        for _ in failures:
+            with pytest.raises(FlexChargeAPIError) as exc:
+                client.tokenize(tokenize_body(card))
+            messages.append(str(exc.value))
+            messages.append(repr(exc.value.response))
+    text = caplog.text + "\n".join(messages)
+    assert "tokenize" in caplog.text  # it did log
+    for secret in (card.number, "999", "test-tokenization-key"):
+        assert secret not in text
+    assert card.number not in repr(card)
