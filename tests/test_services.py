@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 import responses
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser, User
+from django.core import serializers
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -20,7 +22,8 @@ from django_flexcharge.services import (
     transmit_approved_payment,
     vault_card,
 )
-from tests.conftest import API, make_payment
+from django_flexcharge.types import Card
+from tests.conftest import API, TEST_PANS, make_payment
 from tests.lifecycle_helpers import bodies, calls_to, evaluate_answer, make_vaulted
 
 pytestmark = pytest.mark.django_db
@@ -331,3 +334,37 @@ def test_payment_declined_signal_with_subscription_marks_a_recurring_mit(
         )
     payload = FlexChargeOrder.objects.get().request_payload
     assert (payload["isMIT"], payload["isRecurring"]) == (True, True)
+
+
+def test_no_pan_reaches_the_database(
+    mocked, payer, billing, subscription, django_capture_on_commit_callbacks
+):
+    mocked.add(responses.POST, API + "tokenize", json=TOKENIZE_OK)
+    mocked.add(
+        responses.POST,
+        API + "tokenize",
+        json={**TOKENIZE_OK, "transaction": {"payment_method": {"token": "vault-tok-2"}}},
+    )
+    mocked.add(responses.POST, API + "evaluate", json=evaluate_answer("SUBMITTED"))
+    mocked.add(responses.POST, API + "transmit", json={"transmitId": "t-1"})
+    year = timezone.now().year + 2
+    cards = [
+        Card(number=pan, cvv="737", exp_month=1, exp_year=year, first_name="A", last_name="B")
+        for pan in TEST_PANS
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        evaluate_declined_payment(
+            make_payment(), card=cards[0], payer=payer, billing=billing, subscription=subscription
+        )
+        vault_card(cards[1], email="a@example.com")
+        transmit_approved_payment(
+            make_payment("INV-2"), card=cards[2], payer=payer, billing=billing
+        )
+        transmit_approved_payment(make_payment("INV-3"), card=cards[3])
+    assert FlexChargeOrder.objects.get().status == FlexChargeOrder.Status.PENDING
+    models = apps.get_app_config("django_flexcharge").get_models()
+    dump = "".join(serializers.serialize("json", model.objects.all()) for model in models)
+    assert "3184" in dump  # the rows are there
+    for pan in TEST_PANS:
+        assert pan not in dump
+    assert "verification_value" not in dump
