@@ -88,6 +88,11 @@ def refund_order(
                 f"Order {locked.order_id} is {locked.status}: only approved or partially "
                 "refunded orders can be refunded."
             )
+        if not locked.order_session_key:
+            raise FlexChargeStateError(
+                f"Order {locked.order_id} has no FlexCharge order id to refund against; "
+                "run flexcharge_sync or check the portal."
+            )
         rest = refundable_rest(locked)
         amount = rest if amount is None else amount
         if amount <= 0:
@@ -106,7 +111,7 @@ def refund_order(
         )
     try:
         data = get_client().refund(
-            str(locked.order_session_key), amount, locked.currency, message=reason.strip()
+            locked.order_session_key, amount, locked.currency, message=reason.strip()
         )
         if not _refund_succeeded(data):
             raise FlexChargeAPIError(

@@ -101,6 +101,13 @@ def test_only_approved_orders_can_be_refunded(mocked, status):
     assert len(mocked.calls) == 0
 
 
+def test_an_order_without_a_flexcharge_id_cannot_be_refunded(mocked):
+    order = make_order(status=Status.APPROVED, session_key=None)
+    with pytest.raises(FlexChargeStateError, match="no FlexCharge order id"):
+        refund_order(order)
+    assert not Refund.objects.exists()
+
+
 def test_a_refund_flexcharge_refuses_is_recorded_failed_and_raised(mocked, approved):
     mocked.add(
         responses.POST,
