@@ -77,6 +77,21 @@ class FlexChargeSettings:
         return str(self._get("FLEXCHARGE_SENSEJS_URL", DEFAULT_SENSEJS_URL))
 
     @property
+    def SENSEJS_INVOKE(self) -> str:
+        """Name of the per-order SenseJS call, ``fc(<this>, orderId, callback)`` (undocumented)."""
+        return str(self._get("FLEXCHARGE_SENSEJS_INVOKE", "order") or "order")
+
+    @property
+    def SENSEJS_KEY_EVENT(self) -> str:
+        """Window event whose ``detail`` carries the sense key (an assumption, see docs/checkout.md)."""
+        return str(self._get("FLEXCHARGE_SENSEJS_KEY_EVENT", "flexcharge:sensekey"))
+
+    @property
+    def SENSEJS_KEY_GLOBAL(self) -> str:
+        """A global variable to poll for the sense key; empty = off."""
+        return str(self._get("FLEXCHARGE_SENSEJS_KEY_GLOBAL", "") or "")
+
+    @property
     def WEBHOOK_HOST(self) -> str:
         return str(self._get("FLEXCHARGE_WEBHOOK_HOST", "") or "")
 

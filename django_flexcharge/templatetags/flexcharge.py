@@ -16,7 +16,6 @@ import json
 from typing import Any
 
 from django import template
-from django.conf import settings
 from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -27,8 +26,6 @@ register = template.Library()
 
 #: The hidden input the page's script fills and the checkout view reads.
 SENSE_KEY_FIELD = "flexcharge_sense_key"
-DEFAULT_INVOKE = "order"
-DEFAULT_KEY_EVENT = "flexcharge:sensekey"
 
 # Same characters ``django.utils.html.json_script`` escapes; its table is private.
 _SCRIPT_ESCAPES = {ord("<"): "\\u003C", ord(">"): "\\u003E", ord("&"): "\\u0026"}
@@ -74,7 +71,7 @@ def flexcharge_sensejs(
         url=js_value(conf.SENSEJS_URL), mid=js_value(conf.MID), site=js_value(conf.SITE_ID)
     )
     if order_id not in (None, ""):
-        invoke = getattr(settings, "FLEXCHARGE_SENSEJS_INVOKE", DEFAULT_INVOKE)
+        invoke = conf.SENSEJS_INVOKE
         code += _INVOKE.format(invoke=js_value(str(invoke)), order_id=js_value(str(order_id)))
     # The key receiver goes first and loads synchronously (it is tiny and
     # same-origin): ``window.flexchargeSenseKey`` must exist before the widget
@@ -83,8 +80,8 @@ def flexcharge_sensejs(
         '<script src="{}" data-key-event="{}" data-key-global="{}"{}></script>\n'
         "<script{}>{}</script>",
         static("django_flexcharge/sensejs.js"),
-        getattr(settings, "FLEXCHARGE_SENSEJS_KEY_EVENT", DEFAULT_KEY_EVENT),
-        getattr(settings, "FLEXCHARGE_SENSEJS_KEY_GLOBAL", ""),
+        conf.SENSEJS_KEY_EVENT,
+        conf.SENSEJS_KEY_GLOBAL,
         nonce_attr,
         nonce_attr,
         mark_safe(code),  # noqa: S308 - every value in it went through js_value()
