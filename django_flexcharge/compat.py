@@ -6,7 +6,14 @@ try:  # Django >= 6.0
     from django.tasks import TaskResultStatus, task, task_backends
     from django.tasks.backends.immediate import ImmediateBackend
 except ImportError:  # Django 5.2
-    from django_tasks import TaskResultStatus, task, task_backends  # type: ignore[no-redef]
-    from django_tasks.backends.immediate import ImmediateBackend  # type: ignore[no-redef]
+    # django-stubs describes django.tasks even on 5.2; the backport has the same API.
+    from django_tasks import (  # type: ignore[no-redef,assignment,unused-ignore]
+        TaskResultStatus,
+        task,
+        task_backends,
+    )
+    from django_tasks.backends.immediate import (  # type: ignore[no-redef,assignment,unused-ignore]
+        ImmediateBackend,
+    )
 
 __all__ = ["ImmediateBackend", "TaskResultStatus", "task", "task_backends"]

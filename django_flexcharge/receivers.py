@@ -22,11 +22,15 @@ def transmit_on_approval(sender: Any, payment: Any, **kwargs: Any) -> None:
 def evaluate_on_decline(sender: Any, payment: Any, **kwargs: Any) -> None:
     from .services import evaluate_declined_payment
 
+    # Missing inputs reach the service as None, which refuses them naming the field.
+    card: Any = kwargs.get("card")
+    payer: Any = kwargs.get("payer")
+    billing: Any = kwargs.get("billing")
     evaluate_declined_payment(
         payment,
-        card=kwargs.get("card"),
-        payer=kwargs.get("payer"),
-        billing=kwargs.get("billing"),
+        card=card,
+        payer=payer,
+        billing=billing,
         subscription=kwargs.get("subscription"),
         is_mit=kwargs.get("is_mit", True),
     )

@@ -13,6 +13,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from . import signals
@@ -46,7 +47,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 #: The specific signal sent (besides ``order_status_changed``) on entering a status.
-STATUS_SIGNALS = {
+STATUS_SIGNALS: dict[str, Signal] = {
     Status.APPROVED: signals.order_approved,
     Status.EXPIRED: signals.order_expired,
     Status.DECLINED: signals.order_declined,
