@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 from django.core.management import call_command
+from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge import tasks
@@ -146,7 +147,9 @@ def test_a_passing_failure_keeps_the_order_queued_for_a_retry(mocked, queued, fa
     assert queued.last_error
 
 
-def test_retries_resend_the_same_body_with_the_same_idempotency_key(mocked, queued):
+@override_settings(FLEXCHARGE_RETRY_BASE_DELAY=60)
+def test_retries_resend_the_same_body_with_the_same_idempotency_key(mocked, queued, monkeypatch):
+    monkeypatch.setattr("django_flexcharge.delivery.random.uniform", lambda low, high: high)
     mocked.add(responses.POST, API + "evaluate", body=requests.exceptions.ReadTimeout())
     mocked.add(responses.POST, API + "evaluate", status=502, json={})
     mocked.add(responses.POST, API + "evaluate", json=evaluate_answer("SUBMITTED"))
