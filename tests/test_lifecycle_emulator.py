@@ -1,0 +1,75 @@
+"""The lifecycle against the local emulator over real HTTP: its validation mirrors the sandbox's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.conf import settings as django_settings
+from django.test import override_settings
+
+from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.models import FlexChargeOrder, Transmission
+from django_flexcharge.services import (
+    cancel_order,
+    evaluate_declined_payment,
+    refund_order,
+    sync_order,
+    transmit_approved_payment,
+    vault_card,
+)
+from tests.conftest import make_payment
+
+pytestmark = pytest.mark.django_db
+
+Status = FlexChargeOrder.Status
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    config = EmulatorConfig(
+        app_key=django_settings.FLEXCHARGE_APP_KEY,
+        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
+        mid=django_settings.FLEXCHARGE_MID,
+        site_id=django_settings.FLEXCHARGE_SITE_ID,
+        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
+        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+        webhook_url=None,
+        rescue_delay=None,
+        expire_delay=None,
+    )
+    with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
+        yield emu
+
+
+def test_vault_evaluate_rescue_sync_and_refund(
+    emulator, card, payer, billing, subscription, django_capture_on_commit_callbacks
+):
+    vaulted = vault_card(card, email=payer.email)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = evaluate_declined_payment(
+            make_payment(), card=vaulted, payer=payer, billing=billing, subscription=subscription
+        )
+    order.refresh_from_db()
+    assert order.status == Status.PENDING, order.last_error
+    emulator.approve(order.order_session_key)
+    assert sync_order(order).status == Status.APPROVED
+    refund = refund_order(order, 500, reason="goodwill")
+    assert refund.outcome == "succeeded"
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 500)
+
+
+def test_transmit_and_cancel_are_accepted(
+    emulator, card, payer, billing, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        row = transmit_approved_payment(make_payment("INV-A"), card=card, payer=payer)
+        order = evaluate_declined_payment(
+            make_payment("INV-B"), card=vault_card(card), payer=payer, billing=billing
+        )
+    row.refresh_from_db()
+    assert row.status == Transmission.Status.SENT, row.last_error
+    order.refresh_from_db()
+    assert cancel_order(order).status == Status.CANCELLED
+    assert sync_order(order).status == Status.CANCELLED
