@@ -53,11 +53,13 @@ EVALUATE_STATUS = {
 
 @task()
 def deliver_evaluation(order_pk: int) -> str:
+    """The job enqueued after an order is stored (and for each deferred retry)."""
     return send_evaluation(order_pk)
 
 
 @task()
 def deliver_transmission(transmission_pk: int) -> str:
+    """The job enqueued after a transmission is stored (and for each deferred retry)."""
     return send_transmission(transmission_pk)
 
 
