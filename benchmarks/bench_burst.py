@@ -7,12 +7,19 @@ Per round (the rounds together make N declines):
    on-commit enqueue). Interleaved in sub-blocks with the caller's floor: one
    INSERT of a row holding the same ``/evaluate`` body, in a transaction. No
    worker runs meanwhile.
-2. **Delivery** by real ``manage.py db_worker`` processes (1 or 2), and the
-   **bare loop** (``bare_loop.py``) sending the same stored bodies to a
-   second emulator with the same configuration. Which goes first alternates.
-   Both rates are measured the same way, at the emulator, from the moment 5 %
+2. **Delivery**, three arms in an order that rotates per round, each to an
+   emulator of its own with the same configuration:
+
+   * the package: real ``manage.py db_worker`` processes (1 or 2) running its tasks;
+   * the **bare loop** (``bare_loop.py``): one ``requests.Session`` POSTing the
+     same stored bodies, no database at all (the brief's baseline);
+   * the **queue floor** (``benchsite/tasks.py``): the same ``db_worker`` count
+     running a task that only POSTs the body it carries: what the task queue
+     itself costs, so the package's share can be told apart.
+
+   Every rate is measured the same way, at the emulator, from the moment 5 %
    of the round has arrived to the last arrival, so process start-up is left
-   out of both.
+   out.
 
 Rounds alternate the worker count (1, 2, 2, 1: an ABBA order cancels drift).
 After each round the emulators' counters are collected and their order
@@ -91,7 +98,9 @@ class Arrivals:
         }
 
 
-def start_workers(count: int, api_url: str, log: Path, cache: str = "db") -> list:
+def start_workers(
+    count: int, api_url: str, log: Path, cache: str = "db", queue: str = "default"
+) -> list:
     env = common.child_env(BENCH_API_URL=api_url, BENCH_CACHE=cache)
     out = open(log, "ab")  # noqa: SIM115 - closed with the process
     cmd = [
@@ -102,6 +111,8 @@ def start_workers(count: int, api_url: str, log: Path, cache: str = "db") -> lis
         "0.05",
         "--no-reload",
         "--no-startup-delay",
+        "--queue-name",
+        queue,
     ]
     return [
         subprocess.Popen(cmd, cwd=common.BENCH_DIR, env=env, stdout=out, stderr=out)
@@ -131,6 +142,7 @@ def main() -> None:
 
     common.setup_django()
     from benchsite.models import FloorRow
+    from benchsite.tasks import FLOOR_QUEUE, post_evaluate
     from django.core.cache import cache
     from django.db import connection, transaction
     from django_tasks_db.models import DBTaskResult
@@ -189,7 +201,8 @@ def main() -> None:
 
     emu_w = Emulator(EmulatorConfig(**EMULATOR)).start()  # the workers send here
     emu_b = Emulator(EmulatorConfig(**EMULATOR)).start()  # the bare loop sends here
-    workers_seen, bare_seen = Arrivals(emu_w), Arrivals(emu_b)
+    emu_q = Emulator(EmulatorConfig(**EMULATOR)).start()  # the queue floor sends here
+    workers_seen, bare_seen, floor_seen = Arrivals(emu_w), Arrivals(emu_b), Arrivals(emu_q)
     tmp = Path(tempfile.mkdtemp(prefix="flexcharge-bench-"))
     vendor = connection.vendor
     worker_log = common.BENCH_DIR / "results" / f"db_worker-{vendor}.log"
@@ -226,8 +239,10 @@ def main() -> None:
 
             # 2. Delivery: workers and the bare loop, in alternating order.
             bodies_file = tmp / f"bodies-{r}.jsonl"
-            payloads = FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
-                "request_payload", flat=True
+            payloads = list(
+                FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
+                    "request_payload", flat=True
+                )
             )
             bodies_file.write_bytes(b"\n".join(dumps(p) for p in payloads) + b"\n")
 
@@ -259,10 +274,23 @@ def main() -> None:
                 finally:
                     proc.communicate(timeout=60)
 
-            if r % 2 == 0:
-                delivered, bare = run_workers(), run_bare()
-            else:
-                bare, delivered = run_bare(), run_workers()
+            def run_queue_floor(n_workers: int = n_workers, payloads=payloads) -> dict[str, float]:
+                for body in payloads:  # enqueued before the clock starts, as the declines were
+                    post_evaluate.enqueue(body)
+                base = floor_seen.count()
+                procs = start_workers(n_workers, emu_q.base_url, worker_log, queue=FLOOR_QUEUE)
+                try:
+                    return floor_seen.wait(base, per_round)
+                finally:
+                    stop_workers(procs)
+
+            arms = {"workers": run_workers, "bare": run_bare, "queue_floor": run_queue_floor}
+            measured = {arm: arms[arm]() for arm in common.rotated(list(arms), r)}
+            delivered, bare, floor_q = (
+                measured["workers"],
+                measured["bare"],
+                measured["queue_floor"],
+            )
             statuses = Counter(
                 FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
                     "status", flat=True
@@ -274,6 +302,7 @@ def main() -> None:
                     "declines": per_round,
                     "workers_rate_per_s": round(delivered["rate_per_s"], 1),
                     "bare_rate_per_s": round(bare["rate_per_s"], 1),
+                    "queue_floor_rate_per_s": round(floor_q["rate_per_s"], 1),
                     "workers_drain_s": round(delivered["since_start_s"], 2),
                     "bare_drain_s": round(bare["since_start_s"], 2),
                     "order_statuses": dict(statuses),
@@ -283,14 +312,14 @@ def main() -> None:
             for kind, counter in counts.items():
                 counter.update(emu_w.state.count_by_idempotency_key(kind))
             token_requests += emu_w.state.token_requests
-            emu_w.reset()
-            emu_b.reset()
+            for emu in (emu_w, emu_b, emu_q):
+                emu.reset()
         burst_seconds = time.monotonic() - burst_started
 
         locmem = locmem_round(emu_w, workers_seen, start_workers, stop_workers, worker_log, args)
     finally:
-        emu_w.stop()
-        emu_b.stop()
+        for emu in (emu_w, emu_b, emu_q):
+            emu.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def rate(n_workers: int, key: str) -> float:
@@ -298,6 +327,7 @@ def main() -> None:
         return round(sum(values) / len(values), 1) if values else math.nan
 
     one, two = rate(1, "workers_rate_per_s"), rate(2, "workers_rate_per_s")
+    floor_one, floor_two = rate(1, "queue_floor_rate_per_s"), rate(2, "queue_floor_rate_per_s")
     bare_rate = round(sum(x["bare_rate_per_s"] for x in rounds) / len(rounds), 1)
     ttl = EmulatorConfig().token_ttl
     from django_flexcharge.client import TOKEN_MARGIN
@@ -325,8 +355,13 @@ def main() -> None:
                 "one_worker_per_s": one,
                 "two_workers_per_s": two,
                 "bare_loop_per_s": bare_rate,
+                "queue_floor_1_worker_per_s": floor_one,
+                "queue_floor_2_workers_per_s": floor_two,
                 "one_worker/bare": common.ratio(one, bare_rate),
+                "queue_floor/bare": common.ratio(floor_one, bare_rate),
+                "one_worker/queue_floor": common.ratio(one, floor_one),
                 "two/one": common.ratio(two, one),
+                "queue_floor_two/one": common.ratio(floor_two, floor_one),
             },
             "duplicates": {
                 "evaluate_keys_sent": len(counts["evaluate"]),

@@ -82,11 +82,72 @@ def statements(fn: Callable[[], Any]) -> list[str]:
     return [q["sql"][:140] for q in ctx.captured_queries]
 
 
-def timed(fn: Callable[[], Any], ops: int) -> float:
-    started = time.perf_counter()
-    for _ in range(ops):
-        fn()
-    return round((time.perf_counter() - started) / ops * 1000, 4)
+class SQLTimer:
+    """Time spent waiting for the database: every statement (an execute wrapper)
+    plus BEGIN and COMMIT, which Django sends outside ``cursor.execute``."""
+
+    HOOKS = ("_commit", "_rollback", "_start_transaction_under_autocommit")
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.statements = 0
+
+    def __enter__(self) -> SQLTimer:
+        from django.db import connection
+
+        connection.ensure_connection()
+        for name in self.HOOKS:
+            original = getattr(connection, name, None)
+            if original is not None:
+                setattr(connection, name, self._timed(original, count=name != "_commit"))
+        self._wrapper = connection.execute_wrapper(self._execute)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from django.db import connection
+
+        self._wrapper.__exit__(*exc)
+        for name in self.HOOKS:
+            connection.__dict__.pop(name, None)  # back to the class's method
+
+    def _timed(self, fn: Callable[..., Any], count: bool) -> Callable[..., Any]:
+        def inner(*args: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.statements += 1
+
+        return inner
+
+    def _execute(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - started
+            self.statements += 1
+
+
+def timed(fn: Callable[[], Any], ops: int) -> dict[str, float]:
+    """Per operation: wall time, the part spent waiting for the database, the
+    rest (Python, and for a worker the HTTP call), and round trips (statements,
+    BEGIN and COMMIT)."""
+    with SQLTimer() as sql:
+        started = time.perf_counter()
+        for _ in range(ops):
+            fn()
+        wall = time.perf_counter() - started
+    return {
+        "ms": round(wall / ops * 1000, 3),
+        "sql_ms": round(sql.seconds / ops * 1000, 3),
+        "other_ms": round((wall - sql.seconds) / ops * 1000, 3),
+        "round_trips": round(sql.statements / ops, 2),
+    }
 
 
 def approval(ops: int) -> dict[str, Any]:
@@ -97,12 +158,13 @@ def approval(ops: int) -> dict[str, Any]:
     def post(variant: str) -> Callable[[], Any]:
         return lambda: client.post(f"/checkout/{variant}/")
 
-    for v in "abf":
-        timed(post(v), 20)  # warm
+    variants = ["a", "b", "b2", "f"]  # b2: the prototype of the fixes (whatif.py)
+    for v in variants:
+        timed(post(v), 20)  # warm: imports, first queries
     return {
         # In-process (no HTTP, no server): the difference B - F is the package's.
-        "in_process_ms": {v: timed(post(v), ops) for v in "abf"},
-        "sql": {v: statements(post(v)) for v in "bf"},
+        "in_process": {v: timed(post(v), ops) for v in variants},
+        "sql": {v: statements(post(v)) for v in ("b", "b2", "f")},
         "B": profile(lambda: [client.post("/checkout/b/") for _ in range(ops)], ops),
     }
 
@@ -114,11 +176,11 @@ def webhook(ops: int) -> dict[str, Any]:
     from django_flexcharge.testing import meta_headers
 
     client = Client()
-    orders = create_pending_orders(3 * ops + 2, f"prof-{uuid.uuid4().hex[:6]}")
+    orders = create_pending_orders(5 * ops + 10, f"prof-{uuid.uuid4().hex[:6]}")
 
     def send(variant: str) -> Callable[[], Any]:
         def go() -> None:
-            taken = [orders.pop()] if variant == "w" else [(str(uuid.uuid4()), "x")]
+            taken = [orders.pop()] if variant in ("w", "w2") else [(str(uuid.uuid4()), "x")]
             req = deliveries(variant, taken, "testserver")[0]
             headers = {k: v for k, v in req.headers.items() if k != "Content-Type"}
             response = client.post(
@@ -129,18 +191,20 @@ def webhook(ops: int) -> dict[str, Any]:
         return go
 
     return {
-        "in_process_ms": {v: timed(send(v), ops) for v in "wd"},
-        "sql": {v: statements(send(v)) for v in "wd"},
+        "in_process": {v: timed(send(v), ops) for v in ("w", "w2", "d")},
+        "sql": {v: statements(send(v)) for v in ("w", "w2", "d")},
         "W": profile(lambda: [send("w")() for _ in range(ops)], ops),
     }
 
 
 def burst(ops: int) -> dict[str, Any]:
+    import whatif
     from django.test import override_settings
     from django_tasks_db.management.commands.db_worker import Worker
 
+    from django_flexcharge.client import set_client
     from django_flexcharge.emulator import Emulator, EmulatorConfig
-    from django_flexcharge.models import VaultedCard
+    from django_flexcharge.models import FlexChargeOrder, VaultedCard
     from django_flexcharge.services import evaluate_declined_payment
     from django_flexcharge.types import BillingAddress, Payer, Payment
 
@@ -173,7 +237,41 @@ def burst(ops: int) -> dict[str, Any]:
         )
         evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
 
+    from benchsite.models import FloorRow
+    from django.db import transaction
+
+    decline()  # warm, and a stored /evaluate body for the floor
+    body = FlexChargeOrder.objects.filter(order_id__startswith=f"prof-{tag}-").first()
+    body = body.request_payload
+
+    def floor() -> None:
+        with transaction.atomic():
+            FloorRow.objects.create(
+                order_id=uuid.uuid4().hex,
+                transaction_id="f",
+                amount=1999,
+                currency="USD",
+                payload=body,
+            )
+
+    def decline_whatif() -> None:
+        i = next(counter)
+        payment = Payment(
+            order_id=f"prof-{tag}-{i}",
+            transaction_id=f"t-{i}",
+            amount=1999,
+            currency="USD",
+            response_code="05",
+            processor="bench-gateway",
+        )
+        whatif.evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
+
     result: dict[str, Any] = {
+        "in_process": {
+            "decline": timed(decline, ops),
+            "decline_whatif": timed(decline_whatif, ops),
+            "floor": timed(floor, ops),
+        },
         "caller_sql": statements(decline),
         "caller": profile(lambda: [decline() for _ in range(ops)], ops),
     }
@@ -196,6 +294,14 @@ def burst(ops: int) -> dict[str, Any]:
     with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
         worker(1).run()  # the token fetch and the first connection, outside the figures
         result["worker_sql_per_task"] = statements(worker(1).run)
+        result["in_process"]["worker_task"] = timed(worker(1).run, ops // 2)
+        # K1: the same tasks with the token kept in process memory too.
+        set_client(whatif.LocalTokenClient())
+        try:
+            worker(1).run()
+            result["in_process"]["worker_task_whatif"] = timed(worker(1).run, ops // 2)
+        finally:
+            set_client(None)
         result["worker"] = profile(worker(None).run, ops - 2)
     return result
 

@@ -22,14 +22,76 @@ import uuid
 import common
 from loadgen import Request, run_block
 
-VARIANTS = ["w", "d", "z"]
-PATHS = {"w": "/flexcharge/webhook/", "d": "/hook/d/", "z": "/hook/z/"}
+#: w2 is not the package: its view calling the prototype intake (whatif.py).
+VARIANTS = ["w", "w2", "d", "z"]
+VAULT_TOKEN = "bench-vault-token-0000000000000000"  # a made-up vault token
+PATHS = {"w": "/flexcharge/webhook/", "w2": "/hook/w2/", "d": "/hook/d/", "z": "/hook/z/"}
+
+
+def realistic_payloads() -> tuple[dict, dict]:
+    """An ``/evaluate`` body as the package stores it, and FlexCharge's answer (§6.4).
+
+    A real pending order carries both as JSON; loading the order decodes them,
+    so the benchmark's orders must carry them too.
+    """
+    from django_flexcharge.models import VaultedCard
+    from django_flexcharge.payloads import evaluate_body
+    from django_flexcharge.types import BillingAddress, Payer, Payment, Subscription
+
+    card = VaultedCard(
+        token=VAULT_TOKEN,
+        last4="1111",
+        bin="411111",
+        brand="VISA",
+        exp_month=12,
+        exp_year=2030,
+        holder_name="Ada Lovelace",
+    )
+    body = evaluate_body(
+        Payment(
+            order_id="INV-0",
+            transaction_id="txn-0",
+            amount=1999,
+            currency="USD",
+            response_code="05",
+            response_description="Do not honor",
+            processor="bench-gateway",
+        ),
+        idempotency_key=str(uuid.uuid4()),
+        card=card,
+        payer=Payer(email="buyer@example.com"),
+        billing=BillingAddress(
+            first_name="Ada",
+            last_name="Lovelace",
+            address_line1="1 Main St",
+            city="Springfield",
+            zipcode="12345",
+            country_code="US",
+            state="IL",
+        ),
+        subscription=Subscription(
+            id="sub-0", interval="month", price=1999, currency="USD", payment_number=2
+        ),
+    )
+    answer = {
+        "orderSessionKey": "",
+        "senseKey": None,
+        "orderId": "",
+        "success": True,
+        "result": "Success",
+        "status": "SUBMITTED",
+        "statusCode": None,
+        "errors": [],
+        "customProperties": {},
+    }
+    return body, answer
 
 
 def create_pending_orders(count: int, prefix: str) -> list[tuple[str, str]]:
     """``count`` pending orders FlexCharge holds; returns their (session key, order id)."""
     from django_flexcharge.models import FlexChargeOrder
 
+    body, answer = realistic_payloads()
     ids = [(str(uuid.uuid4()), f"{prefix}-{i}") for i in range(count)]
     FlexChargeOrder.objects.bulk_create(
         (
@@ -41,7 +103,13 @@ def create_pending_orders(count: int, prefix: str) -> list[tuple[str, str]]:
                 currency="USD",
                 email="buyer@example.com",
                 decline_code="05",
+                decline_message="Do not honor",
                 processor="bench-gateway",
+                transaction_id=f"txn-{order_id}",
+                subscription_id="sub-0",
+                attempts=1,
+                request_payload={**body, "orderId": order_id},
+                response_payload={**answer, "orderSessionKey": key, "orderId": key},
             )
             for key, order_id in ids
         ),
@@ -127,8 +195,8 @@ def main() -> None:
     from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 
     common.reset_tables(WebhookEvent, Refund, FlexChargeOrder, RawDelivery)
-    # One pending order per W request (warm-up included), none used twice.
-    pending = create_pending_orders(blocks * per_block + warmup, "hook")
+    # One pending order per W and W2 request (warm-up included), none used twice.
+    pending = create_pending_orders(2 * (blocks * per_block + warmup), "hook")
     # D and Z get deliveries of the same size for orders that do not exist.
     fake = [(str(uuid.uuid4()), f"hook-{i}") for i in range(per_block)]
 
@@ -140,10 +208,10 @@ def main() -> None:
         host = f"127.0.0.1:{server.port}"
 
         def batch(variant: str, count: int) -> list[Request]:
-            if variant == "w":
+            if variant in ("w", "w2"):
                 taken = pending[:count]
                 del pending[:count]
-                return deliveries("w", taken, host)
+                return deliveries(variant, taken, host)
             return deliveries(variant, fake[:count], host)
 
         for variant in VARIANTS:
@@ -181,9 +249,10 @@ def main() -> None:
             "W/Z_rps": common.ratio(stats["w"]["rps"], stats["z"]["rps"]),
             "W/D_p95": common.ratio(stats["w"]["p95_ms"], stats["d"]["p95_ms"]),
             "W/D_block_rps_range": [round(min(block_wd), 3), round(max(block_wd), 3)],
+            "W2/D_rps": common.ratio(stats["w2"]["rps"], stats["d"]["rps"]),
         },
         "checks": {
-            "w_requests": blocks * per_block + warmup,
+            "w_w2_requests": 2 * (blocks * per_block + warmup),
             "events_applied": applied,
             "orders_approved": approved,
         },

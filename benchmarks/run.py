@@ -130,6 +130,8 @@ def run_phase(phase: str, db: str, url: str, quick: bool, extra: list[str]) -> d
     print(f" {time.monotonic() - started:5.1f} s", flush=True)
     data = json.loads(out.read_text())
     out.unlink()
+    # Other work on the machine shows here: ratios survive it better than absolutes.
+    data["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     return data
 
 

@@ -104,7 +104,13 @@ else:
         }
     }
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# "bench-floor" is the queue of the delivery floor task (benchsite/tasks.py).
+TASKS = {
+    "default": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": ["default", "bench-floor"],
+    }
+}
 
 # The emulator's public, non-secret defaults (django_flexcharge.emulator.config).
 FLEXCHARGE_APP_KEY = DEFAULT_APP_KEY
