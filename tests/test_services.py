@@ -368,3 +368,13 @@ def test_no_pan_reaches_the_database(
     for pan in TEST_PANS:
         assert pan not in dump
     assert "verification_value" not in dump
+
+
+@pytest.mark.parametrize("missing", ["card", "payer", "billing"])
+def test_payment_declined_without_an_input_is_refused_naming_it(payer, billing, missing):
+    kwargs = {"card": make_vaulted(), "payer": payer, "billing": billing}
+    del kwargs[missing]
+    with pytest.raises(FlexChargeValidationError) as exc:
+        signals.payment_declined.send(sender=None, payment=make_payment(), **kwargs)
+    assert exc.value.field == missing
+    assert not FlexChargeOrder.objects.exists()
