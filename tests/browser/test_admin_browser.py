@@ -1,0 +1,264 @@
+"""The admin in a real browser: Refund and Cancel actions against the emulator, the dashboard chart.
+
+pytest-django's ``live_server`` serves ``tests.settings`` (admin installed);
+orders are handed to the FlexCharge emulator running in this process through
+the app's own services, so the admin's refunds and cancels travel over HTTP
+to an order FlexCharge really holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.models import FlexChargeOrder, Refund
+from django_flexcharge.services import evaluate_declined_payment
+from django_flexcharge.types import BillingAddress, Card, Payer
+from tests.conftest import make_payment
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+Status = FlexChargeOrder.Status
+CHANGELIST = "/admin/django_flexcharge/flexchargeorder/"
+DASHBOARD = CHANGELIST + "dashboard/"
+PASSWORD = "browser-admin-pw"
+
+
+class FlexCharge:
+    """The emulator, plus the raw bodies of the refund requests it received."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.refund_bodies: list[tuple[str, Any]] = []
+        refund = emulator.orders.refund
+
+        def recording_refund(order_id: str, body: Any) -> Any:
+            self.refund_bodies.append((order_id, body))
+            return refund(order_id, body)
+
+        emulator.orders.refund = recording_refund  # type: ignore[method-assign]
+
+    def order(self, order_session_key: str) -> Any:
+        with self.emulator.state.lock:
+            return self.emulator.state.orders[order_session_key]
+
+
+@pytest.fixture
+def flexcharge(settings: Any) -> Iterator[FlexCharge]:
+    """The app (in the live server's thread too) talks to an emulator holding the test's credentials."""
+    emulator = Emulator(
+        EmulatorConfig(
+            app_key=settings.FLEXCHARGE_APP_KEY,
+            app_secret=settings.FLEXCHARGE_APP_SECRET,
+            mid=settings.FLEXCHARGE_MID,
+            site_id=settings.FLEXCHARGE_SITE_ID,
+            tokenization_key=settings.FLEXCHARGE_TOKENIZATION_KEY,
+            subscriber_key=settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+            webhook_url=None,
+            rescue_delay=None,  # pending orders stay pending
+            expire_delay=None,
+        )
+    ).start()
+    settings.FLEXCHARGE_API_URL = emulator.base_url
+    try:
+        yield FlexCharge(emulator)
+    finally:
+        emulator.stop()
+
+
+def hand_over(order_id: str, *, is_mit: bool, amount: int = 1999) -> FlexChargeOrder:
+    """A declined payment through ``services``: a sync CIT comes back approved, a MIT pending."""
+    order = evaluate_declined_payment(
+        make_payment(order_id, amount=amount),
+        card=Card(
+            number="4000002760003184",
+            cvv="999",
+            exp_month=9,
+            exp_year=timezone.now().year + 3,
+            first_name="Jane",
+            last_name="Doe",
+        ),
+        payer=Payer(email="jane@example.com", id="cust_42"),
+        billing=BillingAddress(
+            first_name="Jane",
+            last_name="Doe",
+            address_line1="123 Main St.",
+            city="San Francisco",
+            zipcode="94111",
+            country_code="US",
+            state="CA",
+        ),
+        is_mit=is_mit,
+    )
+    order.refresh_from_db()
+    assert order.order_session_key
+    assert order.status == (Status.PENDING if is_mit else Status.APPROVED)
+    return order
+
+
+@pytest.fixture
+def admin_page(page: Any, live_server: Any, django_user_model: Any) -> Any:
+    """``page`` logged in through the admin's login form as a superuser."""
+    django_user_model.objects.create_superuser("boss", "boss@example.com", PASSWORD)
+    page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
+    page.fill("#id_username", "boss")
+    page.fill("#id_password", PASSWORD)
+    page.click("#login-form input[type=submit]")
+    expect(page).to_have_url(live_server.url + CHANGELIST)
+    return page
+
+
+def run_action(page: Any, live_server: Any, action: str, *orders: FlexChargeOrder) -> None:
+    page.goto(live_server.url + CHANGELIST)
+    for order in orders:
+        page.check(f"input.action-select[value='{order.pk}']")
+    page.select_option("select[name=action]", action)
+    page.click("button[name=index]")
+
+
+def test_partial_refund_through_the_admin_form(
+    admin_page: Any, live_server: Any, flexcharge: FlexCharge
+) -> None:
+    page = admin_page
+    order = hand_over("INV-BR-1", is_mit=False)
+    untouched = hand_over("INV-BR-2", is_mit=False)
+
+    run_action(page, live_server, "refund_orders", order)
+    row = page.locator(f"#flexcharge-refund-row-{order.pk}")
+    expect(page.locator("#flexcharge-refund-form")).to_be_visible()
+    expect(row.locator(".flexcharge-refundable")).to_have_text("19.99 USD")
+    expect(page.locator(f"#flexcharge-refund-row-{untouched.pk}")).to_have_count(0)
+    page.check(f"input[name='refund-{order.pk}-kind'][value=partial]")
+    page.fill(f"[name='refund-{order.pk}-amount']", "5.50")
+    page.fill(f"[name='refund-{order.pk}-reason']", "Goodwill: late delivery")
+    page.click("#flexcharge-refund-submit")
+
+    expect(page).to_have_url(live_server.url + CHANGELIST)
+    expect(page.locator("ul.messagelist li.success")).to_have_text(
+        "INV-BR-1: refunded 5.50 USD; FlexCharge answered SUCCESS - APPROVED."
+    )
+    # Stored in minor units...
+    refund = Refund.objects.get()
+    assert (refund.order_id, refund.amount, refund.currency) == (order.pk, 550, "USD")
+    assert refund.outcome == Refund.Outcome.SUCCEEDED
+    assert refund.reason == "Goodwill: late delivery"
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 550)
+    # ...sent to FlexCharge in major units, for that order only.
+    assert len(flexcharge.refund_bodies) == 1
+    key, body = flexcharge.refund_bodies[0]
+    assert key == order.order_session_key
+    assert Decimal(str(body["amountToRefund"])) == Decimal("5.50")
+    assert body["refundMessage"] == "Goodwill: late delivery"
+    assert flexcharge.order(key).refunded == 550
+    assert flexcharge.order(untouched.order_session_key).refunded == 0
+
+
+def test_cancel_through_the_confirmation_page(
+    admin_page: Any, live_server: Any, flexcharge: FlexCharge
+) -> None:
+    page = admin_page
+    order = hand_over("INV-BC-1", is_mit=True)
+
+    run_action(page, live_server, "cancel_orders", order)
+    expect(page.locator("#flexcharge-cancel-form")).to_be_visible()
+    expect(page.locator(f"#flexcharge-cancel-row-{order.pk}")).to_contain_text(
+        order.order_session_key
+    )
+    assert FlexChargeOrder.objects.get(pk=order.pk).status == Status.PENDING  # not before "yes"
+    page.click("#flexcharge-cancel-submit")
+
+    expect(page).to_have_url(live_server.url + CHANGELIST)
+    expect(page.locator("ul.messagelist li.success")).to_have_text(
+        "INV-BC-1: FlexCharge accepted the cancel; the order is now cancelled."
+    )
+    order.refresh_from_db()
+    assert order.status == Status.CANCELLED
+    assert flexcharge.order(order.order_session_key).outcome == "CANCELLED"
+
+
+def seed_dashboard() -> dict[str, tuple[int, int]]:
+    """Orders over the last 30 days (and one older); returns {date: (submitted, approved)}."""
+    now = timezone.now()
+    today = timezone.localdate()
+    plan = {  # days ago: (submitted, approved that day)
+        0: (3, 2),
+        1: (1, 0),
+        6: (5, 1),
+        29: (2, 1),
+    }
+    n = 0
+    for days_ago, (submitted, approved) in plan.items():
+        when = now - dt.timedelta(days=days_ago)
+        for i in range(submitted):
+            n += 1
+            rescued = i < approved
+            FlexChargeOrder.objects.create(
+                order_id=f"INV-DB-{n}",
+                status=Status.APPROVED if rescued else Status.DECLINED,
+                amount=1000,
+                currency="USD",
+                created=when,
+                resolved_at=when,
+            )
+    # 31 days ago: in the figures, outside the chart.
+    old = now - dt.timedelta(days=31)
+    FlexChargeOrder.objects.create(
+        order_id="INV-DB-old", status=Status.EXPIRED, amount=1000, created=old, resolved_at=old
+    )
+    return {
+        (today - dt.timedelta(days=days_ago)).isoformat(): counts
+        for days_ago, counts in plan.items()
+    }
+
+
+def test_dashboard_draws_the_chart(admin_page: Any, live_server: Any) -> None:
+    page = admin_page
+    expected = seed_dashboard()
+
+    page.goto(live_server.url + DASHBOARD)
+    chart = page.locator("#flexcharge-dashboard-chart")
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None
+    assert box["width"] > 300
+    assert box["height"] > 100
+    bars, points = chart.locator("rect.fc-bar"), chart.locator("circle.fc-point")
+    expect(bars).to_have_count(30)
+    expect(points).to_have_count(30)
+
+    drawn = {
+        bar.get_attribute("data-date"): (
+            int(bar.get_attribute("data-count")),
+            float(bar.get_attribute("height")),
+        )
+        for bar in bars.all()
+    }
+    approved = {
+        point.get_attribute("data-date"): int(point.get_attribute("data-count"))
+        for point in points.all()
+    }
+    today = timezone.localdate()
+    assert max(drawn) == today.isoformat()
+    assert min(drawn) == (today - dt.timedelta(days=29)).isoformat()
+    for date, (submitted, rescued) in expected.items():
+        assert drawn[date][0] == submitted, date
+        assert approved[date] == rescued, date
+    assert sum(count for count, _ in drawn.values()) == 11
+    assert sum(approved.values()) == 4
+    # Taller bars for busier days; an empty day has no bar to see.
+    heights = {date: height for date, (_, height) in drawn.items()}
+    busiest = (today - dt.timedelta(days=6)).isoformat()
+    assert heights[busiest] == max(heights.values()) > 0
+    assert heights[(today - dt.timedelta(days=2)).isoformat()] == 0
+    # 4 rescued of 12 with a final answer (the 31-day-old expired one counts here).
+    expect(page.locator("#flexcharge-dashboard-rate")).to_have_attribute("data-rate", "33.3")
