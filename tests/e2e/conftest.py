@@ -25,8 +25,10 @@ or FlexCharge would send it.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from contextlib import suppress
+from typing import Any
 
 import pytest
 import requests
@@ -34,6 +36,10 @@ import requests
 from django_flexcharge.emulator import Emulator, EmulatorConfig
 
 from .stack import ADMIN, EXPIRE_DELAY, HOST, PASSWORD, PLAN, PLAN_PRICE, Stack, free_port
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +55,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     ).start()
     stack = Stack(workdir, emulator, site_port)
+    # A CI timeout sends SIGTERM: end the session like Ctrl-C, so the
+    # finalizer below still stops the site and the worker.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         stack.manage("migrate", "--noinput", "-v", "0")
         stack.manage(
@@ -75,5 +84,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         stack.stop()
         emulator.stop()
+        signal.signal(signal.SIGTERM, previous)
     leftovers = [proc.name for proc in stack.processes if proc.popen.poll() is None]
     assert not leftovers, f"still running after the session: {leftovers}"
