@@ -161,4 +161,9 @@ def _timestamp(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError as err:
         raise PayloadError("TimeStamp is not an ISO-8601 date-time") from err
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        # In UTC, as it is stored; an offset can push it past year 1 or 9999.
+        return parsed.astimezone(UTC)
+    except OverflowError as err:
+        raise PayloadError("TimeStamp is out of range") from err
