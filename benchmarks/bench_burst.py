@@ -45,10 +45,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import common
+
+#: Bodies per round sent by the two baselines (bare loop, queue floor).
+SAMPLE = 1000
 
 #: The vault token of the one card every decline uses (a made-up value).
 VAULT_TOKEN = "bench-vault-token"
@@ -72,10 +76,14 @@ class Arrivals:
     def count(self) -> int:
         return len(self.state.evaluate_requests)
 
-    def wait(self, base: int, n: int, timeout: float = 600) -> dict[str, float]:
-        """Block until ``n`` more requests arrived; time the 5 %..100 % stretch."""
+    def wait(self, base: int, n: int, timeout: float = 600, on_mark: Any = None) -> dict[str, Any]:
+        """Block until ``n`` more requests arrived; time the 5 %..100 % stretch.
+
+        ``on_mark()`` is called when 5 % arrived; its value is returned as ``at_mark``.
+        """
         start_mark = base + max(1, n // 20)
         t_start = t_mark = t_end = None
+        at_mark = None
         t0 = time.perf_counter()
         deadline = t0 + timeout
         while time.perf_counter() < deadline:
@@ -85,6 +93,7 @@ class Arrivals:
                 t_start = now
             if seen + base >= start_mark and t_mark is None:
                 t_mark, mark_seen = now, seen
+                at_mark = on_mark() if on_mark else None
             if seen >= n:
                 t_end = now
                 break
@@ -92,6 +101,8 @@ class Arrivals:
         if t_end is None:
             raise RuntimeError(f"only {self.count() - base} of {n} requests arrived in {timeout} s")
         return {
+            "at_mark": at_mark,
+            "after_mark": n - mark_seen,
             "rate_per_s": (n - mark_seen) / (t_end - t_mark) if t_end > t_mark else math.nan,
             "first_to_last_s": t_end - (t_start or t0),
             "since_start_s": t_end - t0,
@@ -120,6 +131,74 @@ def start_workers(
     ]
 
 
+class Delivery:
+    """The three delivery arms, each with an emulator of its own, measured alike."""
+
+    def __init__(self, worker_log: Path) -> None:
+        from django_flexcharge.emulator import Emulator, EmulatorConfig
+
+        self.emulators = [Emulator(EmulatorConfig(**EMULATOR)).start() for _ in range(3)]
+        self.package_seen, self.bare_seen, self.floor_seen = map(Arrivals, self.emulators)
+        self.worker_log = worker_log
+
+    def package(self, n_workers: int, n: int) -> dict[str, float]:
+        """``db_worker`` processes run the package's tasks until ``n`` evaluates arrived."""
+        base = self.package_seen.count()
+        procs = start_workers(n_workers, self.emulators[0].base_url, self.worker_log)
+        return self._drain(procs, self.package_seen, base, n)
+
+    def _drain(self, procs: list, seen: Arrivals, base: int, n: int) -> dict[str, float]:
+        """Wait for ``n`` arrivals; add the CPU the workers and the machine spent
+        over the measured stretch (after start-up: from the 5 % mark to the end)."""
+
+        def snapshot() -> tuple[float, tuple[float, float]]:
+            cpu = sum(common.process_cpu_seconds(p.pid) for p in procs)
+            return cpu, common.machine_cpu_times()
+
+        try:
+            result = seen.wait(base, n, on_mark=snapshot)
+            cpu_end, machine_end = snapshot()
+            cpu_mark, machine_mark = result.pop("at_mark")
+            result["worker_cpu_ms_per_task"] = (cpu_end - cpu_mark) / result["after_mark"] * 1000
+            result["machine_busy"] = common.busy_share(machine_mark, machine_end)
+            return result
+        finally:
+            stop_workers(procs)
+
+    def bare(self, payloads: list[dict], path: Path) -> dict[str, float]:
+        """``bare_loop.py`` POSTs the same stored bodies, byte for byte, from its own process."""
+        from django_flexcharge.client import dumps
+
+        path.write_bytes(b"\n".join(dumps(p) for p in payloads) + b"\n")
+        base = self.bare_seen.count()
+        cmd = [common.PYTHON, "bare_loop.py", "--url", self.emulators[1].base_url]
+        proc = subprocess.Popen(
+            [*cmd, "--bodies", str(path)],
+            cwd=common.BENCH_DIR,
+            env=common.child_env(),
+            stdout=subprocess.PIPE,
+        )
+        try:
+            return self.bare_seen.wait(base, len(payloads))
+        finally:
+            proc.communicate(timeout=60)
+
+    def queue_floor(self, n_workers: int, payloads: list[dict]) -> dict[str, float]:
+        """``db_worker`` processes run ``post_evaluate`` (the body in the task's arguments)."""
+        from benchsite.tasks import FLOOR_QUEUE, post_evaluate
+
+        for body in payloads:  # enqueued before the clock starts, as the declines were
+            post_evaluate.enqueue(body)
+        base = self.floor_seen.count()
+        url = self.emulators[2].base_url
+        procs = start_workers(n_workers, url, self.worker_log, queue=FLOOR_QUEUE)
+        return self._drain(procs, self.floor_seen, base, len(payloads))
+
+    def stop(self) -> None:
+        for emu in self.emulators:
+            emu.stop()
+
+
 def stop_workers(procs: list) -> None:
     threads = [threading.Thread(target=common.stop, args=(p,)) for p in procs]
     for t in threads:
@@ -142,13 +221,11 @@ def main() -> None:
 
     common.setup_django()
     from benchsite.models import FloorRow
-    from benchsite.tasks import FLOOR_QUEUE, post_evaluate
     from django.core.cache import cache
     from django.db import connection, transaction
     from django_tasks_db.models import DBTaskResult
 
-    from django_flexcharge.client import dumps
-    from django_flexcharge.emulator import Emulator, EmulatorConfig
+    from django_flexcharge.emulator import EmulatorConfig
     from django_flexcharge.models import (
         FlexChargeOrder,
         Refund,
@@ -199,14 +276,12 @@ def main() -> None:
         )
         return payment, sub
 
-    emu_w = Emulator(EmulatorConfig(**EMULATOR)).start()  # the workers send here
-    emu_b = Emulator(EmulatorConfig(**EMULATOR)).start()  # the bare loop sends here
-    emu_q = Emulator(EmulatorConfig(**EMULATOR)).start()  # the queue floor sends here
-    workers_seen, bare_seen, floor_seen = Arrivals(emu_w), Arrivals(emu_b), Arrivals(emu_q)
-    tmp = Path(tempfile.mkdtemp(prefix="flexcharge-bench-"))
-    vendor = connection.vendor
-    worker_log = common.BENCH_DIR / "results" / f"db_worker-{vendor}.log"
+    worker_log = common.BENCH_DIR / "results" / f"db_worker-{connection.vendor}.log"
     worker_log.unlink(missing_ok=True)
+    delivery = Delivery(worker_log)
+    emu_w, emu_b, emu_q = delivery.emulators
+    workers_seen = delivery.package_seen
+    tmp = Path(tempfile.mkdtemp(prefix="flexcharge-bench-"))
     counts: dict[str, Counter[str]] = {
         k: Counter() for k in ("evaluate", "evaluate_order_id", "evaluate_replay")
     }
@@ -237,54 +312,20 @@ def main() -> None:
                 if not floor_first:
                     floor_times += floor_inserts(FloorRow, transaction, floor_body, chunk)
 
-            # 2. Delivery: workers and the bare loop, in alternating order.
-            bodies_file = tmp / f"bodies-{r}.jsonl"
+            # 2. Delivery: the package's workers and the two baselines, in rotating order.
             payloads = list(
                 FlexChargeOrder.objects.filter(order_id__in=order_ids).values_list(
                     "request_payload", flat=True
                 )
             )
-            bodies_file.write_bytes(b"\n".join(dumps(p) for p in payloads) + b"\n")
-
-            def run_workers(n_workers: int = n_workers) -> dict[str, float]:
-                base = workers_seen.count()
-                procs = start_workers(n_workers, emu_w.base_url, worker_log)
-                try:
-                    return workers_seen.wait(base, per_round)
-                finally:
-                    stop_workers(procs)
-
-            def run_bare(bodies_file: Path = bodies_file) -> dict[str, float]:
-                base = bare_seen.count()
-                proc = subprocess.Popen(
-                    [
-                        common.PYTHON,
-                        "bare_loop.py",
-                        "--url",
-                        emu_b.base_url,
-                        "--bodies",
-                        bodies_file,
-                    ],
-                    cwd=common.BENCH_DIR,
-                    env=common.child_env(),
-                    stdout=subprocess.PIPE,
-                )
-                try:
-                    return bare_seen.wait(base, per_round)
-                finally:
-                    proc.communicate(timeout=60)
-
-            def run_queue_floor(n_workers: int = n_workers, payloads=payloads) -> dict[str, float]:
-                for body in payloads:  # enqueued before the clock starts, as the declines were
-                    post_evaluate.enqueue(body)
-                base = floor_seen.count()
-                procs = start_workers(n_workers, emu_q.base_url, worker_log, queue=FLOOR_QUEUE)
-                try:
-                    return floor_seen.wait(base, per_round)
-                finally:
-                    stop_workers(procs)
-
-            arms = {"workers": run_workers, "bare": run_bare, "queue_floor": run_queue_floor}
+            # The baselines reach their steady rate within a few hundred
+            # requests: they send a sample of the round's bodies, not all of them.
+            sample = payloads[:SAMPLE]
+            arms = {
+                "workers": partial(delivery.package, n_workers, per_round),
+                "bare": partial(delivery.bare, sample, tmp / f"sample-{r}.jsonl"),
+                "queue_floor": partial(delivery.queue_floor, n_workers, sample),
+            }
             measured = {arm: arms[arm]() for arm in common.rotated(list(arms), r)}
             delivered, bare, floor_q = (
                 measured["workers"],
@@ -303,6 +344,10 @@ def main() -> None:
                     "workers_rate_per_s": round(delivered["rate_per_s"], 1),
                     "bare_rate_per_s": round(bare["rate_per_s"], 1),
                     "queue_floor_rate_per_s": round(floor_q["rate_per_s"], 1),
+                    "worker_cpu_ms_per_task": round(delivered["worker_cpu_ms_per_task"], 2),
+                    "queue_floor_cpu_ms_per_task": round(floor_q["worker_cpu_ms_per_task"], 2),
+                    "machine_busy_workers": delivered["machine_busy"],
+                    "machine_busy_queue_floor": floor_q["machine_busy"],
                     "workers_drain_s": round(delivered["since_start_s"], 2),
                     "bare_drain_s": round(bare["since_start_s"], 2),
                     "order_statuses": dict(statuses),
@@ -318,8 +363,7 @@ def main() -> None:
 
         locmem = locmem_round(emu_w, workers_seen, start_workers, stop_workers, worker_log, args)
     finally:
-        for emu in (emu_w, emu_b, emu_q):
-            emu.stop()
+        delivery.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     def rate(n_workers: int, key: str) -> float:
@@ -329,6 +373,11 @@ def main() -> None:
     one, two = rate(1, "workers_rate_per_s"), rate(2, "workers_rate_per_s")
     floor_one, floor_two = rate(1, "queue_floor_rate_per_s"), rate(2, "queue_floor_rate_per_s")
     bare_rate = round(sum(x["bare_rate_per_s"] for x in rounds) / len(rounds), 1)
+
+    def mean(key: str, n_workers: int | None = None) -> float:
+        values = [x[key] for x in rounds if n_workers in (None, x["workers"])]
+        return round(sum(values) / len(values), 3) if values else math.nan
+
     ttl = EmulatorConfig().token_ttl
     from django_flexcharge.client import TOKEN_MARGIN
 
@@ -339,6 +388,8 @@ def main() -> None:
                 "declines": per_round * len(plan),
                 "rounds": plan,
                 "per_round": per_round,
+                "baseline_sample_per_round": min(per_round, SAMPLE),
+                "bare_and_queue_floor_note": "a sample of each round's stored bodies",
                 "caller_sub_block": sub_block,
                 "db_worker": "--interval 0.05 --no-reload --no-startup-delay",
                 "token_ttl_s": ttl,
@@ -362,6 +413,12 @@ def main() -> None:
                 "one_worker/queue_floor": common.ratio(one, floor_one),
                 "two/one": common.ratio(two, one),
                 "queue_floor_two/one": common.ratio(floor_two, floor_one),
+                # Why two workers do or do not scale: CPU per task, and how busy
+                # the whole machine (all cores) was while they drained.
+                "worker_cpu_ms_per_task": mean("worker_cpu_ms_per_task"),
+                "queue_floor_cpu_ms_per_task": mean("queue_floor_cpu_ms_per_task"),
+                "machine_busy_1_worker": mean("machine_busy_workers", 1),
+                "machine_busy_2_workers": mean("machine_busy_workers", 2),
             },
             "duplicates": {
                 "evaluate_keys_sent": len(counts["evaluate"]),

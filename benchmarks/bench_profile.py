@@ -312,7 +312,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--sections", default="approval,webhook,burst")
     args = parser.parse_args()
-    ops = 100 if args.quick else 300
+    ops = 100 if args.quick else 200
     common.setup_django()
     from django_tasks_db.models import DBTaskResult
 

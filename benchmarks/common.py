@@ -121,6 +121,34 @@ def stop(proc: subprocess.Popen[Any] | None, timeout: float = 20) -> None:
         proc.wait()
 
 
+# --- CPU accounting (Linux /proc; NaN elsewhere) ---
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+def machine_cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs since boot: two readings give how busy the machine was."""
+    try:
+        values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_share(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """Share of all CPUs that were busy between two ``machine_cpu_times()`` readings."""
+    total = after[1] - before[1]
+    return round((after[0] - before[0]) / total, 3) if total else math.nan
+
+
 # --- statistics ---
 
 

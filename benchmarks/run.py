@@ -40,9 +40,10 @@ SQLITE_PATH = RESULTS / "bench.sqlite3"
 
 #: Worker count per burst round. Two workers only on PostgreSQL: SQLite has one
 #: writer at a time, so a second worker mostly waits for the lock.
+#: More, shorter rounds interleave the arms more finely against drift on a shared machine.
 WORKER_PLAN = {
-    ("sqlite", False): "1,1",
-    ("postgres", False): "1,2,2,1",
+    ("sqlite", False): "1,1,1,1",
+    ("postgres", False): "1,2,2,1,1,2,2,1",
     ("sqlite", True): "1,1",
     ("postgres", True): "1,2",
 }
@@ -239,10 +240,16 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 
     if any("approval" in r for r in results.values()):
         section("approval path (ms p50 / p95)")
-        for key, label in (("a", "A checkout"), ("b", "B + payment_approved"), ("f", "F floor")):
+        for key, label in (
+            ("a", "A checkout"),
+            ("b", "B + payment_approved"),
+            ("b2", "B2 = B with the fixes (prototype)"),
+            ("f", "F floor"),
+        ):
             row(label, lambda r, key=key: lat(r["approval"]["variants"][key]))
         row("B/A  p50 / p95", lambda r: "{B/A_p50} / {B/A_p95}".format(**r["approval"]["ratios"]))
         row("B/F  p50 / p95", lambda r: "{B/F_p50} / {B/F_p95}".format(**r["approval"]["ratios"]))
+        row("B2/F p50 / p95", lambda r: "{B2/F_p50} / {B2/F_p95}".format(**r["approval"]["ratios"]))
         row(
             "B/F  per-block p50 range",
             lambda r: "{} .. {}".format(*r["approval"]["ratios"]["B/F_block_p50_range"]),
@@ -251,6 +258,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         section("webhook intake (req/s, p95 ms)")
         for key, label in (
             ("w", "W package view"),
+            ("w2", "W2 = W with the fixes (prototype)"),
             ("d", "D floor: store body"),
             ("z", "Z bare 200"),
         ):
@@ -262,6 +270,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             )
         row("W/D  req/s", lambda r: str(r["webhook"]["ratios"]["W/D_rps"]))
         row("W/Z  req/s", lambda r: str(r["webhook"]["ratios"]["W/Z_rps"]))
+        row("W2/D req/s", lambda r: str(r["webhook"]["ratios"]["W2/D_rps"]))
         row(
             "SQL per event (all / data)",
             lambda r: ", ".join(
@@ -284,8 +293,31 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         row("1 worker  /s", lambda r: str(r["burst"]["delivery"]["one_worker_per_s"]))
         row("2 workers /s", lambda r: str(r["burst"]["delivery"]["two_workers_per_s"]))
         row("bare loop /s", lambda r: str(r["burst"]["delivery"]["bare_loop_per_s"]))
+        row(
+            "queue floor /s (1 / 2 workers)",
+            lambda r: "{queue_floor_1_worker_per_s} / {queue_floor_2_workers_per_s}".format(
+                **r["burst"]["delivery"]
+            ),
+        )
         row("1 worker / bare", lambda r: str(r["burst"]["delivery"]["one_worker/bare"]))
         row("2 workers / 1", lambda r: str(r["burst"]["delivery"]["two/one"]))
+        row("queue floor / bare", lambda r: str(r["burst"]["delivery"]["queue_floor/bare"]))
+        row(
+            "worker CPU ms/task (package / queue floor)",
+            lambda r: "{worker_cpu_ms_per_task} / {queue_floor_cpu_ms_per_task}".format(
+                **r["burst"]["delivery"]
+            ),
+        )
+        row(
+            "machine busy, 1 / 2 package workers",
+            lambda r: "{machine_busy_1_worker} / {machine_busy_2_workers}".format(
+                **r["burst"]["delivery"]
+            ),
+        )
+        row(
+            "1 worker / queue floor",
+            lambda r: str(r["burst"]["delivery"]["one_worker/queue_floor"]),
+        )
         row(
             "duplicates (keys / orderIds)",
             lambda r: "{keys_above_1} / {order_ids_above_1} of {evaluate_keys_sent}".format(
@@ -302,6 +334,28 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             "with LocMemCache, 2 workers",
             lambda r: str(r["auth"]["locmem_contrast"]["token_requests"]),
         )
+
+    if any("profile" in r for r in results.values()):
+        section("in-process ms per op (SQL ms, round trips)")
+        for path, key, label in (
+            ("approval", "b", "B"),
+            ("approval", "b2", "B2 (fixes)"),
+            ("approval", "f", "F"),
+            ("webhook", "w", "W"),
+            ("webhook", "w2", "W2 (fixes)"),
+            ("webhook", "d", "D"),
+            ("burst", "decline", "decline"),
+            ("burst", "decline_whatif", "decline (fixes)"),
+            ("burst", "floor", "decline floor"),
+            ("burst", "worker_task", "worker task"),
+            ("burst", "worker_task_whatif", "worker task (K1)"),
+        ):
+            row(
+                label,
+                lambda r, path=path, key=key: "{ms:.2f} ({sql_ms:.2f}, {round_trips:g})".format(
+                    **r["profile"][path]["in_process"][key]
+                ),
+            )
 
     header = ("figure", *dbs)
     widths = [max(len(str(x[i])) for x in [header, *rows]) for i in range(len(header))]
