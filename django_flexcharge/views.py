@@ -81,7 +81,8 @@ class WebhookView(APIView):
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            declared = 0
+            # Django's request.body would raise ValueError (a 500) reading it.
+            return _refused("Content-Length is not a number", 400)
         if declared > limit:
             return _refused("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
         try:
