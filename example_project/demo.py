@@ -283,12 +283,15 @@ def wait_for(url: str, proc: Process, procs: list[Process], timeout: float = 60)
 
 @contextmanager
 def signals_stop() -> Iterator[None]:
-    """SIGTERM and SIGHUP stop the demo the way Ctrl-C does (the ``finally`` cleans up)."""
+    """SIGINT, SIGTERM and SIGHUP stop the demo (the ``finally`` in ``run`` cleans up)."""
 
     def _raise(signum: int, frame: Any) -> None:
         raise Stop(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # A shell starts background jobs (`make demo &`) with SIGINT ignored, and
+    # Python keeps it so: make `kill -INT` and Ctrl-C stop the demo regardless.
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
