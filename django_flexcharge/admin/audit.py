@@ -67,7 +67,9 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("order"), ordering="external_order_id")
     def order_display(self, obj: WebhookEvent) -> str:
-        return order_link(obj.order) if obj.order else obj.external_order_id or obj.order_session_key
+        return (
+            order_link(obj.order) if obj.order else obj.external_order_id or obj.order_session_key
+        )
 
     def has_reapply_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("django_flexcharge.change_webhookevent")
