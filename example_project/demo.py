@@ -329,7 +329,7 @@ def earlier_runs(started: Any) -> str:
     if past_due:
         note += (
             f"\n{past_due} subscriptions are past due (their rescue expired): renewal runs "
-            "charge active subscriptions only, so this run shows rescues but no expiries."
+            "charge active subscriptions only, so they are not renewed again."
         )
     if stuck:
         note += (
@@ -358,9 +358,10 @@ def summary(started: Any) -> tuple[str, int, int]:
         f"approvals copied {sent:>3} | declines handed to FlexCharge {handed:>3} | "
         f"queued {counts.get('queued', 0):>3} | pending {counts.get('pending', 0):>3} | "
         f"rescued {counts.get('approved', 0):>3} | expired {counts.get('expired', 0):>3} | "
-        f"declined {counts.get('declined', 0) + counts.get('failed', 0):>3} | "
-        f"webhooks {webhooks:>3}"
+        f"declined {counts.get('declined', 0):>3} | webhooks {webhooks:>3}"
     )
+    if counts.get("failed"):
+        line += f" | not handed over (failed) {counts['failed']:>3}"
     return line, handed, handed - waiting
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -88,6 +89,10 @@ class HtmlForm:
     action: str
     fields: list[Field] = field(default_factory=list)
 
+    def target(self, page_url: str) -> str:
+        """Where the browser posts it: ``action`` resolved against the page, or the page."""
+        return urljoin(page_url, self.action) if self.action else page_url
+
     def names(self) -> set[str]:
         return {f.name for f in self.fields}
 
@@ -101,6 +106,8 @@ class HtmlForm:
         check the one with that value); ``submit`` names the button pressed.
         """
         missing = set(overrides) - self.names()
+        if submit is not None:
+            missing |= {submit} - self.names()
         assert not missing, f"form {self.id or self.action!r} has no field {sorted(missing)}"
         sent: list[tuple[str, str]] = []
         done: set[str] = set()
@@ -229,7 +236,7 @@ def site_environment(database: Path, api_url: str, static_root: Path) -> dict[st
     )
     unset = settings_variables() - env.keys()
     assert not unset, (
-        f"example_project/settings.py reads {sorted(unset)}; set them in tests/e2e/conftest.py "
+        f"example_project/settings.py reads {sorted(unset)}; set them in tests/e2e/stack.py "
         "so the e2e site never falls back to a developer's example_project/.env"
     )
     return env
@@ -270,7 +277,6 @@ class Stack:
         self.workdir = workdir
         self.emu = emulator
         self.url = f"http://{HOST}:{site_port}"
-        self.port = site_port
         self.database = workdir / "site.sqlite3"
         self.env = site_environment(self.database, emulator.base_url, workdir / "static")
         self.processes: list[Process] = []
@@ -278,12 +284,12 @@ class Stack:
 
     # -- processes
 
-    def manage(self, *args: str, env: dict[str, str] | None = None) -> str:
+    def manage(self, *args: str) -> str:
         """Run a management command to completion; its stdout."""
         result = subprocess.run(
             [sys.executable, str(EXAMPLE / "manage.py"), *args],
             cwd=EXAMPLE,
-            env=env or self.env,
+            env=self.env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -397,7 +403,7 @@ class Stack:
         page = http.get(self.url + url, timeout=10)
         assert page.status_code == 200, f"GET {url}: {page.status_code}"
         form = form_with(page.text, field_name)
-        return http.post(page.url, data=form.data(**values), timeout=30)
+        return http.post(form.target(page.url), data=form.data(**values), timeout=30)
 
     def sign_up(self) -> tuple[str, requests.Session]:
         self._users += 1
@@ -485,16 +491,19 @@ class Stack:
     ) -> tuple[HtmlForm, str]:
         """Select the order in the changelist, run ``action``; the intermediate page's form."""
         page = http.get(
-            self.url + "/admin/django_flexcharge/flexchargeorder/", params={"q": order_id}
+            self.url + "/admin/django_flexcharge/flexchargeorder/",
+            params={"q": order_id},
+            timeout=10,
         )
         assert page.status_code == 200
         changelist = form_with(page.text, "_selected_action")
         pks = changelist.values("_selected_action")
         assert len(pks) == 1, f"searching {order_id} listed {len(pks)} orders"
         answer = http.post(
-            page.url,
+            changelist.target(page.url),
             data=changelist.data(submit="index", action=action, _selected_action=pks[0]),
             timeout=30,
         )
         assert answer.status_code == 200, answer.status_code
-        return form_with(answer.text, "apply"), answer.url
+        confirm = form_with(answer.text, "apply")
+        return confirm, confirm.target(answer.url)
