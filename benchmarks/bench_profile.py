@@ -99,7 +99,7 @@ class SQLTimer:
         for name in self.HOOKS:
             original = getattr(connection, name, None)
             if original is not None:
-                setattr(connection, name, self._timed(original, count=name != "_commit"))
+                setattr(connection, name, self._timed(original))
         self._wrapper = connection.execute_wrapper(self._execute)
         self._wrapper.__enter__()
         return self
@@ -111,7 +111,7 @@ class SQLTimer:
         for name in self.HOOKS:
             connection.__dict__.pop(name, None)  # back to the class's method
 
-    def _timed(self, fn: Callable[..., Any], count: bool) -> Callable[..., Any]:
+    def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def inner(*args: Any) -> Any:
             started = time.perf_counter()
             try:
@@ -133,20 +133,33 @@ class SQLTimer:
             self.statements += 1
 
 
-def timed(fn: Callable[[], Any], ops: int) -> dict[str, float]:
-    """Per operation: wall time, the part spent waiting for the database, the
-    rest (Python, and for a worker the HTTP call), and round trips (statements,
-    BEGIN and COMMIT)."""
-    with SQLTimer() as sql:
-        started = time.perf_counter()
-        for _ in range(ops):
-            fn()
-        wall = time.perf_counter() - started
+def interleaved(fns: dict[str, Callable[[], Any]], ops: int, blocks: int = 10) -> dict[str, Any]:
+    """Per operation and variant: wall time, the part spent waiting for the
+    database, the rest (Python; for a worker also the HTTP call), and round
+    trips (statements, BEGIN and COMMIT). The variants run in blocks whose
+    order rotates, so drift on the machine touches them alike."""
+    names = list(fns)
+    per_block = max(1, ops // blocks)
+    totals = {name: [0.0, 0.0, 0] for name in names}
+    for block in range(blocks):
+        for name in common.rotated(names, block):
+            with SQLTimer() as sql:
+                started = time.perf_counter()
+                for _ in range(per_block):
+                    fns[name]()
+                wall = time.perf_counter() - started
+            totals[name][0] += wall
+            totals[name][1] += sql.seconds
+            totals[name][2] += sql.statements
+    n = per_block * blocks
     return {
-        "ms": round(wall / ops * 1000, 3),
-        "sql_ms": round(sql.seconds / ops * 1000, 3),
-        "other_ms": round((wall - sql.seconds) / ops * 1000, 3),
-        "round_trips": round(sql.statements / ops, 2),
+        name: {
+            "ms": round(wall / n * 1000, 3),
+            "sql_ms": round(sql_s / n * 1000, 3),
+            "other_ms": round((wall - sql_s) / n * 1000, 3),
+            "round_trips": round(trips / n, 2),
+        }
+        for name, (wall, sql_s, trips) in totals.items()
     }
 
 
@@ -159,11 +172,10 @@ def approval(ops: int) -> dict[str, Any]:
         return lambda: client.post(f"/checkout/{variant}/")
 
     variants = ["a", "b", "b2", "f"]  # b2: the prototype of the fixes (whatif.py)
-    for v in variants:
-        timed(post(v), 20)  # warm: imports, first queries
+    interleaved({v: post(v) for v in variants}, 40, blocks=2)  # warm: imports, first queries
     return {
         # In-process (no HTTP, no server): the difference B - F is the package's.
-        "in_process": {v: timed(post(v), ops) for v in variants},
+        "in_process": interleaved({v: post(v) for v in variants}, ops),
         "sql": {v: statements(post(v)) for v in ("b", "b2", "f")},
         "B": profile(lambda: [client.post("/checkout/b/") for _ in range(ops)], ops),
     }
@@ -191,7 +203,7 @@ def webhook(ops: int) -> dict[str, Any]:
         return go
 
     return {
-        "in_process": {v: timed(send(v), ops) for v in ("w", "w2", "d")},
+        "in_process": interleaved({v: send(v) for v in ("w", "w2", "d")}, ops),
         "sql": {v: statements(send(v)) for v in ("w", "w2", "d")},
         "W": profile(lambda: [send("w")() for _ in range(ops)], ops),
     }
@@ -201,6 +213,7 @@ def burst(ops: int) -> dict[str, Any]:
     import whatif
     from django.test import override_settings
     from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
 
     from django_flexcharge.client import set_client
     from django_flexcharge.emulator import Emulator, EmulatorConfig
@@ -267,11 +280,9 @@ def burst(ops: int) -> dict[str, Any]:
         whatif.evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
 
     result: dict[str, Any] = {
-        "in_process": {
-            "decline": timed(decline, ops),
-            "decline_whatif": timed(decline_whatif, ops),
-            "floor": timed(floor, ops),
-        },
+        "in_process": interleaved(
+            {"decline": decline, "decline_whatif": decline_whatif, "floor": floor}, ops
+        ),
         "caller_sql": statements(decline),
         "caller": profile(lambda: [decline() for _ in range(ops)], ops),
     }
@@ -291,18 +302,38 @@ def burst(ops: int) -> dict[str, Any]:
     config = EmulatorConfig(
         webhook_url=None, rescue_delay=None, expire_delay=None, pickup_delay=3600.0
     )
-    with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
-        worker(1).run()  # the token fetch and the first connection, outside the figures
-        result["worker_sql_per_task"] = statements(worker(1).run)
-        result["in_process"]["worker_task"] = timed(worker(1).run, ops // 2)
-        # K1: the same tasks with the token kept in process memory too.
-        set_client(whatif.LocalTokenClient())
-        try:
+    from django_flexcharge.client import FlexChargeClient
+
+    package_client, fast_client = FlexChargeClient(), whatif.FastClient()
+
+    def task_with(client: Any) -> Callable[[], None]:
+        def run() -> None:
+            set_client(client)
             worker(1).run()
-            result["in_process"]["worker_task_whatif"] = timed(worker(1).run, ops // 2)
+
+        return run
+
+    with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
+        try:
+            # The token fetch and the first connection of each client, outside the figures.
+            task_with(package_client)()
+            task_with(fast_client)()
+            set_client(package_client)
+            result["worker_sql_per_task"] = statements(worker(1).run)
+            result["in_process"].update(
+                interleaved(
+                    {
+                        "worker_task": task_with(package_client),
+                        "worker_task_whatif": task_with(fast_client),  # K1 + K2
+                    },
+                    ops // 2,
+                )
+            )
+            set_client(package_client)
+            left = DBTaskResult.objects.filter(status="READY").count()
+            result["worker"] = profile(worker(left).run, left)
         finally:
             set_client(None)
-        result["worker"] = profile(worker(None).run, ops - 2)
     return result
 
 

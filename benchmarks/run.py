@@ -348,7 +348,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             ("burst", "decline_whatif", "decline (fixes)"),
             ("burst", "floor", "decline floor"),
             ("burst", "worker_task", "worker task"),
-            ("burst", "worker_task_whatif", "worker task (K1)"),
+            ("burst", "worker_task_whatif", "worker task (K1+K2)"),
         ):
             row(
                 label,
