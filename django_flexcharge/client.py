@@ -259,16 +259,18 @@ class FlexChargeClient:
                 headers=headers,
                 timeout=self.timeout,
             )
-        except requests.Timeout as err:
-            logger.warning("FlexCharge %s /%s timed out", method, path)
-            raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from err
         except requests.RequestException as err:
             # The exception text may hold the URL with its query string (the
-            # tokenization key): keep only its class name.
+            # tokenization key): keep only its class name, and do not chain it
+            # when there is a query string (error reporters print the chain).
+            cause = None if params else err
+            if isinstance(err, requests.Timeout):
+                logger.warning("FlexCharge %s /%s timed out", method, path)
+                raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from cause
             logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
             raise FlexChargeConnectionError(
                 f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
-            ) from err
+            ) from cause
         logger.info(
             "FlexCharge %s /%s -> %s in %.0f ms",
             method,
