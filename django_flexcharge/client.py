@@ -83,6 +83,28 @@ def _parse_retry_after(value: str | None) -> float | None:
             return None
 
 
+def _card_values(body: Any) -> tuple[str, ...]:
+    """The PAN and CVV of a ``/tokenize`` body: kept out of any error built from the answer."""
+    method = body.get("payment_method") if isinstance(body, dict) else None
+    card = method.get("credit_card") if isinstance(method, dict) else None
+    if not isinstance(card, dict):
+        return ()
+    return tuple(str(card[key]) for key in ("number", "verification_value") if card.get(key))
+
+
+def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
+    """``value`` (decoded JSON) with every occurrence of ``secrets`` in its text replaced."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "[redacted]")
+        return value
+    if isinstance(value, dict):
+        return {key: _redact(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact(item, secrets) for item in value]
+    return value
+
+
 def _field_errors(data: dict[str, Any]) -> tuple[dict[str, list[str]], str]:
     """Field errors and trace id from either FlexCharge error shape."""
     trace_id = ""
@@ -225,6 +247,7 @@ class FlexChargeClient:
         body: Any = None,
         params: dict[str, Any] | None = None,
         auth: bool = True,
+        redact: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         for attempt in (1, 2):
             headers = {"Content-Type": "application/json"}
@@ -236,7 +259,7 @@ class FlexChargeClient:
                 # Expired or revoked early: one retry with a fresh token.
                 self.drop_token(token)
                 continue
-            return self._decode(method, path, response)
+            return self._decode(method, path, response, redact)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
@@ -280,7 +303,9 @@ class FlexChargeClient:
         )
         return response
 
-    def _decode(self, method: str, path: str, response: requests.Response) -> dict[str, Any]:
+    def _decode(
+        self, method: str, path: str, response: requests.Response, redact: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         status = response.status_code
         try:
             data = response.json() if response.content.strip() else {}
@@ -298,7 +323,8 @@ class FlexChargeClient:
                 data = {}
         if 200 <= status < 300 and not self._is_envelope_failure(data):
             return data
-        self._raise(method, path, response, data)
+        # A validator may echo what it was sent (a card number): never into our error.
+        self._raise(method, path, response, _redact(data, redact))
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -362,7 +388,9 @@ class FlexChargeClient:
     def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
         """``POST /tokenize``: vault a card. The mid + tokenization key are the credential."""
         params = {"mid": self.mid, "environment": self._tokenization_key or conf.TOKENIZATION_KEY}
-        return self._request("POST", "tokenize", body=body, params=params, auth=False)
+        return self._request(
+            "POST", "tokenize", body=body, params=params, auth=False, redact=_card_values(body)
+        )
 
     def transmit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "transmit", body=body)
