@@ -93,23 +93,24 @@ class SQLTimer:
         self.statements = 0
 
     def __enter__(self) -> SQLTimer:
-        from django.db import connection
+        from django.db import DEFAULT_DB_ALIAS, connections
 
-        connection.ensure_connection()
+        # The wrapper itself, not the ``django.db.connection`` proxy: the hooks
+        # are set on, and removed from, this object's own attributes.
+        self.db = connections[DEFAULT_DB_ALIAS]
+        self.db.ensure_connection()
         for name in self.HOOKS:
-            original = getattr(connection, name, None)
+            original = getattr(self.db, name, None)
             if original is not None:
-                setattr(connection, name, self._timed(original))
-        self._wrapper = connection.execute_wrapper(self._execute)
+                setattr(self.db, name, self._timed(original))
+        self._wrapper = self.db.execute_wrapper(self._execute)
         self._wrapper.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from django.db import connection
-
         self._wrapper.__exit__(*exc)
         for name in self.HOOKS:
-            connection.__dict__.pop(name, None)  # back to the class's method
+            self.db.__dict__.pop(name, None)  # back to the class's method
 
     def _timed(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         def inner(*args: Any) -> Any:
