@@ -47,7 +47,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Python 3.11-3.13 x Django 5.2/6.0/6.1 (Django 6 needs Python >= 3.12).
+# Python 3.12-3.13 x Django 5.2/6.0/6.1 (Django 6 needs Python >= 3.12); 3.11 x 5.2 is `make test`.
 matrix: $(STAMP)
 	$(BIN)/python -m pip install -q nox
 	PYENV_VERSION=3.11.7:3.12.1:3.13.0 $(BIN)/nox --no-error-on-missing-interpreters -s tests

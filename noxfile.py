@@ -5,8 +5,9 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 
+# Python 3.11 x Django 5.2 is the main interpreter: `make test` runs the whole
+# suite on it, so the matrix covers the other cells.
 MATRIX = [
-    ("3.11", "5.2"),
     ("3.12", "5.2"),
     ("3.12", "6.0"),
     ("3.13", "6.0"),
