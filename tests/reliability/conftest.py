@@ -18,14 +18,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, connection, connections
-from django.db.backends.signals import connection_created
 
-from django_flexcharge.exceptions import FlexChargeError
-from django_flexcharge.models import VaultedCard
-from django_flexcharge.services import vault_card
-from tests.reliability.carddata import Watch, WatchHandler, scan_database
-from tests.reliability.harness import FAULT_SETTINGS, FlexCharge
+# Plain asserts in the helpers report their values, as in test modules.
+pytest.register_assert_rewrite("tests.reliability.harness", "tests.reliability.carddata")
+
+from django.db import DatabaseError, connection, connections  # noqa: E402
+from django.db.backends.signals import connection_created  # noqa: E402
+
+from django_flexcharge.exceptions import FlexChargeError  # noqa: E402
+from django_flexcharge.models import VaultedCard  # noqa: E402
+from django_flexcharge.services import vault_card  # noqa: E402
+from tests.reliability.carddata import Watch, WatchHandler, scan_database  # noqa: E402
+from tests.reliability.harness import FAULT_SETTINGS, FlexCharge  # noqa: E402
 
 #: The session's card-data watch (see the module docstring).
 WATCH = Watch()

@@ -268,9 +268,13 @@ def assert_delivered_exactly_once(
     assert Counter(r["status"] for r in rows) == Counter({"sent": len(rows)})
 
     evaluate = flex.counts("evaluate")
-    assert evaluate == Counter({str(o["idempotency_key"]): 1 for o in orders})
+    keys = {str(o["idempotency_key"]) for o in orders}
+    assert set(evaluate) - keys == set(), "an /evaluate went out under a key no order has"
+    assert evaluate == Counter(dict.fromkeys(keys, 1))
     by_order = flex.counts("evaluate_order_id")
-    assert by_order == Counter({o["order_id"]: 1 for o in orders})
+    twice = {order_id: n for order_id, n in by_order.items() if n != 1}
+    assert twice == {}, "these invoices reached FlexCharge more than once"
+    assert set(by_order) == {o["order_id"] for o in orders}
 
     transmit = flex.counts("transmit")
     assert set(transmit) == {str(r["idempotency_key"]) for r in rows}

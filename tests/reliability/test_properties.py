@@ -145,7 +145,12 @@ PREFIX = {
 # --- invalid values, per field ---------------------------------------------------------------
 
 not_a_string = st.none() | st.integers() | st.floats() | st.binary() | st.lists(st.integers())
-not_an_int = st.none() | st.booleans() | st.floats() | st.text(max_size=5) | st.decimals()
+not_an_int = (
+    st.sampled_from([None, True, False, 1.0, "1", Decimal(1), 10**3 + 0.5])
+    | st.floats()
+    | st.text(max_size=5)
+    | st.decimals()
+)
 blank = st.sampled_from(["", " ", "\t\n"])
 too_long = st.integers(256, 400).map(lambda n: "x" * n)
 INVALID: dict[type, dict[str, st.SearchStrategy[Any]]] = {
@@ -218,6 +223,57 @@ def test_one_bad_value_raises_a_validation_error_naming_its_field(kind, name, da
     assert str(raised.value).startswith(f"{PREFIX[kind]}.{name}: ")
     if kind is Card and len(str(values["number"])) >= 6:
         assert str(values["number"]) not in str(raised.value)  # never the PAN in a message
+
+
+#: Fields holding an integer; every other field of INVALID holds text (or a date).
+INTEGER_FIELDS = {"exp_month", "exp_year", "amount", "price", "payment_number", "total_payments"}
+WRONG_TYPES = {
+    "integer": [None, True, False, 1.5, "1", b"1", Decimal(1), [1]],
+    "text": [None, True, 1, 1.5, b"text", ["text"], {"a": 1}],
+}
+
+
+@pytest.mark.parametrize(("kind", "name"), CASES, ids=[f"{k.__name__}.{n}" for k, n in CASES])
+def test_every_wrong_type_raises_a_validation_error_naming_its_field(kind, name):
+    # Deterministic companion of the test above: each wrong type, in each field, every run.
+    values = _valid_example(kind)
+    for wrong in WRONG_TYPES["integer" if name in INTEGER_FIELDS else "text"]:
+        if wrong is None and name in (
+            "birthdate",
+            "occurred_at",
+            "payment_number",
+            "total_payments",
+        ):
+            continue  # None is valid there: optional, or "now"
+        with pytest.raises(FlexChargeValidationError) as raised:
+            kind(**{**values, name: wrong})
+        assert raised.value.field == f"{PREFIX[kind]}.{name}", wrong
+
+
+def _valid_example(kind: type) -> dict[str, Any]:
+    when = timezone.now()
+    return {
+        Card: {
+            "number": TEST_PANS[2],
+            "cvv": "123",
+            "exp_month": 12,
+            "exp_year": THIS_YEAR + 1,
+            "first_name": "Jane",
+            "last_name": "Doe",
+        },
+        Payment: {"order_id": "INV-1", "transaction_id": "ch_1", "amount": 1999, "currency": "USD"},
+        Payer: {"email": "jane@example.com"},
+        BillingAddress: {
+            "first_name": "Jane",
+            "last_name": "Doe",
+            "address_line1": "1 Main St",
+            "city": "Springfield",
+            "zipcode": "94111",
+            "country_code": "US",
+            "state": "CA",
+        },
+        Subscription: {"id": "sub_1", "interval": "monthly", "price": 1999, "currency": "USD"},
+    }[kind] | ({"occurred_at": when} if kind is Payment else {})
 
 
 @pytest.mark.parametrize("kind", list(VALID), ids=lambda k: k.__name__)
