@@ -19,9 +19,11 @@ import pstats
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import common
+import requests
 
 OURS = ("django_flexcharge", "django_tasks")
 VAULT_TOKEN = "bench-profile-token"  # a made-up vault token
@@ -315,6 +317,15 @@ def burst(ops: int) -> dict[str, Any]:
         return run
 
     with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
+        # K2 alone: one cheap emulator endpoint, with and without requests'
+        # per-request look-ups of proxies and ~/.netrc in the environment.
+        sessions = {"trust_env": requests.Session(), "no_trust_env": requests.Session()}
+        sessions["no_trust_env"].trust_env = False
+        url = emu.url + "/_emulator/faults"
+        result["requests_per_call"] = interleaved(
+            {name: partial(session.get, url) for name, session in sessions.items()},
+            10 * ops,
+        )
         try:
             # The token fetch and the first connection of each client, outside the figures.
             task_with(package_client)()

@@ -357,6 +357,14 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 ),
             )
 
+        row(
+            "requests call, trust_env on / off (K2)",
+            lambda r: "{:.3f} / {:.3f}".format(
+                r["profile"]["burst"]["requests_per_call"]["trust_env"]["ms"],
+                r["profile"]["burst"]["requests_per_call"]["no_trust_env"]["ms"],
+            ),
+        )
+
     header = ("figure", *dbs)
     widths = [max(len(str(x[i])) for x in [header, *rows]) for i in range(len(header))]
     lines = [" | ".join(str(c).ljust(w) for c, w in zip(header, widths, strict=True))]
