@@ -33,9 +33,11 @@ from django_flexcharge.types import BillingAddress, Payer
 from tests.conftest import make_payment
 
 QUEUED = "queued"
-#: What the app runs with in fault tests: short timeouts, tiny backoff, patience.
+#: What the app runs with in fault tests: tiny backoff, patience, and a read timeout
+#: that a local call never reaches even on a busy machine (a call that timed out
+#: after FlexCharge accepted it would be a real, but unplanned, duplicate /transmit).
 FAULT_SETTINGS = {
-    "FLEXCHARGE_TIMEOUT": (1.0, 1.0),
+    "FLEXCHARGE_TIMEOUT": (2.0, 5.0),
     "FLEXCHARGE_RETRY_BASE_DELAY": 0.005,
     "FLEXCHARGE_RETRY_MAX_DELAY": 0.05,
     "FLEXCHARGE_MAX_ATTEMPTS": 500,
