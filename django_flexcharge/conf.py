@@ -130,8 +130,13 @@ class FlexChargeSettings:
 
     @property
     def MAX_ATTEMPTS(self) -> int:
-        """Attempts per transmission before it is marked failed (evaluations stop at the window)."""
-        return int(self._get("FLEXCHARGE_MAX_ATTEMPTS", 12))
+        """Attempts per transmission before it is marked failed (evaluations stop at the window).
+
+        200 attempts at the 15-minute backoff cap (full jitter: 7.5 min on
+        average) ride out about a day of FlexCharge outage, the window in which
+        FlexCharge wants its copies.
+        """
+        return int(self._get("FLEXCHARGE_MAX_ATTEMPTS", 200))
 
     @property
     def RETRY_BASE_DELAY(self) -> float:

@@ -1,6 +1,6 @@
 """What the app stores: vaulted cards, rescue orders, transmissions, webhook events, refunds.
 
-No model has a field for a PAN or a CVV; ``tests/test_card_data.py`` fails if
+No model has a field for a PAN or a CVV; ``tests/reliability/test_card_data.py`` fails if
 one appears. Amounts are integer minor units next to an ISO-4217 currency.
 """
 
