@@ -19,14 +19,14 @@ The changes, by id (the docs use the same ids):
   backend keeps ``transaction.on_commit``. The configured task is built once.
 * C1 ``evaluate_declined_payment``: no ``exists()`` pre-check of ``order_id``;
   the unique constraint raises the same FlexChargeValidationError.
-* W1 ``webhooks.receive``: no ``exists()`` pre-check of the nonce; ``store_event``
+* H1 ``webhooks.receive``: no ``exists()`` pre-check of the nonce; ``store_event``
   already turns the unique-nonce IntegrityError into the same 401.
-* W2 ``_apply_locked``: the event row this request just inserted is not re-read
+* H2 ``_apply_locked``: the event row this request just inserted is not re-read
   ``FOR UPDATE`` (only the admin's re-apply needs that lock).
-* W3 ``_apply_locked``: look for an earlier application of the event only when
+* H3 ``_apply_locked``: look for an earlier application of the event only when
   the transition is refused, or for ``order.refunded`` (where a redelivery can
   look like a new partial refund). A first delivery skips the query.
-* W4 ``_find_order``: ``.defer()`` the JSON columns (``request_payload``,
+* H4 ``_find_order``: ``.defer()`` the JSON columns (``request_payload``,
   ``response_payload``, ``api_errors``) and ``.get()`` on the unique key
   instead of ``.first()`` (no ORDER BY): nothing on the webhook path reads them.
 * K1 ``FlexChargeClient``: keep the token in process memory as well as in the
@@ -180,14 +180,14 @@ def evaluate_declined_payment(payment, *, card, payer, billing, subscription=Non
     return order
 
 
-# --- W1-W4: webhook intake ---
+# --- H1-H4: webhook intake ---
 
 
 def receive(body: bytes, headers: Any, host: str) -> WebhookEvent:
     if len(body) > conf.WEBHOOK_MAX_BODY:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
     nonce = webhooks.verify_delivery(body, headers, host)
-    # W1: no exists() here; store_event answers a reused nonce with 401.
+    # H1: no exists() here; store_event answers a reused nonce with 401.
     payload: Payload | None = None
     try:
         payload = parse_payload(body)
@@ -211,7 +211,7 @@ def receive(body: bytes, headers: Any, host: str) -> WebhookEvent:
 
 
 def _find_order(payload: Payload) -> FlexChargeOrder | None:
-    # W4: no JSON columns, and get() on a unique key (no ORDER BY ... LIMIT).
+    # H4: no JSON columns, and get() on a unique key (no ORDER BY ... LIMIT).
     orders = FlexChargeOrder.objects.select_for_update().defer(
         "request_payload", "response_payload", "api_errors"
     )
@@ -228,10 +228,10 @@ def _find_order(payload: Payload) -> FlexChargeOrder | None:
 
 
 def _apply_fresh(event: WebhookEvent, payload: Payload, target: str) -> WebhookEvent:
-    """``webhooks._apply_locked`` for an event this request just stored (W2, W3)."""
+    """``webhooks._apply_locked`` for an event this request just stored (H2, H3)."""
     finish = webhooks._finish
     order = _find_order(payload)
-    # W2: no SELECT ... FOR UPDATE of the event: nobody else knows its id yet.
+    # H2: no SELECT ... FOR UPDATE of the event: nobody else knows its id yet.
     if order is None:
         return finish(event, Stored.IGNORED, "no order matches")
     event.order = order
@@ -240,7 +240,7 @@ def _apply_fresh(event: WebhookEvent, payload: Payload, target: str) -> WebhookE
             return finish(event, Stored.IGNORED, "OrderId differs from the order's FlexCharge id")
         order.order_session_key = payload.order_id
         order.save(update_fields=["order_session_key", "updated"])
-    # W3: only a refused transition (or a refund) can be a redelivery of an applied event.
+    # H3: only a refused transition (or a refund) can be a redelivery of an applied event.
     if target == Status.REFUNDED or not can_transition(order.status, target):
         earlier = webhooks._applied_before(event, order, payload)
         if earlier:
