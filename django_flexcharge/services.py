@@ -121,9 +121,8 @@ def transmit_approved_payment(
     if billing is not None:
         _require("billing", billing, BillingAddress, "a types.BillingAddress or None")
     lookup = {"order_id": payment.order_id, "transaction_id": payment.transaction_id}
-    existing = Transmission.objects.filter(**lookup).first()
-    if existing is not None:
-        return existing
+    # No SELECT first: the unique (order_id, transaction_id) constraint finds a
+    # repeat in the INSERT itself (one query less on every approval).
     key = uuid.uuid4()
     body = payloads.transmit_body(
         payment, idempotency_key=str(key), card=card, payer=payer, billing=billing
@@ -138,7 +137,7 @@ def transmit_approved_payment(
                 idempotency_key=key,
             )
     except IntegrityError:
-        # The same payment recorded concurrently: that row is the one.
+        # The same payment recorded before (or concurrently): that row is the one.
         return Transmission.objects.get(**lookup)
     enqueue_on_commit(deliver_transmission, row.pk)
     return row

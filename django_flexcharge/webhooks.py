@@ -67,6 +67,8 @@ def receive(body: bytes, headers: Mapping[str, str], host: str) -> WebhookEvent:
     if len(body) > conf.WEBHOOK_MAX_BODY:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
     nonce = verify_delivery(body, headers, host)
+    # A replay is refused before anything is written; a racing one is caught
+    # by the unique constraint in store_event.
     if WebhookEvent.objects.filter(nonce=nonce).exists():
         raise FlexChargeWebhookError("nonce already used", 401)
     payload: Payload | None = None
@@ -239,15 +241,21 @@ def _apply_locked(event: WebhookEvent, payload: Payload, target: str) -> Webhook
 
 def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
     """By FlexCharge's id first (always ours once known), then by the host's id."""
-    orders = FlexChargeOrder.objects.all()
+    # Both keys are unique: get() needs no ORDER BY. Nothing here reads the
+    # JSON columns, and transition() saves with update_fields.
+    orders = FlexChargeOrder.objects.defer("request_payload", "response_payload", "api_errors")
     if lock:
         orders = orders.select_for_update()
-    order = None
-    if payload.order_id:
-        order = orders.filter(order_session_key=payload.order_id).first()
-    if order is None and payload.external_order_id:
-        order = orders.filter(order_id=payload.external_order_id).first()
-    return order
+    for field, value in (
+        ("order_session_key", payload.order_id),
+        ("order_id", payload.external_order_id),
+    ):
+        if value:
+            try:
+                return orders.get(**{field: value})
+            except FlexChargeOrder.DoesNotExist:
+                pass
+    return None
 
 
 def _applied_before(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int | None:
