@@ -7,11 +7,13 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 .venv/bin/python -m pip wheel -q --no-deps -w "$work/dist" .
 wheel=$(ls "$work"/dist/django_flexcharge-*.whl)
+# List once into a file: `unzip -l | grep -q` under pipefail fails whenever
+# grep stops reading early and unzip gets SIGPIPE.
+unzip -l "$wheel" > "$work/contents.txt"
 for f in django_flexcharge/py.typed django_flexcharge/migrations/0001_initial.py \
-         django_flexcharge/static/django_flexcharge/sensejs.js; do
-  unzip -l "$wheel" | grep -q "$f" || { echo "wheel lacks $f"; exit 1; }
+         django_flexcharge/static/django_flexcharge/sensejs.js django_flexcharge/templates/; do
+  grep -q "$f" "$work/contents.txt" || { echo "wheel lacks $f"; exit 1; }
 done
-unzip -l "$wheel" | grep -q "django_flexcharge/templates/" || { echo "wheel lacks templates"; exit 1; }
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade "pip>=25.1"
 "$work/venv/bin/python" -m pip install -q "$wheel" django-tasks-db
@@ -33,6 +35,7 @@ sed -i 's|from django.urls import path|from django.urls import include, path|' s
 sed -i 's|    path("admin/", admin.site.urls),|    path("admin/", admin.site.urls),\n    path("flexcharge/", include("django_flexcharge.urls")),|' site_check/urls.py
 "$work/venv/bin/python" manage.py migrate -v 0
 "$work/venv/bin/python" manage.py check --fail-level WARNING
-"$work/venv/bin/python" manage.py showmigrations django_flexcharge | grep -q "\[X\] 0001_initial"
+"$work/venv/bin/python" manage.py showmigrations django_flexcharge > "$work/migrations.txt"
+grep -q "\[X\] 0001_initial" "$work/migrations.txt"
 echo "wheel-check: $(basename "$wheel") installs; migrate and check pass in a new startproject site"
 cd "$root"
