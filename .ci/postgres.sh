@@ -21,5 +21,5 @@ else
   su postgres -c "$BIN/pg_ctl -D $PGDATA -o '-p $PGPORT -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200' -l $PGDATA/server.log -w start" >/dev/null
   echo "PostgreSQL started on 127.0.0.1:$PGPORT ($PGDATA)"
 fi
-su postgres -c "$BIN/psql -h 127.0.0.1 -p $PGPORT -tAc \"SELECT 1 FROM pg_database WHERE datname='flexcharge_test'\"" | grep -q 1 \
-  || su postgres -c "$BIN/createdb -h 127.0.0.1 -p $PGPORT flexcharge_test"
+exists=$(su postgres -c "$BIN/psql -h 127.0.0.1 -p $PGPORT -tAc \"SELECT 1 FROM pg_database WHERE datname='flexcharge_test'\"")
+[ "$exists" = "1" ] || su postgres -c "$BIN/createdb -h 127.0.0.1 -p $PGPORT flexcharge_test"
