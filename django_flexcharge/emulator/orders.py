@@ -46,6 +46,7 @@ class Orders:
     def add(self, order: Order) -> None:
         """Store a new order and start its clock (caller holds the state lock)."""
         self.state.orders[order.id] = order
+        self.state.orders_by_external.setdefault(order.external_order_id, order)
         if order.pending:
             delay = self.config.rescue_delay
             if order.fate != scenarios.RESCUED:

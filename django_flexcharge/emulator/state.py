@@ -127,6 +127,8 @@ class State:
         with self.lock:
             self.tokens: dict[str, VaultEntry] = {}
             self.orders: dict[str, Order] = {}
+            # The merchant orderId -> order, so a new /evaluate does not scan every order.
+            self.orders_by_external: dict[str, Order] = {}
             self.transmits: list[dict[str, Any]] = []
             self.evaluate_requests: list[dict[str, Any]] = []
             self.token_requests = 0
@@ -174,10 +176,7 @@ class State:
 
     def find_external(self, external_order_id: str) -> Order | None:
         with self.lock:
-            for order in self.orders.values():
-                if order.external_order_id == external_order_id:
-                    return order
-            return None
+            return self.orders_by_external.get(external_order_id)
 
     def record_delivery(self, entry: dict[str, Any]) -> None:
         with self.lock:
