@@ -16,8 +16,7 @@ import argparse
 import common
 from loadgen import Request, run_block
 
-#: b2 is not the package: the prototype of the recommended fixes (whatif.py).
-VARIANTS = ["a", "b", "b2", "f"]
+VARIANTS = ["a", "b", "f"]
 
 
 def main() -> None:
@@ -46,7 +45,7 @@ def main() -> None:
             warm = run_block(
                 server.port, [Request(f"/checkout/{variant}/")] * warmup, common.CONCURRENCY
             )
-            warm_ok += warm.statuses.get(200, 0) if variant in ("b", "b2") else 0
+            warm_ok += warm.statuses.get(200, 0) if variant == "b" else 0
         for block in range(blocks):
             for variant in common.rotated(VARIANTS, block):
                 result = run_block(
@@ -59,7 +58,7 @@ def main() -> None:
                     statuses[variant][status] = statuses[variant].get(status, 0) + count
                 errors[variant] += result.errors
 
-    ok_b = statuses["b"].get(200, 0) + statuses["b2"].get(200, 0)
+    ok_b = statuses["b"].get(200, 0)
     stats = {v: common.summary_ms(latencies[v]) for v in VARIANTS}
     for v in VARIANTS:
         stats[v]["rps"] = round(len(latencies[v]) / elapsed[v], 1)
@@ -85,13 +84,11 @@ def main() -> None:
                 "B/F_p50": common.ratio(stats["b"]["p50_ms"], stats["f"]["p50_ms"]),
                 "B/F_p95": common.ratio(stats["b"]["p95_ms"], stats["f"]["p95_ms"]),
                 "B/F_block_p50_range": [round(min(block_bf), 3), round(max(block_bf), 3)],
-                "B2/F_p50": common.ratio(stats["b2"]["p50_ms"], stats["f"]["p50_ms"]),
-                "B2/F_p95": common.ratio(stats["b2"]["p95_ms"], stats["f"]["p95_ms"]),
                 "B/A_block_p50_range": [round(min(block_ba), 3), round(max(block_ba), 3)],
             },
-            # Correctness: every B and B2 request stored one Transmission and one task.
+            # Correctness: every B request stored one Transmission and one task.
             "checks": {
-                "b_b2_answered_200": ok_b + warm_ok,
+                "b_answered_200": ok_b + warm_ok,
                 "transmissions": Transmission.objects.count(),
                 "tasks_enqueued": DBTaskResult.objects.count(),
                 "floor_rows": FloorRow.objects.count(),

@@ -174,12 +174,12 @@ def approval(ops: int) -> dict[str, Any]:
     def post(variant: str) -> Callable[[], Any]:
         return lambda: client.post(f"/checkout/{variant}/")
 
-    variants = ["a", "b", "b2", "f"]  # b2: the prototype of the fixes (whatif.py)
+    variants = ["a", "b", "f"]
     interleaved({v: post(v) for v in variants}, 40, blocks=2)  # warm: imports, first queries
     return {
         # In-process (no HTTP, no server): the difference B - F is the package's.
         "in_process": interleaved({v: post(v) for v in variants}, ops),
-        "sql": {v: statements(post(v)) for v in ("b", "b2", "f")},
+        "sql": {v: statements(post(v)) for v in ("b", "f")},
         "B": profile(lambda: [client.post("/checkout/b/") for _ in range(ops)], ops),
     }
 
@@ -195,7 +195,7 @@ def webhook(ops: int) -> dict[str, Any]:
 
     def send(variant: str) -> Callable[[], Any]:
         def go() -> None:
-            taken = [orders.pop()] if variant in ("w", "w2") else [(str(uuid.uuid4()), "x")]
+            taken = [orders.pop()] if variant == "w" else [(str(uuid.uuid4()), "x")]
             req = deliveries(variant, taken, "testserver")[0]
             headers = {k: v for k, v in req.headers.items() if k != "Content-Type"}
             response = client.post(
@@ -206,14 +206,13 @@ def webhook(ops: int) -> dict[str, Any]:
         return go
 
     return {
-        "in_process": interleaved({v: send(v) for v in ("w", "w2", "d")}, ops),
-        "sql": {v: statements(send(v)) for v in ("w", "w2", "d")},
+        "in_process": interleaved({v: send(v) for v in ("w", "d")}, ops),
+        "sql": {v: statements(send(v)) for v in ("w", "d")},
         "W": profile(lambda: [send("w")() for _ in range(ops)], ops),
     }
 
 
 def burst(ops: int) -> dict[str, Any]:
-    import whatif
     from django.test import override_settings
     from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
@@ -270,22 +269,8 @@ def burst(ops: int) -> dict[str, Any]:
                 payload=body,
             )
 
-    def decline_whatif() -> None:
-        i = next(counter)
-        payment = Payment(
-            order_id=f"prof-{tag}-{i}",
-            transaction_id=f"t-{i}",
-            amount=1999,
-            currency="USD",
-            response_code="05",
-            processor="bench-gateway",
-        )
-        whatif.evaluate_declined_payment(payment, card=card, payer=payer, billing=billing)
-
     result: dict[str, Any] = {
-        "in_process": interleaved(
-            {"decline": decline, "decline_whatif": decline_whatif, "floor": floor}, ops
-        ),
+        "in_process": interleaved({"decline": decline, "floor": floor}, ops),
         "caller_sql": statements(decline),
         "caller": profile(lambda: [decline() for _ in range(ops)], ops),
     }
@@ -307,7 +292,7 @@ def burst(ops: int) -> dict[str, Any]:
     )
     from django_flexcharge.client import FlexChargeClient
 
-    package_client, fast_client = FlexChargeClient(), whatif.FastClient()
+    package_client = FlexChargeClient()
 
     def task_with(client: Any) -> Callable[[], None]:
         def run() -> None:
@@ -317,8 +302,8 @@ def burst(ops: int) -> dict[str, Any]:
         return run
 
     with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
-        # K2 alone: one cheap emulator endpoint, with and without requests'
-        # per-request look-ups of proxies and ~/.netrc in the environment.
+        # What requests' per-request look-ups of proxies, CA bundle and ~/.netrc
+        # in the environment cost (trust_env), on one cheap emulator endpoint.
         sessions = {"trust_env": requests.Session(), "no_trust_env": requests.Session()}
         sessions["no_trust_env"].trust_env = False
         url = emu.url + "/_emulator/faults"
@@ -329,17 +314,10 @@ def burst(ops: int) -> dict[str, Any]:
         try:
             # The token fetch and the first connection of each client, outside the figures.
             task_with(package_client)()
-            task_with(fast_client)()
             set_client(package_client)
             result["worker_sql_per_task"] = statements(worker(1).run)
             result["in_process"].update(
-                interleaved(
-                    {
-                        "worker_task": task_with(package_client),
-                        "worker_task_whatif": task_with(fast_client),  # K1 + K2
-                    },
-                    ops // 2,
-                )
+                interleaved({"worker_task": task_with(package_client)}, ops // 2)
             )
             set_client(package_client)
             left = DBTaskResult.objects.filter(status="READY").count()

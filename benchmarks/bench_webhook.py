@@ -22,10 +22,9 @@ import uuid
 import common
 from loadgen import Request, run_block
 
-#: w2 is not the package: its view calling the prototype intake (whatif.py).
-VARIANTS = ["w", "w2", "d", "z"]
+VARIANTS = ["w", "d", "z"]
 VAULT_TOKEN = "bench-vault-token-0000000000000000"  # a made-up vault token
-PATHS = {"w": "/flexcharge/webhook/", "w2": "/hook/w2/", "d": "/hook/d/", "z": "/hook/z/"}
+PATHS = {"w": "/flexcharge/webhook/", "d": "/hook/d/", "z": "/hook/z/"}
 
 
 def realistic_payloads() -> tuple[dict, dict]:
@@ -200,8 +199,8 @@ def main() -> None:
     from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 
     common.reset_tables(WebhookEvent, Refund, FlexChargeOrder, RawDelivery)
-    # One pending order per W and W2 request (warm-up included), none used twice.
-    pending = create_pending_orders(2 * (blocks * per_block + warmup), "hook")
+    # One pending order per W request (warm-up included), none used twice.
+    pending = create_pending_orders(blocks * per_block + warmup, "hook")
     # D and Z get deliveries of the same size for orders that do not exist.
     fake = [(str(uuid.uuid4()), f"hook-{i}") for i in range(per_block)]
 
@@ -213,7 +212,7 @@ def main() -> None:
         host = f"127.0.0.1:{server.port}"
 
         def batch(variant: str, count: int) -> list[Request]:
-            if variant in ("w", "w2"):
+            if variant == "w":
                 taken = pending[:count]
                 del pending[:count]
                 return deliveries(variant, taken, host)
@@ -254,10 +253,9 @@ def main() -> None:
             "W/Z_rps": common.ratio(stats["w"]["rps"], stats["z"]["rps"]),
             "W/D_p95": common.ratio(stats["w"]["p95_ms"], stats["d"]["p95_ms"]),
             "W/D_block_rps_range": [round(min(block_wd), 3), round(max(block_wd), 3)],
-            "W2/D_rps": common.ratio(stats["w2"]["rps"], stats["d"]["rps"]),
         },
         "checks": {
-            "w_w2_requests": 2 * (blocks * per_block + warmup),
+            "w_requests": blocks * per_block + warmup,
             "events_applied": applied,
             "orders_approved": approved,
         },

@@ -243,13 +243,11 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         for key, label in (
             ("a", "A checkout"),
             ("b", "B + payment_approved"),
-            ("b2", "B2 = B with the fixes (prototype)"),
             ("f", "F floor"),
         ):
             row(label, lambda r, key=key: lat(r["approval"]["variants"][key]))
         row("B/A  p50 / p95", lambda r: "{B/A_p50} / {B/A_p95}".format(**r["approval"]["ratios"]))
         row("B/F  p50 / p95", lambda r: "{B/F_p50} / {B/F_p95}".format(**r["approval"]["ratios"]))
-        row("B2/F p50 / p95", lambda r: "{B2/F_p50} / {B2/F_p95}".format(**r["approval"]["ratios"]))
         row(
             "B/F  per-block p50 range",
             lambda r: "{} .. {}".format(*r["approval"]["ratios"]["B/F_block_p50_range"]),
@@ -258,7 +256,6 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         section("webhook intake (req/s, p95 ms)")
         for key, label in (
             ("w", "W package view"),
-            ("w2", "W2 = W with the fixes (prototype)"),
             ("d", "D floor: store body"),
             ("z", "Z bare 200"),
         ):
@@ -270,7 +267,6 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             )
         row("W/D  req/s", lambda r: str(r["webhook"]["ratios"]["W/D_rps"]))
         row("W/Z  req/s", lambda r: str(r["webhook"]["ratios"]["W/Z_rps"]))
-        row("W2/D req/s", lambda r: str(r["webhook"]["ratios"]["W2/D_rps"]))
         row(
             "SQL per event (all / data)",
             lambda r: ", ".join(
@@ -339,16 +335,12 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         section("in-process ms per op (SQL ms, round trips)")
         for path, key, label in (
             ("approval", "b", "B"),
-            ("approval", "b2", "B2 (fixes)"),
             ("approval", "f", "F"),
             ("webhook", "w", "W"),
-            ("webhook", "w2", "W2 (fixes)"),
             ("webhook", "d", "D"),
             ("burst", "decline", "decline"),
-            ("burst", "decline_whatif", "decline (fixes)"),
             ("burst", "floor", "decline floor"),
             ("burst", "worker_task", "worker task"),
-            ("burst", "worker_task_whatif", "worker task (K1+K2)"),
         ):
             row(
                 label,
@@ -358,7 +350,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             )
 
         row(
-            "requests call, trust_env on / off (K2)",
+            "requests call, trust_env on / off",
             lambda r: "{:.3f} / {:.3f}".format(
                 r["profile"]["burst"]["requests_per_call"]["trust_env"]["ms"],
                 r["profile"]["burst"]["requests_per_call"]["no_trust_env"]["ms"],

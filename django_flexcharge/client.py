@@ -5,7 +5,8 @@ URL, applies the bearer token, the (connect, read) timeout and maps every
 failure to the ``FlexChargeError`` tree; each endpoint is a short method.
 
 The access token lives 10 minutes. It is kept in Django's cache, so every
-process of a site shares it, and renewed 60 s before ``expires``; when many
+process of a site shares it (each also keeps a copy in memory, so the cache
+is read once per token), and renewed 60 s before ``expires``; when many
 threads need a new one at once exactly one token request goes out. A 401 drops
 the token and retries the call once with a fresh one.
 
@@ -151,6 +152,8 @@ class FlexChargeClient:
         self._mid = mid
         self._tokenization_key = tokenization_key
         self._timeout = timeout
+        #: (cache key, token, expires): this process's copy of the shared token.
+        self._local_token: tuple[str, str, float] | None = None
         self.session = session or requests.Session()
         self.session.headers.update(
             {"Accept": "application/json", "User-Agent": f"django-flexcharge/{__version__}"}
@@ -183,8 +186,15 @@ class FlexChargeClient:
     # --- the token ---
 
     def _cached_token(self) -> str | None:
-        entry = cache.get(self._token_cache_key)
+        key = self._token_cache_key
+        # This process's copy first: the shared cache (often a database or a
+        # network hop) is read once per token, not once per call.
+        local = self._local_token
+        if local and local[0] == key and local[2] - TOKEN_MARGIN > time.time():
+            return local[1]
+        entry = cache.get(key)
         if entry and entry.get("expires", 0) - TOKEN_MARGIN > time.time():
+            self._local_token = (key, str(entry["token"]), float(entry["expires"]))
             return str(entry["token"])
         return None
 
@@ -229,10 +239,14 @@ class FlexChargeClient:
             ttl = int(expires_at - time.time() - TOKEN_MARGIN)
             if ttl > 0:
                 cache.set(self._token_cache_key, {"token": token, "expires": expires_at}, ttl)
+                self._local_token = (self._token_cache_key, token, expires_at)
             return token
 
     def drop_token(self, token: str | None = None) -> None:
         """Forget the cached token (only if it is still ``token``, when given)."""
+        local = self._local_token
+        if local and (token is None or local[1] == token):
+            self._local_token = None
         entry = cache.get(self._token_cache_key)
         if entry and (token is None or entry.get("token") == token):
             cache.delete(self._token_cache_key)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -26,6 +27,8 @@ from .compat import task_backends
 from .conf import conf
 
 logger = logging.getLogger("django_flexcharge.delivery")
+
+M = TypeVar("M", bound=models.Model)
 
 QUEUED = "queued"
 #: Rows younger than this are left to the task enqueued on commit.
@@ -107,7 +110,7 @@ def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool
     try:
         if run_after is not None and not backend_defers():
             return False
-        configured = task.using(backend=conf.TASK_BACKEND, queue_name=conf.TASK_QUEUE)
+        configured = configured_task(task)
         if run_after is not None:
             configured = configured.using(run_after=run_after)
         configured.enqueue(pk)
@@ -117,9 +120,82 @@ def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool
     return True
 
 
-def enqueue_on_commit(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> None:
+def enqueue_on_commit(
+    task: Any, pk: Any, *, run_after: dt.datetime | None = None, using: str | None = None
+) -> None:
     """Enqueue after the current transaction commits (nothing if it rolls back)."""
-    transaction.on_commit(lambda: enqueue(task, pk, run_after=run_after), robust=True)
+    transaction.on_commit(lambda: enqueue(task, pk, run_after=run_after), using, robust=True)
+
+
+_configured: dict[tuple[str, str, str], Any] = {}
+
+
+def configured_task(task: Any) -> Any:
+    """``task`` bound to the configured backend and queue, built once per combination.
+
+    ``Task.using()`` validates and copies the task on every call; on the
+    approval path that was a measurable share of the time (docs/benchmarks.md).
+    The key holds the settings' values, so ``override_settings`` still works.
+    """
+    key = (task.module_path, conf.TASK_BACKEND, conf.TASK_QUEUE)
+    configured = _configured.get(key)
+    if configured is None:
+        configured = task.using(backend=key[1], queue_name=key[2])
+        _configured[key] = configured
+    return configured
+
+
+def queue_shares_database(model: type[models.Model]) -> bool:
+    """Whether tasks are rows in ``model``'s own database (``django_tasks_db`` there)."""
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:  # pragma: no cover - django-tasks-db is a dependency
+        return False
+    try:
+        backend = task_backends[conf.TASK_BACKEND]
+    except Exception:  # an unknown alias: enqueue() logs it, the row is kept
+        return False
+    return isinstance(backend, DatabaseBackend) and router.db_for_write(
+        DBTaskResult
+    ) == router.db_for_write(model)
+
+
+class _EnqueueFailed(Exception):
+    """Raised inside the transaction to roll back the row with its task (see ``create_with_task``)."""
+
+
+def create_with_task(model: type[M], task: Any, create: Callable[[], M]) -> M:
+    """Run ``create()`` in a transaction and have ``task(row.pk)`` run once it commits.
+
+    When the queue is a table of the same database (``django_tasks_db``), the
+    task row is inserted in the same transaction: row and task commit or roll
+    back together, and no second transaction follows the caller's commit (the
+    approval path's largest avoidable cost). Any other backend is enqueued on
+    commit. If enqueueing fails, nothing of it is kept and the row is stored
+    on its own with an on-commit enqueue; ``flexcharge_retry`` covers the rest.
+    An ``IntegrityError`` from ``create()`` (a repeat) reaches the caller.
+    """
+    using = router.db_for_write(model)
+    if queue_shares_database(model):
+        try:
+            with transaction.atomic(using=using):
+                row = create()
+                try:
+                    configured_task(task).enqueue(row.pk)
+                except Exception as err:
+                    raise _EnqueueFailed from err
+            return row
+        except _EnqueueFailed as err:
+            logger.error(
+                "Could not enqueue %s with its row (%s); enqueueing after commit instead",
+                task.name,
+                type(err.__cause__).__name__,
+            )
+    with transaction.atomic(using=using):
+        row = create()
+    enqueue_on_commit(task, row.pk, using=using)
+    return row
 
 
 def due(model: type[models.Model], *, now: dt.datetime | None = None) -> models.QuerySet[Any]:

@@ -2,8 +2,9 @@
 
 ``vault_card`` is synchronous: checkout needs the token. ``transmit_approved_payment``
 and ``evaluate_declined_payment`` only write a row in the caller's transaction
-and enqueue its delivery for after commit, so the caller does no network I/O
-and a rolled-back transaction sends nothing. ``refund_order``,
+and queue its delivery (with the row when the queue is ``django_tasks_db`` on
+the same database, otherwise on commit), so the caller does no network I/O and
+a rolled-back transaction sends nothing. ``refund_order``,
 ``cancel_order`` and ``sync_order`` act on an order FlexCharge already holds;
 they live in ``order_actions`` and are importable from here.
 """
@@ -17,13 +18,13 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
 from . import payloads
 from .client import get_client
 from .conf import conf
-from .delivery import enqueue_on_commit
+from .delivery import create_with_task
 from .exceptions import FlexChargeAPIError, FlexChargeValidationError
 from .models import FlexChargeOrder, Transmission, VaultedCard
 from .order_actions import cancel_order, refund_order, sync_order
@@ -128,19 +129,20 @@ def transmit_approved_payment(
         payment, idempotency_key=str(key), card=card, payer=payer, billing=billing
     )
     try:
-        with transaction.atomic():
-            row = Transmission.objects.create(
+        return create_with_task(
+            Transmission,
+            deliver_transmission,
+            lambda: Transmission.objects.create(
                 **lookup,
                 amount=payment.amount,
                 currency=payment.currency,
                 payload=body,
                 idempotency_key=key,
-            )
+            ),
+        )
     except IntegrityError:
         # The same payment recorded before (or concurrently): that row is the one.
         return Transmission.objects.get(**lookup)
-    enqueue_on_commit(deliver_transmission, row.pk)
-    return row
 
 
 def _check_decline(payment: Payment, now: dt.datetime) -> None:
@@ -158,8 +160,10 @@ def _check_decline(payment: Payment, now: dt.datetime) -> None:
         )
     if payment.when > now + CLOCK_SKEW:
         raise FlexChargeValidationError("payment.occurred_at", "is in the future")
-    if FlexChargeOrder.objects.filter(order_id=payment.order_id).exists():
-        raise FlexChargeValidationError("payment.order_id", "was already handed to FlexCharge")
+
+
+def _already_handed_over() -> FlexChargeValidationError:
+    return FlexChargeValidationError("payment.order_id", "was already handed to FlexCharge")
 
 
 def _vaulted(card: object, payer: Payer) -> VaultedCard:
@@ -203,6 +207,13 @@ def evaluate_declined_payment(
     _require("is_mit", is_mit, bool, "True or False")
     now = timezone.now()
     _check_decline(payment, now)
+    # A repeated order_id is normally found by the unique constraint in the
+    # INSERT (no query before it); a Card would be vaulted first, so look first.
+    if (
+        isinstance(card, Card)
+        and FlexChargeOrder.objects.filter(order_id=payment.order_id).exists()
+    ):
+        raise _already_handed_over()
     vaulted = _vaulted(card, payer)
     key = uuid.uuid4()
     body = payloads.evaluate_body(
@@ -216,8 +227,10 @@ def evaluate_declined_payment(
         now=now,
     )
     try:
-        with transaction.atomic():
-            order = FlexChargeOrder.objects.create(
+        order = create_with_task(
+            FlexChargeOrder,
+            deliver_evaluation,
+            lambda: FlexChargeOrder.objects.create(
                 order_id=payment.order_id,
                 amount=payment.amount,
                 currency=payment.currency,
@@ -233,12 +246,10 @@ def evaluate_declined_payment(
                 idempotency_key=key,
                 is_test_mode=conf.TEST_MODE,
                 request_payload=body,
-            )
+            ),
+        )
     except IntegrityError as err:
-        raise FlexChargeValidationError(
-            "payment.order_id", "was already handed to FlexCharge"
-        ) from err
-    enqueue_on_commit(deliver_evaluation, order.pk)
+        raise _already_handed_over() from err
     logger.info("Order %s queued for /evaluate", order.order_id)
     return order
 

@@ -317,6 +317,36 @@ def test_eight_threads_needing_a_token_make_one_token_request(client):
         assert sum(c.request.url.endswith("evaluate") for c in rsps.calls) == 8
 
 
+def test_the_shared_cache_is_read_once_per_token_not_once_per_call(mocked, client, monkeypatch):
+    from django.core.cache import cache
+
+    mocked.add(responses.POST, API + "evaluate", json={})
+    reads: list[str] = []
+    real_get = cache.get
+    monkeypatch.setattr(
+        cache, "get", lambda key, *a, **k: reads.append(key) or real_get(key, *a, **k)
+    )
+    for _ in range(5):
+        client.evaluate({})
+    token_reads = [key for key in reads if key == client._token_cache_key]
+    assert len(token_reads) == 2  # before the token request and once under its lock
+    assert sum(c.request.url == TOKEN_URL for c in mocked.calls) == 1
+
+
+def test_a_token_another_process_renewed_is_picked_up_after_a_401(mocked, client):
+    from django.core.cache import cache
+
+    mocked.add(responses.POST, API + "evaluate", status=401)
+    mocked.add(responses.POST, API + "evaluate", json={"status": "SUBMITTED"})
+    client.get_token()  # tok-1 from the token endpoint, kept in memory too
+    # Another process got a 401 for tok-1 and stored a new token in the shared cache.
+    cache.set(client._token_cache_key, {"token": "tok-other", "expires": time.time() + 600})
+    assert client.evaluate({})["status"] == "SUBMITTED"
+    evaluates = [c for c in mocked.calls if c.request.url.endswith("evaluate")]
+    assert auth_header(evaluates[-1]) == "Bearer tok-other"
+    assert sum(c.request.url == TOKEN_URL for c in mocked.calls) == 1
+
+
 def test_get_client_is_one_shared_client_and_set_client_replaces_it():
     first = get_client()
     assert get_client() is first

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 import requests
 import responses
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -153,6 +153,113 @@ def test_a_backend_that_cannot_defer_leaves_the_retry_to_flexcharge_retry(
 def test_an_enqueue_failure_is_logged_not_raised(caplog):
     assert delivery.enqueue(deliver_evaluation, 1) is False
     assert "flexcharge_retry will" in caplog.text
+
+
+# --- the task row in the caller's transaction (django_tasks_db on the same database) ---
+
+
+def task_rows() -> list[dict]:
+    from django_tasks_db.models import DBTaskResult
+
+    return list(DBTaskResult.objects.values("task_path", "args_kwargs", "queue_name"))
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="db")
+def test_with_a_database_queue_the_task_row_is_written_with_the_row(
+    payer, django_capture_on_commit_callbacks
+):
+    assert delivery.queue_shares_database(Transmission)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        row = transmit_approved_payment(make_payment(), card=make_vaulted(), payer=payer)
+        # Already there before the caller commits: no second transaction after it.
+        assert task_rows() == [
+            {
+                "task_path": "django_flexcharge.tasks.deliver_transmission",
+                "args_kwargs": {"args": [row.pk], "kwargs": {}},
+                "queue_name": "default",
+            }
+        ]
+    assert callbacks == []
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="db")
+def test_with_a_database_queue_a_rolled_back_caller_leaves_neither_row_nor_task(payer):
+    card = make_vaulted()
+
+    def checkout() -> None:
+        with transaction.atomic():
+            transmit_approved_payment(make_payment(), card=card, payer=payer)
+            raise RuntimeError("the checkout failed after the approval")
+
+    with pytest.raises(RuntimeError):
+        checkout()
+    assert not Transmission.objects.exists()
+    assert task_rows() == []
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="db")
+def test_with_a_database_queue_a_repeat_adds_no_second_task(
+    payer, django_capture_on_commit_callbacks
+):
+    card = make_vaulted()
+    with django_capture_on_commit_callbacks(execute=False):
+        first = transmit_approved_payment(make_payment(), card=card, payer=payer)
+        again = transmit_approved_payment(make_payment(), card=card, payer=payer)
+    assert again.pk == first.pk
+    assert len(task_rows()) == 1
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="db")
+def test_if_the_task_row_cannot_be_written_the_row_is_kept_and_enqueued_on_commit(
+    payer, billing, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.backend import DatabaseBackend
+
+    real = DatabaseBackend.enqueue
+    failing = {"on": True}
+
+    def enqueue(self, task, args, kwargs):
+        if failing["on"]:
+            raise RuntimeError("queue table is locked")
+        return real(self, task, args, kwargs)
+
+    monkeypatch.setattr(DatabaseBackend, "enqueue", enqueue)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        order = delivery.create_with_task(
+            FlexChargeOrder, deliver_evaluation, lambda: make_order(status="queued")
+        )
+    assert FlexChargeOrder.objects.filter(pk=order.pk).exists()
+    assert task_rows() == []
+    assert "enqueueing after commit instead" in caplog.text
+    failing["on"] = False
+    callbacks[0]()  # the commit: the task is enqueued now
+    assert task_rows()[0]["args_kwargs"] == {"args": [order.pk], "kwargs": {}}
+
+
+@pytest.mark.django_db
+def test_another_backend_is_enqueued_on_commit(payer, django_capture_on_commit_callbacks):
+    assert not delivery.queue_shares_database(Transmission)  # ImmediateBackend
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        transmit_approved_payment(make_payment(), card=make_vaulted(), payer=payer)
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+@override_settings(
+    TASKS={"db": {**DB_TASKS["db"], "QUEUES": ["flexcharge", "other"]}},
+    FLEXCHARGE_TASK_BACKEND="db",
+    FLEXCHARGE_TASK_QUEUE="flexcharge",
+)
+def test_the_configured_task_follows_the_settings():
+    configured = delivery.configured_task(deliver_evaluation)
+    assert (configured.backend, configured.queue_name) == ("db", "flexcharge")
+    assert delivery.configured_task(deliver_evaluation) is configured
+    with override_settings(FLEXCHARGE_TASK_QUEUE="other"):
+        assert delivery.configured_task(deliver_evaluation).queue_name == "other"
 
 
 # --- concurrency ---

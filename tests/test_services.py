@@ -257,6 +257,31 @@ def test_an_order_id_already_handed_over_is_refused(
     assert FlexChargeOrder.objects.count() == 1
 
 
+def test_a_repeated_order_id_with_a_raw_card_is_refused_before_vaulting(
+    mocked, card, payer, billing, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        evaluate_declined_payment(make_payment(), card=make_vaulted(), payer=payer, billing=billing)
+    with pytest.raises(FlexChargeValidationError) as exc:
+        evaluate_declined_payment(make_payment(), card=card, payer=payer, billing=billing)
+    assert exc.value.field == "payment.order_id"
+    assert calls_to(mocked, "tokenize") == 0
+
+
+def test_a_repeated_order_id_inside_a_host_transaction_leaves_it_usable(
+    payer, billing, django_capture_on_commit_callbacks
+):
+    # The repeat is found by the unique constraint, in a savepoint: the host's
+    # transaction goes on (PostgreSQL would otherwise refuse every later query).
+    vaulted = make_vaulted()
+    with django_capture_on_commit_callbacks(execute=False), transaction.atomic():
+        evaluate_declined_payment(make_payment(), card=vaulted, payer=payer, billing=billing)
+        with pytest.raises(FlexChargeValidationError):
+            evaluate_declined_payment(make_payment(), card=vaulted, payer=payer, billing=billing)
+        assert FlexChargeOrder.objects.count() == 1
+    assert FlexChargeOrder.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [

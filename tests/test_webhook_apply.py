@@ -157,6 +157,42 @@ def test_a_redelivered_event_is_a_duplicate_and_signals_once(
     assert signal_log.names() == ["order_status_changed", "order_approved"]
 
 
+def data_statements(queries) -> list[str]:
+    skip = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
+    return [q["sql"].split()[0] for q in queries if not q["sql"].startswith(skip)]
+
+
+def test_a_first_delivery_costs_five_statements_whatever_the_table_size():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(50):
+        make_order(order_id=f"INV-{n}", order_session_key=f"fc-{n}")
+    make_order()
+    with CaptureQueriesContext(connection) as queries:
+        stored = receive()
+    assert stored.status == Stored.APPLIED
+    # nonce check, INSERT event, SELECT order FOR UPDATE, UPDATE order, UPDATE event
+    assert data_statements(queries) == ["SELECT", "INSERT", "SELECT", "UPDATE", "UPDATE"]
+
+
+def test_an_event_applied_meanwhile_by_an_admin_is_not_overwritten(admin_user):
+    # The short cut skips re-reading the event row only while the order still
+    # allows the transition; once someone applied the event, it reads it again.
+    make_order()
+    body, headers = signed_webhook(
+        "order.completed", order_id="fc-0001", external_order_id="INV-1001"
+    )
+    payload = parse_payload(body)
+    event = webhooks.store_event(headers["x-fc-nonce"], body, payload, "")
+    assert webhooks.reapply_event(event, admin_user).status == Stored.APPLIED
+    stale = WebhookEvent.objects.get(pk=event.pk)
+    stale.status = Stored.RECEIVED
+    result = webhooks._apply(stale, payload, fresh=True)
+    assert result.status == Stored.APPLIED
+    assert WebhookEvent.objects.get(pk=event.pk).status == Stored.APPLIED
+
+
 def test_a_resent_first_delivery_is_applied_not_taken_for_a_duplicate():
     order = make_order()
 

@@ -6,10 +6,8 @@ urlpatterns = [
     path("ping/", views.ping),
     path("checkout/a/", views.checkout_a),
     path("checkout/b/", views.checkout_b),
-    path("checkout/b2/", views.checkout_b2),
     path("checkout/f/", views.checkout_f),
     path("hook/d/", views.StoreRawBody.as_view()),
     path("hook/z/", views.Answer200.as_view()),
-    path("hook/w2/", views.WhatIfWebhookView.as_view()),
     path("flexcharge/", include("django_flexcharge.urls")),
 ]

@@ -5,8 +5,6 @@ Approval path (``/checkout/<variant>/``), one host row per request:
 * ``a``: the host's checkout alone: one INSERT in a transaction.
 * ``b``: ``a`` plus ``payment_approved.send(...)`` inside the transaction; the
   package stores a ``Transmission`` and enqueues its task on commit.
-* ``b2``: ``b`` with the package's transmit path replaced by the prototype of
-  the recommended fixes (``benchmarks/whatif.py``): what the fix would buy.
 * ``f``: the floor: ``a`` plus one INSERT of a ``Transmission``-shaped row with
   a body of the same shape and size. Any correct implementation must at least
   write that row in the caller's transaction.
@@ -16,12 +14,10 @@ Webhook intake (``/hook/<variant>/``; the package's view is ``/flexcharge/webhoo
 * ``d``: the floor: a bare DRF view storing the raw body with one INSERT in a
   transaction, with the same DRF policies as the package's view.
 * ``z``: a bare DRF view answering 200.
-* ``w2``: the package's view calling the prototype intake (``whatif.receive``).
 """
 
 import uuid
 
-import whatif
 from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -30,11 +26,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_flexcharge.conf import conf
-from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.signals import payment_approved
 from django_flexcharge.types import BillingAddress, Payer, Payment
-from django_flexcharge.views import WebhookView
 
 from .models import FloorRow, HostOrder, RawDelivery
 
@@ -56,11 +49,11 @@ def checkout_a(request):
     return HttpResponse("ok")
 
 
-def _approve(signal) -> None:
+def _approve() -> None:
     """What a checkout does once the processor approved: the host row, then the signal."""
     with transaction.atomic():
         order = _host_order()
-        signal.send(
+        payment_approved.send(
             sender=HostOrder,
             payment=Payment(
                 order_id=order.number,
@@ -87,14 +80,7 @@ def _approve(signal) -> None:
 @csrf_exempt
 @require_POST
 def checkout_b(request):
-    _approve(payment_approved)
-    return HttpResponse("ok")
-
-
-@csrf_exempt
-@require_POST
-def checkout_b2(request):
-    _approve(whatif.payment_approved_whatif)
+    _approve()
     return HttpResponse("ok")
 
 
@@ -153,18 +139,6 @@ def checkout_f(request):
             idempotency_key=key,
         )
     return HttpResponse("ok")
-
-
-class WhatIfWebhookView(WebhookView):
-    """The package's view with ``webhooks.receive`` swapped for the prototype."""
-
-    def post(self, request):
-        host = conf.WEBHOOK_HOST or request.get_host()
-        try:
-            event = whatif.receive(request.body, request.headers, host)
-        except FlexChargeWebhookError as err:
-            return Response({"status": "refused", "error": str(err)}, status=err.status_code)
-        return Response({"status": event.status, "event": event.pk})
 
 
 class BareView(APIView):
