@@ -23,9 +23,9 @@ Per round (the rounds together make N declines):
 
 Rounds alternate the worker count (1, 2, 2, 1: an ABBA order cancels drift).
 After each round the emulators' counters are collected and their order
-lists cleared: the emulator finds an order by merchant ``orderId`` with a
-linear scan, which would otherwise make every later request slower (see
-docs/benchmarks.md). Duplicates are counted over the whole run.
+lists cleared, so every arm's emulator starts each round alike (the emulator
+once looked orders up with a linear scan; see docs/benchmarks.md).
+Duplicates are counted over the whole run.
 
 Auth: ``oauth2/token`` requests at the worker-side emulator over the burst,
 with the settings' shared database cache; then a short extra round with
