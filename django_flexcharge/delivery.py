@@ -127,7 +127,7 @@ def enqueue_on_commit(
     transaction.on_commit(lambda: enqueue(task, pk, run_after=run_after), using, robust=True)
 
 
-_configured: dict[tuple[str, str, str], Any] = {}
+_configured: dict[tuple[Any, str, str], Any] = {}
 
 
 def configured_task(task: Any) -> Any:
@@ -135,9 +135,11 @@ def configured_task(task: Any) -> Any:
 
     ``Task.using()`` validates and copies the task on every call; on the
     approval path that was a measurable share of the time (docs/benchmarks.md).
-    The key holds the settings' values, so ``override_settings`` still works.
+    The key holds the settings' values, so ``override_settings`` still works,
+    and the task itself (Tasks are frozen dataclasses), so variants of one
+    function made with ``task.using(priority=...)`` stay apart.
     """
-    key = (task.module_path, conf.TASK_BACKEND, conf.TASK_QUEUE)
+    key = (task, conf.TASK_BACKEND, conf.TASK_QUEUE)
     configured = _configured.get(key)
     if configured is None:
         configured = task.using(backend=key[1], queue_name=key[2])

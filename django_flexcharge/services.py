@@ -142,7 +142,10 @@ def transmit_approved_payment(
         )
     except IntegrityError:
         # The same payment recorded before (or concurrently): that row is the one.
-        return Transmission.objects.get(**lookup)
+        stored = Transmission.objects.filter(**lookup).first()
+        if stored is None:
+            raise  # another constraint: not a repeat
+        return stored
 
 
 def _check_decline(payment: Payment, now: dt.datetime) -> None:
@@ -249,6 +252,8 @@ def evaluate_declined_payment(
             ),
         )
     except IntegrityError as err:
+        if not FlexChargeOrder.objects.filter(order_id=payment.order_id).exists():
+            raise  # another constraint: not a repeat
         raise _already_handed_over() from err
     logger.info("Order %s queued for /evaluate", order.order_id)
     return order

@@ -257,6 +257,22 @@ def test_an_order_id_already_handed_over_is_refused(
     assert FlexChargeOrder.objects.count() == 1
 
 
+def test_an_integrity_error_that_is_not_a_repeat_is_not_reported_as_one(
+    payer, billing, monkeypatch
+):
+    from django.db import IntegrityError
+
+    def broken(**values):
+        raise IntegrityError("CHECK constraint failed: some_other_constraint")
+
+    monkeypatch.setattr(FlexChargeOrder.objects, "create", broken)
+    monkeypatch.setattr(Transmission.objects, "create", broken)
+    with pytest.raises(IntegrityError):
+        evaluate_declined_payment(make_payment(), card=make_vaulted(), payer=payer, billing=billing)
+    with pytest.raises(IntegrityError):
+        transmit_approved_payment(make_payment(), payer=payer)
+
+
 def test_a_repeated_order_id_with_a_raw_card_is_refused_before_vaulting(
     mocked, card, payer, billing, django_capture_on_commit_callbacks
 ):
