@@ -186,22 +186,42 @@ def make_event(nonce: str, status: str, days_old: int) -> WebhookEvent:
     return event
 
 
-def test_prune_deletes_only_old_finished_rows():
-    keep = [
-        make_event("recent", "applied", 1),
-        make_event("needs-a-look", "failed", 100),
-        make_event("unprocessed", "received", 100),
-        make_transmission(transaction_id="recent", status="sent", created=ago(days=1)),
-        make_transmission(transaction_id="queued", status="queued", created=ago(days=100)),
-    ]
-    for n, status in enumerate(("applied", "duplicate", "ignored")):
+def old_and_recent_rows() -> None:
+    make_event("recent", "applied", 1)
+    make_transmission(transaction_id="recent", status="sent", created=ago(days=1))
+    for n, status in enumerate(("applied", "duplicate", "ignored", "failed", "received")):
         make_event(f"old-{n}", status, 100)
-    make_transmission(transaction_id="sent", status="sent", created=ago(days=100))
-    make_transmission(transaction_id="failed", status="failed", created=ago(days=100))
+    for status in ("sent", "failed", "queued"):
+        make_transmission(transaction_id=status, status=status, created=ago(days=100))
+
+
+def test_prune_deletes_every_row_older_than_n_days():
+    old_and_recent_rows()
     out = run("flexcharge_prune", "--days", "30")
-    assert "Deleted 3 webhook events older than 30 days" in out
-    assert "Deleted 2 transmissions older than 30 days" in out
-    assert WebhookEvent.objects.count() + Transmission.objects.count() == len(keep)
+    assert "Deleted 5 webhook events older than 30 days" in out
+    assert "Deleted 3 transmissions older than 30 days" in out
+    assert list(WebhookEvent.objects.values_list("nonce", flat=True)) == ["recent"]
+    assert list(Transmission.objects.values_list("transaction_id", flat=True)) == ["recent"]
+
+
+def test_prune_takes_n_as_an_argument_too():
+    old_and_recent_rows()
+    assert "Deleted 5 webhook events older than 30 days" in run("flexcharge_prune", "30")
+    with pytest.raises(CommandError, match="disagree"):
+        call_command("flexcharge_prune", "30", "--days", "40")
+
+
+def test_prune_can_keep_what_was_never_processed():
+    old_and_recent_rows()
+    out = run("flexcharge_prune", "--days", "30", "--keep-unprocessed")
+    assert "Deleted 3 webhook events" in out
+    assert "Deleted 2 transmissions" in out
+    assert set(WebhookEvent.objects.values_list("status", flat=True)) == {
+        "applied",
+        "failed",
+        "received",
+    }
+    assert set(Transmission.objects.values_list("status", flat=True)) == {"sent", "queued"}
 
 
 def test_prune_dry_run_counts_and_deletes_nothing():

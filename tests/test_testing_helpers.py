@@ -13,7 +13,7 @@ from django.http.request import HttpHeaders
 from django_flexcharge import signing
 from django_flexcharge.client import FlexChargeClient, get_client, set_client
 from django_flexcharge.exceptions import FlexChargeConfigurationError, FlexChargeTimeout
-from django_flexcharge.models import FlexChargeOrder
+from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.testing import (
     FakeFlexChargeClient,
     meta_headers,
@@ -271,6 +271,26 @@ def test_the_command_sends_a_delivery_signed_for_the_urls_host(capsys):
     out = capsys.readouterr().out
     assert "200" in out
     assert '{"status": "applied"}' in out
+
+
+def test_the_command_needs_nothing_but_the_url(capsys):
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, URL, json={"status": "ignored"})
+        call_command("flexcharge_send_test_webhook", URL)
+        request = sent_request(rsps)
+
+    assert signing.verify(request.body, request.headers, "shop.example.com", [OFFICIAL["key"]])
+    payload = json.loads(request.body)
+    assert payload["Event"] == "order.completed"
+    assert payload["OrderId"]
+    assert payload["ExternalOrderId"].startswith("test-")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_without_ids_is_stored_as_ignored_by_a_live_site(live_server):
+    call_command("flexcharge_send_test_webhook", live_server.url + "/flexcharge/webhook/")
+    [event] = WebhookEvent.objects.all()
+    assert (event.status, event.event) == ("ignored", "order.completed")
 
 
 def test_the_command_signs_for_host_and_key_when_given():

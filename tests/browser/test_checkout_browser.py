@@ -148,3 +148,15 @@ def test_sense_key_also_arrives_through_the_callback(page: Any, example_site: Si
     order_id = open_checkout(page, example_site, "pro")
     expect(page.locator("#id_flexcharge_sense_key")).to_have_value(f"stub-sense-{order_id}")
     assert page.evaluate("window.flexchargeSenseKey.current()") == f"stub-sense-{order_id}"
+
+
+def test_a_form_without_the_field_gets_one_carrying_the_key(page: Any, example_site: Site) -> None:
+    """A host that renders only {% flexcharge_sensejs %} still posts flexcharge_sense_key."""
+    site = example_site
+    page.goto(f"{site.url}/login/")  # a POST form, no sense key field
+    assert page.locator("input[name=flexcharge_sense_key]").count() == 0
+    page.add_script_tag(url=f"{site.url}/static/django_flexcharge/sensejs.js")
+    page.evaluate("window.flexchargeSenseKey('sense-from-widget')")
+    field = page.locator("form input[type=hidden][name=flexcharge_sense_key]")
+    expect(field).to_have_count(page.locator("form[method=post]").count())
+    expect(field.first).to_have_value("sense-from-widget")

@@ -1,9 +1,12 @@
-"""``manage.py flexcharge_prune --days N``: delete old webhook events and transmissions.
+"""``manage.py flexcharge_prune [N] [--days N]``: delete webhook events and transmissions older than N days.
 
-Only rows that are done: webhook events applied, duplicate or ignored (a
-``received`` or ``failed`` event is kept for a person to look at), and
-transmissions sent or failed. Orders and refunds are the money trail and are
-never pruned. Deletes in batches so a large table is not locked for long.
+Age is the criterion (``received_at`` of an event, ``created`` of a
+transmission), whatever the row's status: after N days (90 by default) a
+delivery that never applied or an approval copy never sent is past use, and a
+retention policy that keeps them for ever is not one. ``--keep-unprocessed``
+keeps ``received``/``failed`` events and ``queued`` transmissions for a person
+to look at. Orders and refunds are the money trail and are never pruned.
+Deletes in batches so a large table is not locked for long.
 """
 
 from __future__ import annotations
@@ -30,37 +33,34 @@ def delete_in_batches(queryset: models.QuerySet[Any]) -> int:
 
 
 class Command(BaseCommand):
-    help = (
-        "Delete processed FlexCharge webhook events and finished transmissions older than N days."
-    )
+    help = "Delete FlexCharge webhook events and transmissions older than N days (default 90)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--days", type=int, default=90, help="age in days (default 90)")
+        parser.add_argument("days_arg", nargs="?", type=int, metavar="N", help="age in days")
+        parser.add_argument("--days", type=int, default=None, help="age in days (default 90)")
+        parser.add_argument(
+            "--keep-unprocessed",
+            action="store_true",
+            help="keep received/failed webhook events and queued transmissions",
+        )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = options["days"]
+        given = [d for d in (options["days_arg"], options["days"]) if d is not None]
+        if len(given) == 2 and given[0] != given[1]:
+            raise CommandError("N and --days disagree; give one of them.")
+        days = given[0] if given else 90
         if days < 1:
             raise CommandError("--days must be 1 or more.")
         cutoff = timezone.now() - dt.timedelta(days=days)
-        done_events = (
-            WebhookEvent.Status.APPLIED,
-            WebhookEvent.Status.DUPLICATE,
-            WebhookEvent.Status.IGNORED,
-        )
-        targets = (
-            (
-                "webhook events",
-                WebhookEvent.objects.filter(received_at__lt=cutoff, status__in=done_events),
-            ),
-            (
-                "transmissions",
-                Transmission.objects.filter(
-                    created__lt=cutoff,
-                    status__in=(Transmission.Status.SENT, Transmission.Status.FAILED),
-                ),
-            ),
-        )
+        events = WebhookEvent.objects.filter(received_at__lt=cutoff)
+        transmissions = Transmission.objects.filter(created__lt=cutoff)
+        if options["keep_unprocessed"]:
+            events = events.exclude(
+                status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
+            )
+            transmissions = transmissions.exclude(status=Transmission.Status.QUEUED)
+        targets = (("webhook events", events), ("transmissions", transmissions))
         for label, queryset in targets:
             if options["dry_run"]:
                 self.stdout.write(f"Would delete {queryset.count()} {label} older than {days} days")

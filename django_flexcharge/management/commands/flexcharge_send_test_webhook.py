@@ -1,7 +1,9 @@
 """``manage.py flexcharge_send_test_webhook URL``: POST a correctly signed webhook to a site.
 
 For checking an installation end to end (keys, proxy, FLEXCHARGE_WEBHOOK_HOST)
-without waiting for FlexCharge. The body and headers are the ones
+without waiting for FlexCharge. Without ``--order-id``/``--external-order-id``
+the delivery names an order nobody has: a working site answers 200 and stores
+it as ignored, which is all a set-up check needs. The body and headers are the ones
 ``django_flexcharge.testing.signed_webhook`` builds, sent as ``text/plain``
 like FlexCharge does; the answer is printed, and a non-2xx answer fails the
 command so scripts can check it.
@@ -10,6 +12,7 @@ command so scripts can check it.
 from __future__ import annotations
 
 import json
+import uuid
 from argparse import BooleanOptionalAction
 from typing import Any
 
@@ -26,9 +29,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("url", help="e.g. https://shop.example.com/flexcharge/webhook/")
         parser.add_argument("--event", default="order.completed")
-        parser.add_argument("--order-id", required=True, help="FlexCharge's order id (OrderId)")
         parser.add_argument(
-            "--external-order-id", required=True, help="your order id (ExternalOrderId)"
+            "--order-id",
+            help="FlexCharge's order id (OrderId); default: a new GUID, which matches no order",
+        )
+        parser.add_argument(
+            "--external-order-id",
+            help="your order id (ExternalOrderId); default: a made-up test-... id",
         )
         parser.add_argument("--key", help="subscriber key (default: the first configured one)")
         parser.add_argument(
@@ -55,8 +62,8 @@ class Command(BaseCommand):
         test_mode = options["test_mode"]
         body, headers = signed_webhook(
             options["event"],
-            order_id=options["order_id"],
-            external_order_id=options["external_order_id"],
+            order_id=options["order_id"] or str(uuid.uuid4()),
+            external_order_id=options["external_order_id"] or f"test-{uuid.uuid4().hex[:12]}",
             key=options["key"],
             host=options["host"] or webhook_host(url),
             is_test_mode=conf.TEST_MODE if test_mode is None else test_mode,

@@ -10,7 +10,10 @@
  *   3. a global read by dotted path (data-key-global, e.g. "fc.senseKey"),
  *      polled for a while; a function there is called for the key.
  * setKey() writes into every input named flexcharge_sense_key, now and once the
- * document has loaded, since the field may come after the script.
+ * document has loaded, since the field may come after the script. A page that
+ * has no such input (the {% flexcharge_sense_key_field %} tag was not used)
+ * gets a hidden one in each of its POST forms, so the key still reaches the
+ * server in the field CONTRACT §3 names.
  */
 (function (w, d) {
   "use strict";
@@ -23,9 +26,26 @@
   var FIELD = 'input[name="flexcharge_sense_key"]';
   var current = "";
 
+  function addFields() {
+    var forms = d.querySelectorAll("form");
+    for (var i = 0; i < forms.length; i++) {
+      if ((forms[i].getAttribute("method") || "").toLowerCase() !== "post") {
+        continue;
+      }
+      var input = d.createElement("input");
+      input.type = "hidden";
+      input.name = "flexcharge_sense_key";
+      input.setAttribute("data-flexcharge-sense-key", "");
+      forms[i].appendChild(input);
+    }
+  }
+
   function fill() {
     if (!current) {
       return;
+    }
+    if (!d.querySelector(FIELD) && d.readyState !== "loading") {
+      addFields();
     }
     var fields = d.querySelectorAll(FIELD);
     for (var i = 0; i < fields.length; i++) {
