@@ -22,6 +22,10 @@ from .types import BillingAddress, Card, Payer, Payment, Subscription
 
 #: FlexCharge requires the result codes; "NA" is its documented "not available".
 NOT_AVAILABLE = "NA"
+#: ``responseCode`` / ``responseCodeSource`` are required (§6.2, ASP.NET refuses an
+#: empty string); an approval the host describes without them gets these.
+APPROVED_CODE = "00"
+UNKNOWN_SOURCE = "unspecified"
 
 
 def utc_iso(value: dt.datetime) -> str:
@@ -170,6 +174,11 @@ def transmit_body(
         "payer": payer_body(payer),
         "paymentMethod": card_metadata(card),
     }
+    # An approval copy may come without a processor code; never send "" for them.
+    txn = body["transaction"]
+    txn["responseCode"] = txn["responseCode"] or APPROVED_CODE
+    txn["responseCodeSource"] = txn["responseCodeSource"] or UNKNOWN_SOURCE
+    txn["processorName"] = txn["processorName"] or UNKNOWN_SOURCE
     if billing is not None:
         body["billingInformation"] = billing_body(billing)
     return body

@@ -207,3 +207,16 @@ def test_cancel_key_is_stable_per_order_and_differs_from_the_evaluate_key():
     assert first == payloads.cancel_idempotency_key(order)
     assert first != KEY
     assert uuid.UUID(first).version == 5
+
+
+def test_transmit_body_never_sends_empty_required_codes():
+    body = payloads.transmit_body(make_payment(response_code="", processor=""), idempotency_key="k")
+    txn = body["transaction"]
+    assert (txn["responseCode"], txn["responseCodeSource"]) == ("00", "unspecified")
+    given = payloads.transmit_body(
+        make_payment(response_code="A1", processor="nmi"), idempotency_key="k"
+    )
+    assert (given["transaction"]["responseCode"], given["transaction"]["responseCodeSource"]) == (
+        "A1",
+        "nmi",
+    )
