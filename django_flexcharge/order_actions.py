@@ -237,8 +237,23 @@ def _status_name(data: dict[str, Any]) -> str:
     return str(code or data.get("statusName") or "").strip().lower()
 
 
-def order_status_from(data: dict[str, Any], order: FlexChargeOrder, now: dt.datetime) -> str | None:
-    """The order status a ``GET /orders/{id}`` answer means; None when it says nothing usable."""
+#: ``POST /outcome`` statuses that tell apart the ends a ``Cancelled`` order can have.
+OUTCOME_ENDS = {
+    "EXPIRED": Status.EXPIRED,
+    "DECLINED": Status.DECLINED,
+    "CANCELLED": Status.CANCELLED,
+}
+
+
+def order_status_from(
+    data: dict[str, Any], order: FlexChargeOrder, now: dt.datetime, *, outcome: str = ""
+) -> str | None:
+    """The order status a ``GET /orders/{id}`` answer means; None when it says nothing usable.
+
+    ``outcome`` is ``POST /outcome``'s status for the order, asked only when
+    the order reads ``Cancelled``: it names the end (expired, declined,
+    cancelled) that ``GET /orders/{id}`` does not (§7.2 leaves it unknown).
+    """
     name = _status_name(data)
     label = str(data.get("statusName") or "").strip().lower()
     if label == "expired" or name == "expired":
@@ -248,8 +263,9 @@ def order_status_from(data: dict[str, Any], order: FlexChargeOrder, now: dt.date
     if name == "returned":
         return Status.REFUNDED
     if name == "cancelled":
-        # FlexCharge does not document how an expired MIT looks here (§7.2):
-        # Cancelled after the rescue window is read as expired.
+        if outcome.upper() in OUTCOME_ENDS:
+            return OUTCOME_ENDS[outcome.upper()]
+        # Without /outcome: Cancelled after the rescue window is read as expired.
         expiry = parse_datetime(str(data.get("expiryDate") or "")) or order.expiry_date
         if data.get("expired") is True or (expiry is not None and expiry <= now):
             return Status.EXPIRED
@@ -262,6 +278,16 @@ def order_status_from(data: dict[str, Any], order: FlexChargeOrder, now: dt.date
     return None
 
 
+def _outcome_status(client: Any, order: FlexChargeOrder) -> str:
+    """``POST /outcome``'s status, or "" when it cannot say (deprecated, so it may be gone)."""
+    try:
+        answer = client.outcome(order.order_session_key)
+    except FlexChargeError as err:
+        logger.info("Order %s: /outcome unavailable (%s); reading Cancelled alone", order, err)
+        return ""
+    return str(answer.get("status") or "").strip().upper()
+
+
 def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
     """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards."""
     current = FlexChargeOrder.objects.get(pk=order.pk)
@@ -269,11 +295,15 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         raise FlexChargeStateError(
             f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
         )
-    data = get_client().get_order(current.order_session_key)
+    client = get_client()
+    data = client.get_order(current.order_session_key)
+    outcome = ""
+    if _status_name(data) == "cancelled":
+        outcome = _outcome_status(client, current)
     now = timezone.now()
     with transaction.atomic():
         locked = _locked(current)
-        target = order_status_from(data, locked, now)
+        target = order_status_from(data, locked, now, outcome=outcome)
         if target == Status.REFUNDED and locked.status == Status.PENDING:
             # Rescued, then refunded: the host hears both, in order.
             transition(locked, Status.APPROVED)

@@ -164,6 +164,31 @@ def test_sync_maps_flexcharge_order_statuses(mocked, answer, status):
     assert order.response_payload == answer
 
 
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [("EXPIRED", Status.EXPIRED), ("DECLINED", Status.DECLINED), ("CANCELLED", Status.CANCELLED)],
+)
+def test_sync_asks_outcome_which_end_a_cancelled_order_had(mocked, outcome, status):
+    # GET /orders/{id} says Cancelled (2) for every end (§7.2); /outcome names it.
+    mocked.add(responses.GET, ORDER_URL, json=order_answer(2, "Cancelled"))
+    mocked.add(responses.POST, API + "outcome", json={"status": outcome, "success": True})
+    assert sync_order(make_order(status=Status.PENDING)).status == status
+    [call] = [c for c in mocked.calls if c.request.url == API + "outcome"]
+    assert json.loads(call.request.body) == {"orderSessionKey": "fc-order-1"}
+
+
+def test_sync_does_not_ask_outcome_about_other_statuses(mocked):
+    mocked.add(responses.GET, ORDER_URL, json=order_answer(7, "COMPLETED"))
+    sync_order(make_order(status=Status.PENDING))
+    assert not [c for c in mocked.calls if c.request.url.endswith("/outcome")]
+
+
+def test_sync_without_outcome_reads_cancelled_by_the_expiry(mocked):
+    mocked.add(responses.GET, ORDER_URL, json=order_answer(2, "Cancelled"))
+    mocked.add(responses.POST, API + "outcome", status=404, json={})
+    assert sync_order(make_order(status=Status.PENDING)).status == Status.CANCELLED
+
+
 def test_sync_logs_an_order_on_hold(mocked, caplog):
     mocked.add(responses.GET, ORDER_URL, json=order_answer(1, "Onhold"))
     sync_order(make_order(status=Status.PENDING))
