@@ -3,6 +3,8 @@
 One ``requests.Session`` (connection reuse), one ``_request()`` that joins the
 URL, applies the bearer token, the (connect, read) timeout and maps every
 failure to the ``FlexChargeError`` tree; each endpoint is a short method.
+Ids placed in a URL path are percent-encoded as one segment, so a merchant
+order id such as ``INV/2026 #7`` reaches ``orders/INV%2F2026%20%237/...``.
 
 The access token lives 10 minutes. It is kept in Django's cache, so every
 process of a site shares it (each also keeps a copy in memory, so the cache
@@ -25,6 +27,7 @@ import time
 import uuid
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.core.cache import cache
@@ -47,6 +50,13 @@ logger = logging.getLogger("django_flexcharge.client")
 
 #: Renew the token this many seconds before FlexCharge's ``expires``.
 TOKEN_MARGIN = 60
+#: ``/evaluate`` result statuses (§6.4): business results, even in a ``success: false``
+#: envelope that lists errors (a DECLINED evaluation may say why).
+EVALUATE_STATUSES = frozenset(
+    {"SUBMITTED", "APPROVED", "DECLINED", "CHALLENGE", "CAPTUREREQUIRED", "PROCESSING"}
+)
+#: ``/outcome`` statuses (§7.1): the evaluate ones plus the ends of a managed rescue.
+OUTCOME_STATUSES = EVALUATE_STATUSES | {"EXPIRED", "CANCELLED", "NOTFOUND"}
 _TOKEN_LOCKS: dict[str, threading.Lock] = {}
 _TOKEN_LOCKS_GUARD = threading.Lock()
 
@@ -82,6 +92,11 @@ def _parse_retry_after(value: str | None) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+def _segment(value: str) -> str:
+    """``value`` percent-encoded as one URL path segment (``/``, ``?``, ``#``, spaces...)."""
+    return quote(str(value), safe="")
 
 
 def _card_values(body: Any) -> tuple[str, ...]:
@@ -262,6 +277,7 @@ class FlexChargeClient:
         params: dict[str, Any] | None = None,
         auth: bool = True,
         redact: tuple[str, ...] = (),
+        accept_statuses: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         for attempt in (1, 2):
             headers = {"Content-Type": "application/json"}
@@ -273,7 +289,7 @@ class FlexChargeClient:
                 # Expired or revoked early: one retry with a fresh token.
                 self.drop_token(token)
                 continue
-            return self._decode(method, path, response, redact)
+            return self._decode(method, path, response, redact, accept_statuses)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send(
@@ -318,7 +334,12 @@ class FlexChargeClient:
         return response
 
     def _decode(
-        self, method: str, path: str, response: requests.Response, redact: tuple[str, ...] = ()
+        self,
+        method: str,
+        path: str,
+        response: requests.Response,
+        redact: tuple[str, ...] = (),
+        accept_statuses: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         status = response.status_code
         try:
@@ -335,20 +356,26 @@ class FlexChargeClient:
                 )
             else:
                 data = {}
-        if 200 <= status < 300 and not self._is_envelope_failure(data):
+        if 200 <= status < 300 and not self._is_envelope_failure(data, accept_statuses):
             return data
         # A validator may echo what it was sent (a card number): never into our error.
         self._raise(method, path, response, _redact(data, redact))
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _is_envelope_failure(data: dict[str, Any]) -> bool:
+    def _is_envelope_failure(
+        data: dict[str, Any], accept_statuses: frozenset[str] = frozenset()
+    ) -> bool:
         # A business failure comes back as 200 with success: false. A business
-        # *result* such as evaluate DECLINED is not an error: only treat it as
-        # one when FlexCharge says FAILED or lists errors.
+        # *result* is not an error: a status the endpoint lists as a result
+        # (``accept_statuses``: evaluate DECLINED, outcome EXPIRED...) is returned
+        # even when errors are listed; otherwise FAILED, no status or any error is one.
         if data.get("success") is not False:
             return False
-        return bool(data.get("errors")) or str(data.get("status") or "").upper() in ("", "FAILED")
+        status = str(data.get("status") or "").upper()
+        if status in accept_statuses:
+            return False
+        return bool(data.get("errors")) or status in ("", "FAILED")
 
     def _raise(
         self, method: str, path: str, response: requests.Response, data: dict[str, Any]
@@ -400,24 +427,34 @@ class FlexChargeClient:
         )
 
     def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
-        """``POST /tokenize``: vault a card. The mid + tokenization key are the credential."""
+        """``POST /tokenize``: vault a card.
+
+        The mid + tokenization key in the query are the documented credential; the
+        bearer token is sent too (FlexCharge tolerates it, and a server that treats
+        /tokenize like every other endpoint requires it), with the usual 401 retry.
+        """
         params = {"mid": self.mid, "environment": self._tokenization_key or conf.TOKENIZATION_KEY}
         return self._request(
-            "POST", "tokenize", body=body, params=params, auth=False, redact=_card_values(body)
+            "POST", "tokenize", body=body, params=params, redact=_card_values(body)
         )
 
     def transmit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "transmit", body=body)
 
     def evaluate(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._request("POST", "evaluate", body=body)
+        return self._request("POST", "evaluate", body=body, accept_statuses=EVALUATE_STATUSES)
 
     def outcome(self, order_session_key: str) -> dict[str, Any]:
         """Deprecated by FlexCharge in favour of ``get_order``; kept for old accounts."""
-        return self._request("POST", "outcome", body={"orderSessionKey": order_session_key})
+        return self._request(
+            "POST",
+            "outcome",
+            body={"orderSessionKey": order_session_key},
+            accept_statuses=OUTCOME_STATUSES,
+        )
 
     def get_order(self, order_session_key: str) -> dict[str, Any]:
-        return self._request("GET", f"orders/{order_session_key}")
+        return self._request("GET", f"orders/{_segment(order_session_key)}")
 
     def list_orders(self, **params: Any) -> dict[str, Any]:
         """``GET /orders`` with FlexCharge's query parameters (``status``, ``from``, ``pageSize``...)."""
@@ -435,16 +472,16 @@ class FlexChargeClient:
         body: dict[str, Any] = {"amountToRefund": to_major(amount, currency)}
         if message:
             body["refundMessage"] = message
-        return self._request("POST", f"orders/{order_session_key}/refund", body=body)
+        return self._request("POST", f"orders/{_segment(order_session_key)}/refund", body=body)
 
     def cancel(self, order_session_key: str, *, idempotency_key: str = "") -> dict[str, Any]:
         body = {"idempotencyKey": idempotency_key} if idempotency_key else {}
-        return self._request("POST", f"orders/{order_session_key}/cancel", body=body)
+        return self._request("POST", f"orders/{_segment(order_session_key)}/cancel", body=body)
 
     def external_cancel(self, order_id: str, *, idempotency_key: str = "") -> dict[str, Any]:
         """Cancel by the host's order id, when ``/evaluate`` never returned FlexCharge's id."""
         body = {"idempotencyKey": idempotency_key} if idempotency_key else {}
-        return self._request("POST", f"orders/{order_id}/external-cancel", body=body)
+        return self._request("POST", f"orders/{_segment(order_id)}/external-cancel", body=body)
 
 
 _default_client: FlexChargeClient | None = None

@@ -43,14 +43,38 @@ def auth_header(call) -> str | None:
 # --- endpoints ---
 
 
-def test_tokenize_sends_mid_and_key_in_the_query_and_no_bearer(mocked, client, card):
+def test_tokenize_sends_mid_and_key_in_the_query_and_the_bearer(mocked, client, card):
     mocked.add(responses.POST, API + "tokenize", json={"transaction": {}})
     client.tokenize(tokenize_body(card))
     call = mocked.calls[-1]
     assert "mid=d9d0b5fd-9433-44d3-8051-63fee28768e8" in call.request.url
     assert "environment=test-tokenization-key" in call.request.url
-    assert auth_header(call) is None
-    assert len(mocked.calls) == 1  # no token request either
+    # §4 tolerates a bearer and §18.1 lets a server 401 any call without one.
+    assert auth_header(call) == "Bearer tok-1"
+    assert [c.request.url for c in mocked.calls] == [TOKEN_URL, call.request.url]
+
+
+def test_a_401_on_tokenize_renews_the_token_and_retries_once_without_leaking_the_card(client, card):
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, json=token_body("tok-1"))
+        rsps.add(responses.POST, TOKEN_URL, json=token_body("tok-2"))
+        rsps.add(responses.POST, API + "tokenize", status=401)
+        rsps.add(responses.POST, API + "tokenize", json={"transaction": {"succeeded": True}})
+        assert client.tokenize(tokenize_body(card)) == {"transaction": {"succeeded": True}}
+        calls = [c for c in rsps.calls if c.request.url.split("?")[0].endswith("tokenize")]
+        assert [auth_header(c) for c in calls] == ["Bearer tok-1", "Bearer tok-2"]
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            responses.POST,
+            API + "tokenize",
+            status=401,
+            json={"message": f"bad card {card.number} cvv {card.cvv}"},
+        )
+        rsps.add(responses.POST, TOKEN_URL, json=token_body("tok-3"))
+        with pytest.raises(FlexChargeAuthError) as exc:
+            client.tokenize(tokenize_body(card))
+        assert sum(c.request.url.split("?")[0].endswith("tokenize") for c in rsps.calls) == 2
+    assert card.number not in repr(exc.value.response) + str(exc.value)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +86,15 @@ def test_tokenize_sends_mid_and_key_in_the_query_and_no_bearer(mocked, client, c
         ("get_order", ("fc-1",), "GET", "orders/fc-1", None),
         ("cancel", ("fc-1",), "POST", "orders/fc-1/cancel", {}),
         ("external_cancel", ("INV-1",), "POST", "orders/INV-1/external-cancel", {}),
+        ("get_order", ("a/b?c#d",), "GET", "orders/a%2Fb%3Fc%23d", None),
+        ("cancel", ("a/b c",), "POST", "orders/a%2Fb%20c/cancel", {}),
+        (
+            "external_cancel",
+            ("INV/2026 #7",),
+            "POST",
+            "orders/INV%2F2026%20%237/external-cancel",
+            {},
+        ),
     ],
 )
 def test_each_endpoint_sends_its_body_with_the_bearer_token(
@@ -73,6 +106,7 @@ def test_each_endpoint_sends_its_body_with_the_bearer_token(
     assert auth_header(call) == "Bearer tok-1"
     assert call.request.headers["Content-Type"] == "application/json"
     assert (json.loads(call.request.body) if call.request.body else None) == sent
+    assert call.request.path_url == "/v1/" + path  # ids percent-encoded as one segment
 
 
 def test_cancel_sends_an_idempotency_key_when_given(mocked, client):
@@ -100,6 +134,12 @@ def test_refund_amounts_go_in_major_units_as_exact_json_numbers(
     body = mocked.calls[-1].request.body.decode()
     assert body == '{"amountToRefund":' + text + ',"refundMessage":"sorry"}'
     assert json.loads(body, parse_float=Decimal)["amountToRefund"] == Decimal(text)
+
+
+def test_refund_percent_encodes_the_id_in_its_path(mocked, client):
+    mocked.add(responses.POST, API + "orders/INV%2F2026%20%237/refund", json={"status": "SUCCESS"})
+    assert client.refund("INV/2026 #7", 100, "USD") == {"status": "SUCCESS"}
+    assert mocked.calls[-1].request.path_url == "/v1/orders/INV%2F2026%20%237/refund"
 
 
 def test_dumps_writes_decimals_as_numbers_not_strings():
@@ -184,6 +224,48 @@ def test_a_business_failure_envelope_is_an_error_with_its_code(mocked, client):
 def test_a_declined_evaluation_is_an_answer_not_an_error(mocked, client):
     mocked.add(responses.POST, API + "evaluate", json={"success": False, "status": "DECLINED"})
     assert client.evaluate({})["status"] == "DECLINED"
+
+
+@pytest.mark.parametrize(
+    "status", ["SUBMITTED", "APPROVED", "DECLINED", "CHALLENGE", "CAPTUREREQUIRED", "PROCESSING"]
+)
+def test_an_evaluate_result_status_with_errors_listed_is_still_an_answer(mocked, client, status):
+    answer = {
+        "success": False,
+        "status": status,
+        "errors": [{"item1": "not eligible", "item2": "x"}],
+    }
+    mocked.add(responses.POST, API + "evaluate", json=answer)
+    assert client.evaluate({}) == answer
+
+
+@pytest.mark.parametrize("status", ["EXPIRED", "CANCELLED", "NOTFOUND", "declined", "PROCESSING"])
+def test_an_outcome_result_status_with_errors_listed_is_still_an_answer(mocked, client, status):
+    answer = {"success": False, "status": status, "errors": [{"item1": "why", "item2": "x"}]}
+    mocked.add(responses.POST, API + "outcome", json=answer)
+    assert client.outcome("fc-1") == answer
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "path", "status"),
+    [
+        ("evaluate", ({},), "evaluate", "FAILED"),
+        ("evaluate", ({},), "evaluate", ""),
+        ("evaluate", ({},), "evaluate", "EXPIRED"),  # an outcome status, not an evaluate one
+        ("outcome", ("fc-1",), "outcome", "FAILED"),
+        ("refund", ("fc-1", 100, "USD"), "orders/fc-1/refund", "FAILED"),
+        ("refund", ("fc-1", 100, "USD"), "orders/fc-1/refund", "DECLINED"),  # per endpoint
+        ("cancel", ("fc-1",), "orders/fc-1/cancel", "DECLINED"),
+    ],
+)
+def test_other_failure_envelopes_with_errors_stay_errors(
+    mocked, client, method, args, path, status
+):
+    answer = {"success": False, "status": status, "errors": [{"item1": "no", "item2": "E1"}]}
+    mocked.add(responses.POST, API + path, json=answer)
+    with pytest.raises(FlexChargeAPIError) as exc:
+        getattr(client, method)(*args)
+    assert exc.value.errors == {"E1": ["no"]}
 
 
 @pytest.mark.parametrize(
@@ -372,6 +454,7 @@ def test_no_pan_cvv_or_tokenization_key_in_logs_or_errors(client, card, caplog):
     ]
     messages = []
     with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, TOKEN_URL, json=token_body())
         for failure in failures:
             rsps.add(responses.POST, API + "tokenize", **failure)
         for _ in failures:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import re
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 import requests
 
 from django_flexcharge import signing
+from django_flexcharge.client import FlexChargeClient
 from django_flexcharge.emulator import (
     NOT_RESCUED_CARD,
     RESCUE_CARD,
@@ -123,23 +125,61 @@ def submit(emulator: Emulator, session: requests.Session, **kwargs: Any) -> str:
     return str(response.json()["orderSessionKey"])
 
 
-def tokenize(emulator: Emulator, pan: str = RESCUE_CARD) -> requests.Response:
+def submit_body(emulator: Emulator, body: dict[str, Any]) -> str:
+    """Evaluate ``body``; its orderSessionKey."""
+    response = session_for(emulator).post(emulator.base_url + "evaluate", json=body)
+    return str(response.json()["orderSessionKey"])
+
+
+def card_body(pan: str = RESCUE_CARD) -> dict[str, Any]:
+    return {
+        "payment_method": {
+            "credit_card": {
+                "first_name": "Jane",
+                "last_name": "Doe",
+                "number": pan,
+                "verification_value": "999",
+                "month": "09",
+                "year": "2030",
+            }
+        }
+    }
+
+
+def tokenize(
+    emulator: Emulator, pan: str = RESCUE_CARD, headers: dict[str, str] | None = None
+) -> requests.Response:
     return requests.post(
         emulator.base_url + "tokenize",
         params={"mid": CONFIG.mid, "environment": CONFIG.tokenization_key},
-        json={
-            "payment_method": {
-                "credit_card": {
-                    "first_name": "Jane",
-                    "last_name": "Doe",
-                    "number": pan,
-                    "verification_value": "999",
-                    "month": "09",
-                    "year": "2030",
-                }
-            }
-        },
+        json=card_body(pan),
+        headers=headers,
     )
+
+
+def client_for(emulator: Emulator) -> FlexChargeClient:
+    """The package's own client, pointed at ``emulator``."""
+    return FlexChargeClient(
+        api_url=emulator.base_url,
+        app_key=CONFIG.app_key,
+        app_secret=CONFIG.app_secret,
+        mid=CONFIG.mid,
+        tokenization_key=CONFIG.tokenization_key,
+    )
+
+
+def raw_request(emulator: Emulator, method: str, path: str, token: str = "") -> int:
+    """Send ``path`` byte for byte (``requests`` would normalise its escapes); the status."""
+    host, port = emulator.base_url.split("//")[1].split("/")[0].split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        headers = {"Content-Type": "application/json", "Content-Length": "2"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        connection.request(method, path, body=b"{}", headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
 
 
 def jwt_claims(token: str) -> dict[str, Any]:
@@ -223,6 +263,18 @@ def test_tokenize_accepts_both_shapes_and_never_echoes_the_pan(emu: Emulator) ->
         camel.json()["transaction"]["payment_method"]["token"],
     }
     assert emu.state.tokens[method["token"]].scenario == "rescued"
+
+
+def test_tokenize_takes_a_bearer_or_none_and_the_client_sends_one(emu: Emulator) -> None:
+    # /tokenize is "open": mid + environment are its credential, a bearer is tolerated.
+    assert tokenize(emu).status_code == 200
+    bearer = session_for(emu).headers["Authorization"]
+    assert tokenize(emu, headers={"Authorization": bearer}).status_code == 200
+    tokens_before = emu.state.token_requests
+    answer = client_for(emu).tokenize(card_body())
+    assert answer["transaction"]["payment_method"]["token"] in emu.state.tokens
+    assert emu.state.token_requests == tokens_before + 1  # the client got a bearer for it
+    assert len(emu.state.tokens) == 3
 
 
 def test_tokenize_with_wrong_mid_or_environment_is_a_flattened_400(emu: Emulator) -> None:
@@ -600,6 +652,40 @@ def test_orders_list_is_paged(emu: Emulator) -> None:
     assert not page["hasNextPage"]
     empty = session.get(emu.base_url + "orders", params={"status": 4}).json()
     assert empty["totalItemCount"] == 0
+
+
+@pytest.mark.parametrize("order_id", ["INV/2026 #7", "50% off?", "a b/c"])
+def test_ids_with_reserved_characters_reach_their_order_through_the_client(
+    emu: Emulator, order_id: str
+) -> None:
+    client = client_for(emu)
+    body = evaluate_body()
+    body["orderId"] = order_id
+    answer = client.evaluate(body)
+    key = answer["orderSessionKey"]
+    assert answer["status"] == "SUBMITTED"
+    assert emu.state.orders[key].external_order_id == order_id
+    assert client.external_cancel(order_id) == {}
+    order = client.get_order(key)
+    assert (order["status"], order["outcome"], order["externalOrderId"]) == (
+        2,
+        "CANCELLED",
+        order_id,
+    )
+    assert [e["Event"] for e in emu.state.events] == ["order.cancelled"]
+
+
+def test_percent_encoded_path_segments_are_decoded_before_routing(emu: Emulator) -> None:
+    token = session_for(emu).headers["Authorization"].split()[1]
+    body = evaluate_body()
+    body["orderId"] = "INV/2026 #7"
+    key = submit_body(emu, body)
+    # Every segment decoded, as ASP.NET does; an encoded "/" stays inside its segment.
+    assert raw_request(emu, "GET", f"/v1/%6Frders/{key}", token) == 200
+    assert raw_request(emu, "GET", f"/v1/orders/{key}%2Fcancel", token) == 404  # one id
+    assert raw_request(emu, "POST", "/v1/orders/INV%2F2026%20%237/external%2Dcancel", token) == 200
+    assert emu.state.orders[key].outcome == "CANCELLED"
+    assert raw_request(emu, "POST", "/v1/orders/INV%2F2026/external-cancel", token) == 404
 
 
 def test_unknown_paths_and_methods(emu: Emulator) -> None:

@@ -73,3 +73,21 @@ def test_transmit_and_cancel_are_accepted(
     order.refresh_from_db()
     assert cancel_order(order).status == Status.CANCELLED
     assert sync_order(order).status == Status.CANCELLED
+
+
+def test_an_answer_lost_evaluate_is_cancelled_by_an_order_id_with_reserved_characters(
+    emulator, card, payer, billing, django_capture_on_commit_callbacks
+):
+    # FlexCharge created the order but its answer was lost: only our id can cancel it,
+    # and it goes in the URL path (orders/INV%2F2026%20%237/external-cancel).
+    emulator.set_faults(drop_response_rate=1.0, paths=("/v1/evaluate",), times=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = evaluate_declined_payment(
+            make_payment("INV/2026 #7"), card=vault_card(card), payer=payer, billing=billing
+        )
+    order.refresh_from_db()
+    assert (order.status, order.attempts, order.order_session_key) == (Status.QUEUED, 1, None)
+    [created] = emulator.state.orders.values()
+    assert created.external_order_id == "INV/2026 #7"
+    assert cancel_order(order).status == Status.CANCELLED
+    assert created.outcome == "CANCELLED"

@@ -30,7 +30,8 @@ logger = logging.getLogger("django_flexcharge.emulator")
 
 ID = r"(?P<id>[^/]+)"
 # (method, path regex, handler name, kind): kind "open" needs no bearer, "api" does,
-# "control" is the unauthenticated, fault-free control plane.
+# "control" is the unauthenticated, fault-free control plane. /tokenize is "open":
+# its credential is mid + environment (§4); a bearer, as the client sends, is tolerated.
 ROUTES = [
     ("POST", r"/v1/oauth2/token", "token", "open"),
     ("POST", r"/v1/tokenize", "tokenize", "open"),
@@ -86,6 +87,18 @@ class EmulatorServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RDWR)
 
 
+def route_path(raw: str) -> str:
+    """``raw`` with each segment percent-decoded, as ASP.NET routes a request.
+
+    An encoded ``/`` (``%2F``) stays inside its segment, so ``{id}`` may hold one:
+    ``/v1/orders/INV%2F2026%20%237/cancel`` routes to cancel with the id
+    ``INV/2026 #7`` (``%`` and ``/`` stay escaped here; the handler decodes ``{id}``).
+    """
+    return "/".join(
+        unquote(segment).replace("%", "%25").replace("/", "%2F") for segment in raw.split("/")
+    )
+
+
 def match_route(method: str, path: str) -> tuple[str, str, re.Match[str]] | int:
     """(handler name, kind, match) for a request, or 404/405."""
     status = 404
@@ -118,7 +131,7 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
 
         def _handle(self) -> None:
             parts = urlsplit(self.path)
-            path = parts.path
+            path = route_path(parts.path)
             try:
                 length = int(self.headers.get("Content-Length") or 0)
             except ValueError:
