@@ -97,7 +97,13 @@ class FlexChargeSettings:
 
     @property
     def WEBHOOK_TOLERANCE(self) -> int:
-        return int(self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300))
+        """Largest age (and future skew) of ``x-fc-date``, seconds; 0 or None: no date check.
+
+        FlexCharge documents no replay window (flexcharge-api.md §19.2); with the
+        check off a replay is still refused by its nonce.
+        """
+        value = self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300)
+        return 0 if value is None else int(value)
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:

@@ -89,7 +89,8 @@ class WebhookView(APIView):
             body = request.body
         except RequestDataTooBig:
             return _refused("body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE", 413)
-        # Behind a proxy the Host we see is not the one FlexCharge signed.
+        # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
+        # verify_delivery also accepts a signature for this host without its port.
         host = conf.WEBHOOK_HOST or request.get_host()
         try:
             event = webhooks.receive(body, request.headers, host)

@@ -2,8 +2,9 @@
 
 The fields are flexcharge-api.md §11.3. FlexCharge is an ASP.NET service, so
 names are matched case-insensitively. ``EventData`` is undocumented for every
-event (§19.3); only ``order.refunded`` is read, and any shape the app does not
-recognise means "refunded in full".
+event (§19.3); only ``order.refunded`` is read, for a total refunded and for the
+amount of this refund (``refund_amounts``). What the app makes of a refund that
+carries neither is ``webhooks``' business (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from .conf import conf
 from .money import to_minor
 
-#: Events that move an order; only these need order ids.
+#: Events that move an order; only these need an order id (either of the two).
 ORDER_EVENTS = frozenset({"order.completed", "order.expired", "order.cancelled", "order.refunded"})
 #: ``EventData`` names that may hold the total refunded so far, then names that may hold
 #: this refund alone (major units). The emulator sends ``TotalRefundedAmount``.
@@ -62,10 +63,11 @@ def parse_payload(body: bytes | str) -> Payload:
     # Events the app does not act on are stored as ignored even without order ids,
     # rather than refused and redelivered for ever.
     handled = event in ORDER_EVENTS
-    order_id = _text(fields, "OrderId", 64, required=handled)
-    external_order_id = _text(fields, "ExternalOrderId", 100, required=handled)
+    # Either id finds the order, so either may be absent (§11.3 marks both INFERRED).
+    order_id = _text(fields, "OrderId", 64)
+    external_order_id = _text(fields, "ExternalOrderId", 100)
     if handled and not (order_id or external_order_id):
-        raise PayloadError("OrderId and ExternalOrderId are both empty")
+        raise PayloadError("OrderId and ExternalOrderId are both missing or empty")
     return Payload(
         event=event,
         order_id=order_id,
@@ -86,6 +88,24 @@ def check_test_mode(payload: Payload) -> None:
         raise PayloadError("live event on a test-mode site (FLEXCHARGE_TEST_MODE is True)")
 
 
+def refund_amounts(event_data: Any, currency: str) -> tuple[int | None, int | None]:
+    """``(total refunded so far, this refund alone)`` in minor units per ``EventData``.
+
+    Either is None when ``EventData`` does not say; both are None for a shape
+    the app does not recognise or a ``Currency`` other than the order's.
+    """
+    if not isinstance(event_data, dict):
+        return None, None
+    data = {str(name).lower(): value for name, value in event_data.items()}
+    given = data.get("currency")
+    if isinstance(given, str) and given.strip() and given.strip().upper() != currency.upper():
+        return None, None
+    return (
+        _first_amount(data, REFUND_TOTAL_KEYS, currency),
+        _first_amount(data, REFUND_SINGLE_KEYS, currency),
+    )
+
+
 def refunded_total(event_data: Any, currency: str, already_refunded: int) -> int | None:
     """Minor units refunded in total according to ``EventData``, or None when it does not say.
 
@@ -93,16 +113,9 @@ def refunded_total(event_data: Any, currency: str, already_refunded: int) -> int
     (``already_refunded`` may include it), so a refund is never counted twice.
     A ``Currency`` other than the order's makes the amounts unusable.
     """
-    if not isinstance(event_data, dict):
-        return None
-    data = {str(name).lower(): value for name, value in event_data.items()}
-    given = data.get("currency")
-    if isinstance(given, str) and given.strip() and given.strip().upper() != currency.upper():
-        return None
-    total = _first_amount(data, REFUND_TOTAL_KEYS, currency)
+    total, single = refund_amounts(event_data, currency)
     if total is not None:
         return total
-    single = _first_amount(data, REFUND_SINGLE_KEYS, currency)
     return None if single is None else max(single, already_refunded)
 
 

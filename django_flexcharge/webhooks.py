@@ -2,8 +2,9 @@
 
 ``receive()`` is the whole pipeline the view calls:
 
-1. size, signature (any configured key), ``x-fc-date`` window and nonce format;
-   a failure raises ``FlexChargeWebhookError`` (413/401) and stores nothing.
+1. size, signature (any configured key; the host as seen or without its port),
+   ``x-fc-date`` window (unless ``FLEXCHARGE_WEBHOOK_TOLERANCE`` is 0) and nonce
+   format; a failure raises ``FlexChargeWebhookError`` (413/401) and stores nothing.
 2. the row is written on its own, before anything is applied, so it survives a
    failed apply. The unique nonce makes a replay fail here (401). A signed body
    the app cannot use is stored as ``failed`` with the reason and answered 400.
@@ -24,14 +25,15 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from . import signing
 from .conf import conf
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
-from .models import FlexChargeOrder, WebhookEvent
+from .models import FlexChargeOrder, Refund, WebhookEvent
 from .transitions import can_transition, transition
-from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refunded_total
+from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refund_amounts
 
 __all__ = [
     "EVENT_STATUS",
@@ -42,6 +44,7 @@ __all__ = [
     "parse_payload",
     "reapply_event",
     "receive",
+    "signed_hosts",
     "store_event",
     "verify_delivery",
 ]
@@ -93,8 +96,14 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
             "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set.",
             setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
         )
-    if not signing.verify(body, lowered, host, keys):
-        raise FlexChargeWebhookError(f"invalid or missing signature for host {host!r}", 401)
+    hosts = signed_hosts(host)
+    verified = False
+    for candidate in hosts:
+        # Every form is tried (no short cut), each in constant time per key.
+        verified |= signing.verify(body, lowered, candidate, keys)
+    if not verified:
+        names = " or ".join(repr(name) for name in hosts)
+        raise FlexChargeWebhookError(f"invalid or missing signature for host {names}", 401)
     nonce = lowered["x-fc-nonce"].strip()
     if not nonce or len(nonce) > MAX_NONCE:
         raise FlexChargeWebhookError("x-fc-nonce is empty or too long", 401)
@@ -104,13 +113,42 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
         raise FlexChargeWebhookError("x-fc-date is not an RFC 1123 date", 401) from err
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
-    skew = (timezone.now() - sent).total_seconds()
     tolerance = conf.WEBHOOK_TOLERANCE
-    if skew > tolerance:
-        raise FlexChargeWebhookError(f"x-fc-date is {skew:.0f} s old (limit {tolerance} s)", 401)
-    if skew < -tolerance:
-        raise FlexChargeWebhookError("x-fc-date is in the future", 401)
+    if tolerance > 0:
+        # 0 turns the window off (FlexCharge documents none, §19.2); nonces stay unique.
+        skew = (timezone.now() - sent).total_seconds()
+        if skew > tolerance:
+            raise FlexChargeWebhookError(
+                f"x-fc-date is {skew:.0f} s old (limit {tolerance} s)", 401
+            )
+        if skew < -tolerance:
+            raise FlexChargeWebhookError("x-fc-date is in the future", 401)
     return nonce
+
+
+def signed_hosts(host: str) -> list[str]:
+    """The host forms a delivery to ``host`` may be signed for: as given, then without its port.
+
+    §11.4 says "the bare host", while ``request.get_host()`` (and an HTTP
+    client's ``Host``) carries a non-default port: ``127.0.0.1:8000`` also
+    accepts ``127.0.0.1``; ``[::1]:8000`` also accepts ``[::1]`` and ``::1``
+    (``urlsplit(url).hostname``). A port is never added, only dropped.
+    """
+    host = host.strip()
+    forms = [host]
+    if host.startswith("["):
+        name, bracket, rest = host[1:].partition("]")
+        if bracket and (not rest or (rest[:1] == ":" and _is_port(rest[1:]))):
+            forms += [f"[{name}]", name]
+    else:
+        name, colon, port = host.rpartition(":")
+        if colon and name and ":" not in name and _is_port(port):
+            forms.append(name)
+    return list(dict.fromkeys(form for form in forms if form))
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 def store_event(nonce: str, body: bytes, payload: Payload | None, error: str) -> WebhookEvent:
@@ -234,18 +272,29 @@ def _apply_locked(
         return _finish(event, Stored.IGNORED, "older than the last event applied to the order")
     new_status, refunded = target, order.refunded_amount
     if target == Status.REFUNDED:
-        total = refunded_total(payload.event_data, order.currency, order.refunded_amount)
-        if total is None or total >= order.amount:
+        total = _refund_total(event, order, payload)
+        if total >= order.amount:
             refunded = order.amount
         else:
             new_status, refunded = Status.PARTIALLY_REFUNDED, max(total, order.refunded_amount)
-    more_refunded = new_status == order.status == Status.PARTIALLY_REFUNDED
+    # A refund of an order still waiting for its (lost) order.completed: it was
+    # rescued, so approve it first, then refund it (as sync does).
+    approve_first = target == Status.REFUNDED and order.status in (Status.QUEUED, Status.PENDING)
+    current = Status.APPROVED if approve_first else order.status
+    more_refunded = new_status == current == Status.PARTIALLY_REFUNDED
     more_refunded = more_refunded and refunded > order.refunded_amount
-    if not (more_refunded or can_transition(order.status, new_status)):
+    if not (more_refunded or can_transition(current, new_status)):
         reason = f"order is {order.status}; {payload.event} cannot change it"
         if order.status == new_status:
             reason = f"order is already {order.status}"
         return _finish(event, Stored.IGNORED, reason)
+    if approve_first:
+        # The host hears order_approved, then order_refunded, both with this event.
+        # A fresh instance for the second change: each after-commit signal reads
+        # the status of the instance it was given.
+        transition(order, Status.APPROVED, event=event)
+        order = _orders(lock=True).get(pk=order.pk)
+        event.order = order
     order.refunded_amount = refunded
     order.last_event_at = payload.timestamp or order.last_event_at
     order.confirmation_id = payload.confirmation_id or order.confirmation_id
@@ -260,11 +309,8 @@ def _apply_locked(
 
 def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
     """By FlexCharge's id first (always ours once known), then by the host's id."""
-    # Both keys are unique: get() needs no ORDER BY. Nothing here reads the
-    # JSON columns, and transition() saves with update_fields.
-    orders = FlexChargeOrder.objects.defer("request_payload", "response_payload", "api_errors")
-    if lock:
-        orders = orders.select_for_update()
+    # Both keys are unique: get() needs no ORDER BY.
+    orders = _orders(lock=lock)
     for field, value in (
         ("order_session_key", payload.order_id),
         ("order_id", payload.external_order_id),
@@ -275,6 +321,52 @@ def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
             except FlexChargeOrder.DoesNotExist:
                 pass
     return None
+
+
+def _orders(*, lock: bool) -> QuerySet[FlexChargeOrder]:
+    # Nothing here reads the JSON columns, and transition() saves with update_fields.
+    orders = FlexChargeOrder.objects.defer("request_payload", "response_payload", "api_errors")
+    return orders.select_for_update() if lock else orders
+
+
+def _refund_total(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int:
+    """Minor units refunded in total once this ``order.refunded`` applies (>= amount: in full).
+
+    ``EventData``'s shape is unknown (§19.3). A total in it wins. A single
+    amount adds up with those of the refund events applied before (distinct
+    events; a redelivery is a duplicate before it gets here). Neither: the
+    refunds made through the API (successful ``Refund`` rows), and only when
+    there are none, a full refund. The caller keeps the larger of this and
+    ``refunded_amount``.
+    """
+    total, single = refund_amounts(payload.event_data, order.currency)
+    if total is not None:
+        return total
+    done = order.refunds.filter(outcome=Refund.Outcome.SUCCEEDED).aggregate(total=Sum("amount"))
+    through_api = done["total"] or 0
+    if single is not None:
+        return max(
+            single + _earlier_single_refunds(event, order), through_api, order.refunded_amount
+        )
+    if through_api:
+        return max(through_api, order.refunded_amount)
+    return order.amount
+
+
+def _earlier_single_refunds(event: WebhookEvent, order: FlexChargeOrder) -> int:
+    """The sum of the single refund amounts of the order's other applied refund events."""
+    bodies = WebhookEvent.objects.filter(
+        order=order, event="order.refunded", status=Stored.APPLIED
+    ).exclude(pk=event.pk)
+    amount = 0
+    for body in bodies.values_list("body", flat=True):
+        try:
+            earlier = parse_payload(body)
+        except PayloadError:
+            continue
+        single = refund_amounts(earlier.event_data, order.currency)[1]
+        amount += single or 0
+    return amount
 
 
 def _applied_before(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int | None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_flexcharge import signals, webhooks
 from django_flexcharge.conf import conf
 from django_flexcharge.exceptions import FlexChargeWebhookError
-from django_flexcharge.models import FlexChargeOrder, WebhookEvent
+from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import signed_webhook
 from django_flexcharge.webhook_payload import PayloadError, parse_payload
@@ -378,6 +378,139 @@ def test_refund_data_the_app_cannot_read_means_a_full_refund(event_data):
     assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
 
 
+def test_two_portal_refunds_reported_as_single_amounts_add_up():
+    order = make_order(status=Status.APPROVED, amount=10000)
+
+    first = refund(order, {"RefundAmount": 50}, timestamp=T0)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 5000)
+    second = refund(order, {"RefundAmount": "50.00"}, timestamp=T0 + dt.timedelta(hours=1))
+
+    assert (first.status, second.status) == (Stored.APPLIED, Stored.APPLIED)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 10000)
+
+
+def test_a_redelivered_single_amount_refund_is_a_duplicate_not_a_second_refund():
+    order = make_order(status=Status.APPROVED, amount=10000)
+    refund(order, {"Amount": 30}, timestamp=T0)
+    refund(order, {"Amount": 20}, timestamp=T0 + dt.timedelta(hours=1))
+
+    again = refund(order, {"Amount": 20}, timestamp=T0 + dt.timedelta(hours=1), is_resent=True)
+
+    assert again.status == Stored.DUPLICATE
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 5000)
+
+
+def test_single_amounts_never_count_below_the_refunds_made_through_the_api():
+    order = make_order(status=Status.APPROVED, amount=10000)
+    Refund.objects.create(order=order, amount=4000, currency="USD", outcome="succeeded")
+
+    refund(order, {"RefundAmount": 10})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 4000)
+
+
+def test_a_refund_without_amounts_after_an_api_refund_is_that_partial_refund():
+    order = make_order(status=Status.APPROVED, amount=10000)
+    Refund.objects.create(order=order, amount=3000, currency="USD", outcome="succeeded")
+    Refund.objects.create(order=order, amount=5000, currency="USD", outcome="failed")
+    Refund.objects.create(order=order, amount=1000, currency="USD", outcome="pending")
+
+    stored = refund(order)
+
+    assert stored.status == Stored.APPLIED
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 3000)
+
+
+def test_the_webhook_of_an_api_refund_already_recorded_changes_nothing():
+    # refund_order() recorded it; FlexCharge's order.refunded for it says no amount.
+    order = make_order(status=Status.PARTIALLY_REFUNDED, amount=10000, refunded_amount=3000)
+    Refund.objects.create(order=order, amount=3000, currency="USD", outcome="succeeded")
+
+    stored = refund(order, {})
+
+    assert stored.status == Stored.IGNORED
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 3000)
+
+
+def test_api_refunds_covering_the_amount_make_a_refund_without_amounts_full():
+    order = make_order(status=Status.APPROVED, amount=10000)
+    Refund.objects.create(order=order, amount=6000, currency="USD", outcome="succeeded")
+    Refund.objects.create(order=order, amount=4000, currency="USD", outcome="succeeded")
+
+    refund(order)
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 10000)
+
+
+@pytest.mark.parametrize("before", [Status.PENDING, Status.QUEUED])
+def test_a_refund_of_an_order_whose_completion_was_lost_approves_then_refunds_it(
+    before, signal_log, django_capture_on_commit_callbacks
+):
+    order = make_order(status=before)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = refund(order, timestamp=T0, confirmation_id="22ACD1D9")
+
+    assert (stored.status, stored.order) == (Stored.APPLIED, order)
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+    assert (order.last_event_at, order.confirmation_id) == (T0, "22ACD1D9")
+    assert order.resolved_at is not None
+    assert signal_log.names() == [
+        "order_status_changed",
+        "order_approved",
+        "order_status_changed",
+        "order_refunded",
+    ]
+    changes = [kwargs for name, _, kwargs in signal_log.calls if name == "order_status_changed"]
+    assert [c["previous_status"] for c in changes] == [before, Status.APPROVED]
+    assert [c["order"].status for c in changes] == [Status.APPROVED, Status.REFUNDED]
+    assert all(kwargs["event"] == stored for _, _, kwargs in signal_log.calls)
+
+
+def test_a_partial_refund_of_a_pending_order_approves_it_first():
+    order = make_order(status=Status.PENDING, amount=10000)
+
+    refund(order, {"RefundAmount": 25})
+
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 2500)
+
+
+def test_approve_then_refund_is_one_transaction(monkeypatch):
+    order = make_order(status=Status.PENDING)
+    real = webhooks.transition
+
+    def approve_then_fail(target, new_status, **kwargs):
+        if new_status == Status.APPROVED:
+            return real(target, new_status, **kwargs)
+        raise RuntimeError("lost connection")
+
+    monkeypatch.setattr(webhooks, "transition", approve_then_fail)
+    with pytest.raises(RuntimeError):
+        refund(order)
+
+    assert status_of(order) == Status.PENDING
+    assert WebhookEvent.objects.get().status == Stored.FAILED
+
+
+@pytest.mark.parametrize("terminal", [Status.EXPIRED, Status.CANCELLED, Status.DECLINED])
+def test_a_refund_of_a_terminal_order_still_changes_nothing(terminal):
+    order = make_order(status=terminal)
+
+    stored = refund(order)
+
+    assert stored.status == Stored.IGNORED
+    assert status_of(order) == terminal
+
+
 # --- parsing ---
 
 
@@ -418,12 +551,96 @@ def test_one_of_the_two_order_ids_is_enough():
     assert (payload.order_id, payload.external_order_id) == ("", "INV-1")
 
 
+@pytest.mark.parametrize(
+    ("body", "ids"),
+    [
+        (b'{"Event":"order.refunded","ExternalOrderId":"INV-1"}', ("", "INV-1")),
+        (b'{"Event":"order.completed","OrderId":"fc-1"}', ("fc-1", "")),
+    ],
+)
+def test_either_order_id_may_be_absent(body, ids):
+    payload = parse_payload(body)
+
+    assert (payload.order_id, payload.external_order_id) == ids
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Event":"order.completed"}',
+        b'{"Event":"order.expired","OrderId":"","ExternalOrderId":null}',
+    ],
+)
+def test_an_order_event_needs_one_of_the_two_ids(body):
+    with pytest.raises(PayloadError, match="OrderId and ExternalOrderId are both missing or empty"):
+        parse_payload(body)
+
+
 def test_a_payload_error_names_the_field():
     with pytest.raises(PayloadError, match="OrderId must be a string"):
         parse_payload(b'{"Event":"order.expired","OrderId":1,"ExternalOrderId":"INV-1"}')
 
 
 # --- the pipeline's refusals ---
+
+
+@pytest.mark.parametrize(
+    ("host", "forms"),
+    [
+        ("testserver", ["testserver"]),
+        ("testserver:8000", ["testserver:8000", "testserver"]),
+        ("127.0.0.1:8000", ["127.0.0.1:8000", "127.0.0.1"]),
+        ("[::1]:8000", ["[::1]:8000", "[::1]", "::1"]),
+        ("[::1]", ["[::1]", "::1"]),
+        ("::1", ["::1"]),
+        ("host:", ["host:"]),
+        ("host:abc", ["host:abc"]),
+    ],
+)
+def test_the_host_forms_a_delivery_may_be_signed_for(host, forms):
+    assert webhooks.signed_hosts(host) == forms
+
+
+def test_a_delivery_signed_for_the_host_without_its_port_verifies():
+    body = b'{"Event":"order.completed","OrderId":"fc-1","ExternalOrderId":"INV-1"}'
+    key = conf.WEBHOOK_SUBSCRIBER_KEYS[0]
+
+    for signed, seen in [
+        ("testserver", "testserver:8000"),
+        ("testserver:8000", "testserver:8000"),
+        ("::1", "[::1]:8000"),
+        ("[::1]", "[::1]:8000"),
+    ]:
+        headers = sign_headers(key, signed, body)
+        assert webhooks.verify_delivery(body, headers, seen) == headers["x-fc-nonce"]
+
+
+@pytest.mark.parametrize(
+    ("signed", "seen"),
+    [("testserver:8000", "testserver"), ("testserver:8000", "testserver:8001"), ("x", "y:80")],
+)
+def test_a_delivery_signed_for_another_host_or_port_is_refused(signed, seen):
+    body = b'{"Event":"order.completed","OrderId":"fc-1","ExternalOrderId":"INV-1"}'
+    headers = sign_headers(conf.WEBHOOK_SUBSCRIBER_KEYS[0], signed, body)
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.verify_delivery(body, headers, seen)
+
+    assert caught.value.status_code == 401
+
+
+def test_a_zero_tolerance_accepts_any_date_and_the_default_is_300(settings):
+    body = b'{"Event":"order.completed","OrderId":"fc-1","ExternalOrderId":"INV-1"}'
+    headers = sign_headers(
+        conf.WEBHOOK_SUBSCRIBER_KEYS[0], "testserver", body, date="Mon, 20 Mar 2023 17:16:40 GMT"
+    )
+    assert conf.WEBHOOK_TOLERANCE == 300
+    with pytest.raises(FlexChargeWebhookError):
+        webhooks.verify_delivery(body, headers, "testserver")
+
+    settings.FLEXCHARGE_WEBHOOK_TOLERANCE = 0
+
+    assert webhooks.verify_delivery(body, headers, "testserver") == headers["x-fc-nonce"]
 
 
 def test_an_oversized_body_is_refused_whatever_content_length_said(settings):

@@ -202,6 +202,41 @@ def test_the_tolerance_follows_the_setting(client, settings):
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize("tolerance", [0, None])
+def test_a_tolerance_of_zero_or_none_turns_the_date_check_off(client, settings, tolerance):
+    settings.FLEXCHARGE_WEBHOOK_TOLERANCE = tolerance
+    make_order()
+    make_order(order_id="INV-1002", order_session_key="fc-0002")
+    body, headers = signed_webhook(
+        "order.completed",
+        order_id="fc-0001",
+        external_order_id="INV-1001",
+        date=timezone.now() - dt.timedelta(days=30),
+    )
+
+    old = post(client, body, headers)
+    future = deliver(
+        client,
+        order_id="fc-0002",
+        external_order_id="INV-1002",
+        date=timezone.now() + dt.timedelta(days=1),
+    )
+    replay = post(client, body, headers)
+
+    assert (old.status_code, future.status_code) == (200, 200)
+    assert replay.status_code == 401  # the nonce stays unique
+    assert WebhookEvent.objects.count() == 2
+
+
+def test_with_the_date_check_off_an_unreadable_date_is_still_refused(client, settings):
+    settings.FLEXCHARGE_WEBHOOK_TOLERANCE = 0
+    make_order()
+
+    response = deliver(client, date="yesterday at noon")
+
+    assert response.status_code == 401
+
+
 def test_a_signature_for_another_host_is_refused(client):
     make_order()
 
@@ -261,13 +296,62 @@ def test_nothing_changes_without_a_valid_signature(client, signal_log):
 # --- hosts and proxies ---
 
 
-def test_a_host_with_a_port_verifies_as_get_host_reports_it(client):
+def test_a_host_with_a_port_verifies_as_get_host_reports_it_or_without_the_port(client):
+    # §11.4: the signed host is "the bare host"; an independent sender may drop the port.
     make_order()
+    make_order(order_id="INV-1002", order_session_key="fc-0002")
+    second = {"order_id": "fc-0002", "external_order_id": "INV-1002"}
 
     ok = deliver(client, host="127.0.0.1:8000", extra={"HTTP_HOST": "127.0.0.1:8000"})
-    bare = deliver(client, host="127.0.0.1", extra={"HTTP_HOST": "127.0.0.1:8000"})
+    bare = deliver(client, host="127.0.0.1", extra={"HTTP_HOST": "127.0.0.1:8000"}, **second)
 
-    assert (ok.status_code, bare.status_code) == (200, 401)
+    assert (ok.status_code, bare.status_code) == (200, 200)
+    assert (ok.json()["status"], bare.json()["status"]) == ("applied", "applied")
+
+
+def test_a_signature_without_the_port_verifies_when_the_port_comes_from_server_port(client):
+    make_order()
+
+    response = deliver(client, host="testserver", extra={"SERVER_PORT": "8000"})
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "applied"
+
+
+def test_an_ipv6_host_with_a_port_accepts_the_bracketed_and_bare_address(client):
+    for n, signed in enumerate(["[::1]:8000", "[::1]", "::1"]):
+        make_order(order_id=f"INV-{n}", order_session_key=f"fc-{n}")
+        response = deliver(
+            client,
+            host=signed,
+            order_id=f"fc-{n}",
+            external_order_id=f"INV-{n}",
+            extra={"HTTP_HOST": "[::1]:8000"},
+        )
+        assert response.status_code == 200, signed
+
+
+@pytest.mark.parametrize(
+    ("signed", "received"),
+    [
+        ("testserver:8000", "testserver"),  # a port is dropped, never added
+        ("testserver:9000", "testserver:8000"),
+        ("other.example", "testserver:8000"),
+        ("other.example:8000", "testserver:8000"),
+        ("[::2]", "[::1]:8000"),
+        ("testserver", "testserver.evil:8000"),
+    ],
+)
+def test_a_signature_for_another_host_or_port_is_still_refused(client, signed, received):
+    order = make_order()
+
+    response = deliver(client, host=signed, extra={"HTTP_HOST": received})
+
+    assert response.status_code == 401
+    assert "invalid or missing signature" in response.json()["error"]
+    order.refresh_from_db()
+    assert order.status == Status.PENDING
+    assert not WebhookEvent.objects.exists()
 
 
 def test_behind_a_proxy_the_configured_webhook_host_is_verified(client, settings):
@@ -279,6 +363,21 @@ def test_behind_a_proxy_the_configured_webhook_host_is_verified(client, settings
     internal = deliver(client, host="testserver", order_id="fc-0002", external_order_id="INV-1002")
 
     assert (public.status_code, internal.status_code) == (200, 401)
+
+
+def test_a_configured_webhook_host_with_a_port_also_accepts_it_without(client, settings):
+    settings.FLEXCHARGE_WEBHOOK_HOST = "billing.example.com:8443"
+    for n in range(4):
+        make_order(order_id=f"INV-{n}", order_session_key=f"fc-{n}")
+
+    def send(n: int, host: str):
+        ids = {"order_id": f"fc-{n}", "external_order_id": f"INV-{n}"}
+        return deliver(client, host=host, extra={"HTTP_HOST": "internal:8000"}, **ids).status_code
+
+    assert send(0, "billing.example.com:8443") == 200
+    assert send(1, "billing.example.com") == 200
+    assert send(2, "internal:8000") == 401
+    assert send(3, "internal") == 401
 
 
 # --- 400 ---
@@ -295,8 +394,9 @@ def test_behind_a_proxy_the_configured_webhook_host_is_verified(client, settings
         b"null",
         b"[" * 50_000,
         b'{"OrderId":"fc-0001","ExternalOrderId":"INV-1001"}',
-        b'{"Event":"order.completed","ExternalOrderId":"INV-1001"}',
-        b'{"Event":"order.completed","OrderId":"fc-0001"}',
+        b'{"Event":"order.completed"}',
+        b'{"Event":"order.refunded","OrderId":null}',
+        b'{"Event":"order.expired","ExternalOrderId":""}',
         b'{"Event":"order.completed","OrderId":null,"ExternalOrderId":""}',
         b'{"Event":5,"OrderId":"fc-0001","ExternalOrderId":"INV-1001"}',
         b'{"Event":"order.completed","OrderId":42,"ExternalOrderId":"INV-1001"}',
@@ -328,6 +428,37 @@ def test_a_signed_body_the_app_cannot_use_is_answered_400_and_changes_nothing(cl
     stored = WebhookEvent.objects.get()
     assert stored.status == Stored.FAILED
     assert stored.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Event":"order.completed","ExternalOrderId":"INV-1001","IsTestMode":true}',
+        b'{"Event":"order.completed","OrderId":"fc-0001","IsTestMode":true}',
+        b'{"Event":"order.completed","OrderId":"","ExternalOrderId":"INV-1001"}',
+        b'{"Event":"order.completed","OrderId":"fc-0001","ExternalOrderId":null}',
+    ],
+    ids=["no-OrderId", "no-ExternalOrderId", "empty-OrderId", "null-ExternalOrderId"],
+)
+def test_one_of_the_two_order_ids_is_enough_to_apply_an_order_event(client, body):
+    order = make_order()
+
+    response = post(client, body, sign_headers(OFFICIAL["key"], "testserver", body))
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "applied"
+    order.refresh_from_db()
+    assert order.status == Status.APPROVED
+    assert WebhookEvent.objects.get().order == order
+
+
+def test_the_emptiness_of_both_order_ids_is_the_reason_given(client):
+    body = b'{"Event":"order.completed","IsTestMode":true}'
+
+    response = post(client, body, sign_headers(OFFICIAL["key"], "testserver", body))
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "OrderId and ExternalOrderId are both missing or empty"
 
 
 def test_a_test_mode_event_on_a_live_site_is_answered_400(client, settings):
