@@ -234,7 +234,7 @@ def main() -> None:
         WebhookEvent,
     )
     from django_flexcharge.services import evaluate_declined_payment
-    from django_flexcharge.types import BillingAddress, Payer, Payment, Subscription
+    from django_flexcharge.types import Payment, Subscription
 
     common.reset_tables(
         DBTaskResult, Transmission, WebhookEvent, Refund, FlexChargeOrder, VaultedCard, FloorRow
@@ -250,16 +250,7 @@ def main() -> None:
         holder_name="Ada Lovelace",
         email="buyer@example.com",
     )
-    payer = Payer(email="buyer@example.com")
-    billing = BillingAddress(
-        first_name="Ada",
-        last_name="Lovelace",
-        address_line1="1 Main St",
-        city="Springfield",
-        zipcode="12345",
-        country_code="US",
-        state="IL",
-    )
+    payer, billing = common.buyer()
 
     def decline(order_id: str) -> tuple[Payment, Subscription]:
         payment = Payment(
@@ -459,20 +450,11 @@ def locmem_round(emu, seen, start_workers, stop_workers, log, args) -> dict[str,
     """200 declines delivered by two workers whose cache is per-process LocMemCache."""
     from django_flexcharge.models import FlexChargeOrder, VaultedCard
     from django_flexcharge.services import evaluate_declined_payment
-    from django_flexcharge.types import BillingAddress, Payer, Payment
+    from django_flexcharge.types import Payment
 
     n = 200
     card = VaultedCard.objects.get(token=VAULT_TOKEN)
-    payer = Payer(email="buyer@example.com")
-    billing = BillingAddress(
-        first_name="Ada",
-        last_name="Lovelace",
-        address_line1="1 Main St",
-        city="Springfield",
-        zipcode="12345",
-        country_code="US",
-        state="IL",
-    )
+    payer, billing = common.buyer()
     for i in range(n):
         payment = Payment(
             order_id=f"locmem-{i}",

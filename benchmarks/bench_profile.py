@@ -221,22 +221,13 @@ def burst(ops: int) -> dict[str, Any]:
     from django_flexcharge.emulator import Emulator, EmulatorConfig
     from django_flexcharge.models import FlexChargeOrder, VaultedCard
     from django_flexcharge.services import evaluate_declined_payment
-    from django_flexcharge.types import BillingAddress, Payer, Payment
+    from django_flexcharge.types import Payment
 
     card, _ = VaultedCard.objects.get_or_create(
         token=VAULT_TOKEN,
         defaults={"last4": "1111", "exp_month": 12, "exp_year": 2030, "holder_name": "A L"},
     )
-    payer = Payer(email="buyer@example.com")
-    billing = BillingAddress(
-        first_name="Ada",
-        last_name="Lovelace",
-        address_line1="1 Main St",
-        city="Springfield",
-        zipcode="12345",
-        country_code="US",
-        state="IL",
-    )
+    payer, billing = common.buyer()
     tag = uuid.uuid4().hex[:6]
     counter = iter(range(10**9))
 

@@ -35,7 +35,7 @@ def realistic_payloads() -> tuple[dict, dict]:
     """
     from django_flexcharge.models import VaultedCard
     from django_flexcharge.payloads import evaluate_body
-    from django_flexcharge.types import BillingAddress, Payer, Payment, Subscription
+    from django_flexcharge.types import Payment, Subscription
 
     card = VaultedCard(
         token=VAULT_TOKEN,
@@ -46,6 +46,7 @@ def realistic_payloads() -> tuple[dict, dict]:
         exp_year=2030,
         holder_name="Ada Lovelace",
     )
+    payer, billing = common.buyer()
     body = evaluate_body(
         Payment(
             order_id="INV-0",
@@ -58,16 +59,8 @@ def realistic_payloads() -> tuple[dict, dict]:
         ),
         idempotency_key=str(uuid.uuid4()),
         card=card,
-        payer=Payer(email="buyer@example.com"),
-        billing=BillingAddress(
-            first_name="Ada",
-            last_name="Lovelace",
-            address_line1="1 Main St",
-            city="Springfield",
-            zipcode="12345",
-            country_code="US",
-            state="IL",
-        ),
+        payer=payer,
+        billing=billing,
         subscription=Subscription(
             id="sub-0", interval="month", price=1999, currency="USD", payment_number=2
         ),

@@ -30,6 +30,26 @@ GUNICORN_WORKERS = 2
 CONCURRENCY = 2
 
 
+#: The one buyer every benchmark's payments carry.
+BUYER_EMAIL = "buyer@example.com"
+
+
+def buyer() -> tuple[Any, Any]:
+    """The ``types.Payer`` and ``types.BillingAddress`` of every benchmark payment."""
+    from django_flexcharge.types import BillingAddress, Payer
+
+    billing = BillingAddress(
+        first_name="Ada",
+        last_name="Lovelace",
+        address_line1="1 Main St",
+        city="Springfield",
+        zipcode="12345",
+        country_code="US",
+        state="IL",
+    )
+    return Payer(email=BUYER_EMAIL), billing
+
+
 def child_env(**extra: str) -> dict[str, str]:
     """The environment of every child process (server, workers, phases)."""
     env = dict(os.environ)

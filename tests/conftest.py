@@ -80,8 +80,8 @@ def payer() -> Payer:
     return Payer(email="jane@example.com", id="cust_42", phone="+15551234567")
 
 
-@pytest.fixture
-def billing() -> BillingAddress:
+def make_billing(**extra: str) -> BillingAddress:
+    """Jane Doe's billing address, the one every test payment carries."""
     return BillingAddress(
         first_name="Jane",
         last_name="Doe",
@@ -90,8 +90,13 @@ def billing() -> BillingAddress:
         zipcode="94111",
         country_code="US",
         state="CA",
-        country="United States",
+        **extra,
     )
+
+
+@pytest.fixture
+def billing() -> BillingAddress:
+    return make_billing(country="United States")
 
 
 @pytest.fixture

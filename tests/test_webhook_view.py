@@ -17,24 +17,13 @@ from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
 from django_flexcharge.views import WebhookView
 
 from .test_signing import OFFICIAL, OTHER_KEY
+from .test_webhook_apply import make_order
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status
 Stored = WebhookEvent.Status
 
 pytestmark = pytest.mark.django_db
-
-
-def make_order(**overrides) -> FlexChargeOrder:
-    values = {
-        "order_id": "INV-1001",
-        "order_session_key": "fc-0001",
-        "amount": 1999,
-        "currency": "USD",
-        "status": Status.PENDING,
-    }
-    values.update(overrides)
-    return FlexChargeOrder.objects.create(**values)
 
 
 def deliver(client, event="order.completed", *, content_type="text/plain", extra=None, **kwargs):

@@ -18,6 +18,7 @@ Webhook intake (``/hook/<variant>/``; the package's view is ``/flexcharge/webhoo
 
 import uuid
 
+import common
 from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -27,12 +28,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_flexcharge.signals import payment_approved
-from django_flexcharge.types import BillingAddress, Payer, Payment
+from django_flexcharge.types import Payment
 
 from .models import FloorRow, HostOrder, RawDelivery
 
 AMOUNT = 1999
-EMAIL = "buyer@example.com"
+EMAIL = common.BUYER_EMAIL
+PAYER, BILLING = common.buyer()
 
 
 def _host_order() -> HostOrder:
@@ -64,16 +66,8 @@ def _approve() -> None:
                 response_description="Approved",
                 processor="bench-gateway",
             ),
-            payer=Payer(email=EMAIL),
-            billing=BillingAddress(
-                first_name="Ada",
-                last_name="Lovelace",
-                address_line1="1 Main St",
-                city="Springfield",
-                zipcode="12345",
-                country_code="US",
-                state="IL",
-            ),
+            payer=PAYER,
+            billing=BILLING,
         )
 
 

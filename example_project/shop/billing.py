@@ -134,6 +134,21 @@ def _send_approval(
         logger.error("FlexCharge copy of %s not queued: %s", charge.order_id, err)
 
 
+def _charge(result: ProcessorResult, plan: Plan, **fields: Any) -> Charge:
+    """An unsaved ``Charge`` holding the processor's answer for ``plan``'s price."""
+    return Charge(
+        amount=plan.price,
+        currency=plan.currency,
+        status=Charge.Status.APPROVED if result.approved else Charge.Status.DECLINED,
+        transaction_id=result.transaction_id,
+        response_code=result.response_code,
+        response_description=result.response_description,
+        avs_result_code=result.avs_result_code,
+        cvv_result_code=result.cvv_result_code,
+        **fields,
+    )
+
+
 def checkout(
     *,
     user: Any,
@@ -184,19 +199,7 @@ def record_checkout(
 ) -> CheckoutResult:
     """Store the processor's answer; on approval start the subscription and copy it to FlexCharge."""
     details = BillingDetails(user=user, **billing)
-    charge = Charge(
-        user=user,
-        order_id=order_id,
-        amount=plan.price,
-        currency=plan.currency,
-        status=Charge.Status.APPROVED if result.approved else Charge.Status.DECLINED,
-        transaction_id=result.transaction_id,
-        response_code=result.response_code,
-        response_description=result.response_description,
-        avs_result_code=result.avs_result_code,
-        cvv_result_code=result.cvv_result_code,
-        is_mit=False,
-    )
+    charge = _charge(result, plan, user=user, order_id=order_id, is_mit=False)
     if not result.approved:
         if vaulted is not None:
             vaulted.delete()  # nothing will ever charge it
@@ -281,20 +284,10 @@ def renew(subscription: Subscription) -> Renewal:
             .select_related("plan", "user", "card")
             .get(pk=subscription.pk)
         )
-        charge = Charge.objects.create(
-            user=sub.user,
-            subscription=sub,
-            order_id=order_id,
-            amount=plan.price,
-            currency=plan.currency,
-            status=Charge.Status.APPROVED if result.approved else Charge.Status.DECLINED,
-            transaction_id=result.transaction_id,
-            response_code=result.response_code,
-            response_description=result.response_description,
-            avs_result_code=result.avs_result_code,
-            cvv_result_code=result.cvv_result_code,
-            is_mit=True,
+        charge = _charge(
+            result, plan, user=sub.user, subscription=sub, order_id=order_id, is_mit=True
         )
+        charge.save(force_insert=True)
         if result.approved:
             sub.extend_period()
             sub.status = Subscription.Status.ACTIVE

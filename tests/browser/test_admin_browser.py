@@ -19,8 +19,8 @@ from django.utils import timezone
 from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment
-from django_flexcharge.types import BillingAddress, Card, Payer
-from tests.conftest import make_payment
+from django_flexcharge.types import Card, Payer
+from tests.conftest import make_billing, make_payment
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect
@@ -88,15 +88,7 @@ def hand_over(order_id: str, *, is_mit: bool, amount: int = 1999) -> FlexChargeO
             last_name="Doe",
         ),
         payer=Payer(email="jane@example.com", id="cust_42"),
-        billing=BillingAddress(
-            first_name="Jane",
-            last_name="Doe",
-            address_line1="123 Main St.",
-            city="San Francisco",
-            zipcode="94111",
-            country_code="US",
-            state="CA",
-        ),
+        billing=make_billing(),
         is_mit=is_mit,
     )
     order.refresh_from_db()

@@ -26,7 +26,8 @@ from django.utils import timezone  # noqa: E402
 from django_flexcharge import delivery  # noqa: E402
 from django_flexcharge.models import FlexChargeOrder, Transmission  # noqa: E402
 from django_flexcharge.services import vault_card  # noqa: E402
-from django_flexcharge.types import BillingAddress, Card, Payer  # noqa: E402
+from django_flexcharge.types import Card, Payer  # noqa: E402
+from tests.conftest import make_billing  # noqa: E402
 from tests.reliability.carddata import scan_database  # noqa: E402
 from tests.reliability.harness import age_rows, seed  # noqa: E402
 
@@ -46,15 +47,7 @@ def cmd_seed(args: argparse.Namespace) -> dict:
         last_name="Doe",
     )
     payer = Payer(email="jane@example.com", id="cust_42")
-    billing = BillingAddress(
-        first_name="Jane",
-        last_name="Doe",
-        address_line1="123 Main St.",
-        city="San Francisco",
-        zipcode="94111",
-        country_code="US",
-        state="CA",
-    )
+    billing = make_billing()
     vaulted = vault_card(card, email=payer.email)
     # One transaction: the tasks are enqueued on commit, all at once, before any worker runs.
     with transaction.atomic():
