@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -53,10 +53,21 @@ def _locked(order: FlexChargeOrder) -> FlexChargeOrder:
 # --- refund ---
 
 
-def refundable_rest(order: FlexChargeOrder) -> int:
-    """What may still be refunded: the amount less refunds done and refunds not yet answered."""
-    pending = order.refunds.filter(outcome=Outcome.PENDING).aggregate(total=Sum("amount"))
-    return max(0, order.refundable_amount - (pending["total"] or 0))
+def pending_refunds() -> Sum:
+    """Per order, the refunds still waiting for FlexCharge's answer (for ``annotate``)."""
+    return Sum("refunds__amount", filter=Q(refunds__outcome=Outcome.PENDING), default=0)
+
+
+def refundable_rest(order: FlexChargeOrder, *, pending: int | None = None) -> int:
+    """What may still be refunded: the amount less refunds done and refunds not yet answered.
+
+    ``pending`` is the sum of unanswered refunds when the caller has it already
+    (a queryset annotated with ``pending_refunds()``); otherwise it is queried.
+    """
+    if pending is None:
+        found = order.refunds.filter(outcome=Outcome.PENDING).aggregate(total=Sum("amount"))
+        pending = found["total"] or 0
+    return max(0, order.refundable_amount - pending)
 
 
 def _refund_succeeded(data: dict[str, Any]) -> bool:

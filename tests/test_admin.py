@@ -117,6 +117,25 @@ def test_refund_form_has_one_row_per_refundable_order(admin_client, flexcharge) 
     assert refunds(flexcharge) == []
 
 
+def test_refund_form_holds_back_unanswered_refunds_in_one_query(
+    admin_client, flexcharge, django_assert_max_num_queries
+) -> None:
+    waiting = make_order(amount=2000)
+    Refund.objects.create(order=waiting, amount=1500, currency="USD", outcome="pending")
+    Refund.objects.create(order=waiting, amount=300, currency="USD", outcome="failed")
+    blocked = make_order(amount=1000)
+    Refund.objects.create(order=blocked, amount=1000, currency="USD", outcome="pending")
+    more = [make_order() for _ in range(5)]
+    with django_assert_max_num_queries(12) as few:
+        post_action(admin_client, "refund_orders", [waiting, blocked], index=0)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        response = post_action(admin_client, "refund_orders", [waiting, blocked, *more], index=0)
+    html = response.content.decode()
+    assert "5.00 USD" in html  # 20.00 less the 15.00 still waiting for FlexCharge
+    assert f'id="flexcharge-refund-row-{blocked.pk}"' not in html
+    assert f"{blocked.order_id} skipped: nothing left to refund" in " ".join(messages_of(response))
+
+
 def test_full_refund(admin_client, flexcharge) -> None:
     order = make_order()
     response = refund_step(admin_client, [order], {order.pk: {"kind": "full", "reason": "asked"}})

@@ -27,7 +27,7 @@ from ..exceptions import FlexChargeAPIError, FlexChargeError
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
-from ..order_actions import UNKNOWN_OUTCOME, refundable_rest
+from ..order_actions import UNKNOWN_OUTCOME, pending_refunds, refundable_rest
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
@@ -155,8 +155,10 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         if not self.has_refund_permission(request):
             raise PermissionDenied
         refundable = []
-        for order in queryset.order_by("pk"):
-            rest = refundable_rest(order)
+        # One query for every selected order's unanswered refunds, not one per order.
+        selected = queryset.annotate(pending_refunds=pending_refunds()).order_by("pk")
+        for order in selected:
+            rest = refundable_rest(order, pending=order.pending_refunds)
             if rest > 0:
                 refundable.append((order, rest))
             elif order.status in (Status.APPROVED, Status.PARTIALLY_REFUNDED):
