@@ -80,9 +80,9 @@ def test_rq_mistakes(overrides, expected):
 
 
 def test_rq_without_async_is_fine_while_debugging():
-    with override_settings(**{**RQ_OK, "RQ_QUEUES": {"default": {"URL": REDIS, "ASYNC": False}}}):
-        with override_settings(DEBUG=True):
-            assert ids() == []
+    sync = {**RQ_OK, "RQ_QUEUES": {"default": {"URL": REDIS, "ASYNC": False}}}
+    with override_settings(**sync, DEBUG=True):
+        assert ids() == []
 
 
 @pytest.mark.parametrize(

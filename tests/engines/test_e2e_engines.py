@@ -20,8 +20,19 @@ import requests
 from django_flexcharge.emulator import Emulator, EmulatorConfig
 from tests.e2e import test_example_site as scenarios
 from tests.e2e.conftest import _interrupt
-from tests.e2e.stack import ADMIN, EXAMPLE, EXPIRE_DELAY, HOST, PASSWORD, PLAN, PLAN_PRICE
-from tests.e2e.stack import REPO, Process, Stack, free_port
+from tests.e2e.stack import (
+    ADMIN,
+    EXAMPLE,
+    EXPIRE_DELAY,
+    HOST,
+    PASSWORD,
+    PLAN,
+    PLAN_PRICE,
+    REPO,
+    Process,
+    Stack,
+    free_port,
+)
 from tests.engines.redis_server import RedisServer
 from tests.engines.workers import worker_command
 

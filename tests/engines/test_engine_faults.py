@@ -61,7 +61,7 @@ def workers(request, flexcharge, redis, tmp_path):
             workers.stop_all()
 
 
-@pytest.mark.parametrize("workers", ENGINES, indirect=True)
+@pytest.mark.parametrize("workers", ["rq", "rq-simple", "celery"], indirect=True)
 def test_deferred_retries_run_on_the_engine_alone(workers, flexcharge, stopwatch):
     """No flexcharge_retry: every retry is a run_after job (RQ's scheduler) or an eta wake-up."""
     flexcharge.set_faults(error_rate=0.3, error_codes=(500, 503), seed=5)

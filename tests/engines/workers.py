@@ -1,7 +1,8 @@
 """Worker processes of each engine, started and killed as a site's process manager would.
 
 ``db``: ``manage.py db_worker``. ``rq``: ``manage.py rqworker`` with the
-backend's job class and RQ's scheduler (which runs ``run_after`` jobs).
+backend's job class and RQ's scheduler (which runs ``run_after`` jobs);
+``rq-simple``: the same with RQ's ``SimpleWorker`` (no fork per job).
 ``celery``: ``celery worker`` (solo pool), one of them with beat (``-B``),
 which runs ``contrib.celery.drain`` every ``FC_BEAT`` seconds.
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from tests.reliability.test_faults import REPO, Workers
 
-ENGINES = ("db", "rq", "celery")
+ENGINES = ("db", "rq", "rq-simple", "celery")
 
 
 def descendants(pid: int) -> list[int]:
@@ -48,11 +49,14 @@ def worker_command(engine: str, number: int, workdir: Path, *, beat: bool) -> li
             *("-m", "django", "db_worker", "--interval", "0.05", "--no-startup-delay"),
             *("--no-reload", "--worker-id", f"w{number}"),
         ]
-    if engine == "rq":
-        return [
+    if engine.startswith("rq"):
+        command = [
             *("-m", "django", "rqworker", "--job-class", "django_tasks_rq.Job"),
             *("--with-scheduler", "--name", f"w{number}-{os.getpid()}", "default"),
         ]
+        if engine == "rq-simple":  # no fork per job (docs/engines/rq.md)
+            command += ["--worker-class", "rq.worker.SimpleWorker"]
+        return command
     if engine == "celery":
         command = [
             *("-m", "celery", "-A", "tests.engines.celery_app", "worker", "--pool", "solo"),
@@ -76,7 +80,7 @@ class EngineWorkers(Workers):
         self.env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "tests.engines.worker_settings",
-                "FC_ENGINE": engine,
+                "FC_ENGINE": engine.split("-")[0],
                 "FC_REDIS_URL": redis_url,
             }
         )
