@@ -9,7 +9,7 @@ PYTEST := $(BIN)/pytest
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
 
 .PHONY: demo test test-unit test-example test-postgres test-browser test-reliability test-engines \
-        lint format typecheck matrix bench wheel-check clean venv
+        lint migrations-check format typecheck matrix bench wheel-check clean venv
 
 venv: $(STAMP)
 
@@ -26,7 +26,7 @@ demo: $(STAMP)
 # HTTP, reliability) and the example project's tests. RQ and Celery on a real
 # redis-server are `make test-engines`.
 test: $(STAMP)
-	$(PYTEST) -q -m "not browser and not engines"
+	$(PYTEST) -q -m "not browser and not engines" --cov --cov-report=term
 	$(PYTEST) -q --ds=tests.example_settings tests/example -p no:randomly
 
 test-postgres: $(STAMP)
@@ -49,6 +49,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy django_flexcharge
+	$(MAKE) migrations-check
+
+# The app's models and its migrations agree (no model change without a migration).
+migrations-check: $(STAMP)
+	PYTHONPATH=. $(BIN)/django-admin makemigrations django_flexcharge --check --dry-run --settings=tests.settings
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
