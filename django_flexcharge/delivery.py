@@ -151,8 +151,8 @@ class EnqueueFailures:
             count, self._failed, self._logged_at = self._failed, 0, now
         if first:
             logger.error(
-                "Could not enqueue %s(%s): the queue is failing (%s). Rows stay stored; "
-                "flexcharge_retry delivers them. Further failures are summarised.",
+                "Could not enqueue %s(%s): the queue is failing (%s). The rows stay stored "
+                "and flexcharge_retry will send them; further failures are summarised.",
                 name,
                 pk,
                 type(err).__name__,
@@ -167,10 +167,12 @@ class EnqueueFailures:
             )
 
     def succeeded(self) -> None:
-        if self._logged_at is None:  # the common case: no lock taken
-            return
+        if self._logged_at is not None:  # else the common case: no lock taken
+            self._recovered()
+
+    def _recovered(self) -> None:
         with self._lock:
-            if self._logged_at is None:
+            if self._logged_at is None:  # another thread logged the recovery
                 return
             burst, self._failed, self._burst, self._logged_at = self._burst, 0, 0, None
         logger.warning(

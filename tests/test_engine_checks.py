@@ -48,12 +48,24 @@ def ids() -> list[str]:
     return [message.id.removeprefix("django_flexcharge.") for message in check_task_engine()]
 
 
-def test_each_engine_set_up_as_documented_passes(celery_conf):
+def sqlite_named(settings, name: str) -> dict:
+    databases = {**settings.DATABASES}
+    databases["default"] = {
+        **databases["default"],
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": name,
+    }
+    return databases
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_each_engine_set_up_as_documented_passes(celery_conf, settings):
     with override_settings(**RQ_OK):
         assert ids() == []
     with override_settings(TASKS=CELERY_TASKS):
         assert ids() == []
-    with override_settings(TASKS=DB_TASKS):  # the test database: an absolute path
+    databases = sqlite_named(settings, "/srv/site/db.sqlite3")
+    with override_settings(TASKS=DB_TASKS, DATABASES=databases):
         assert ids() == []
 
 
@@ -122,11 +134,5 @@ def test_an_unloadable_celery_app_is_named():
     ],
 )
 def test_a_database_queue_no_worker_can_reach(settings, name, expected):
-    databases = {**settings.DATABASES}
-    databases["default"] = {
-        **databases["default"],
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": name,
-    }
-    with override_settings(TASKS=DB_TASKS, DATABASES=databases):
+    with override_settings(TASKS=DB_TASKS, DATABASES=sqlite_named(settings, name)):
         assert ids() == expected

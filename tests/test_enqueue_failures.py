@@ -1,4 +1,7 @@
-"""delivery.EnqueueFailures: a queue outage is logged once per burst, never once per row."""
+"""delivery.EnqueueFailures: a queue outage is logged once per burst, never once per row.
+
+Each test starts with a fresh EnqueueFailures (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -25,13 +28,6 @@ DOWN = {
 
 
 @pytest.fixture
-def failures(monkeypatch):
-    fresh = EnqueueFailures()
-    monkeypatch.setattr(delivery, "enqueue_failures", fresh)
-    return fresh
-
-
-@pytest.fixture
 def broker_down():
     from tests.engines.celery_app import app
 
@@ -47,7 +43,7 @@ def lines(caplog) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "django_flexcharge.delivery"]
 
 
-def test_a_burst_of_failures_is_one_line_and_recovery_another(failures, broker_down, caplog):
+def test_a_burst_of_failures_is_one_line_and_recovery_another(broker_down, caplog):
     caplog.set_level(logging.INFO, "django_flexcharge.delivery")
     started = time.monotonic()
     assert [enqueue(deliver_evaluation, pk) for pk in range(1, 21)] == [False] * 20

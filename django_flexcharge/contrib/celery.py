@@ -84,7 +84,7 @@ def drain_once(*, budget: float = 50.0, limit: int = 10_000) -> Counter[str]:
     return outcomes
 
 
-@shared_task(name=DRAIN_TASK, ignore_result=True)
+@shared_task(name=DRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]
 def drain(budget: float = 50.0, limit: int = 10_000) -> dict[str, int]:
     """The Celery task: run ``drain_once`` (from a wake-up or from beat)."""
     return dict(drain_once(budget=budget, limit=limit))

@@ -159,7 +159,7 @@ def test_a_redis_outage_loses_nothing_and_is_logged_once(workers, flexcharge, re
         line for line in workers.log.read_text().splitlines() if ENQUEUE_FAILED.search(line)
     ]
     assert len(failures) == 1, failures  # once per burst, not once per row
-    assert "flexcharge_retry delivers them" in failures[0]
+    assert "flexcharge_retry will send them" in failures[0]
 
     redis.start()
     after = workers.ctl("traffic", "AFT", per_burst, per_burst)
