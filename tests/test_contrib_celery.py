@@ -8,6 +8,7 @@ import json
 
 import pytest
 import responses
+from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge.contrib.celery import DRAIN_TASK, beat_schedule, drain_once
@@ -82,3 +83,60 @@ def test_the_beat_entry_runs_drain_and_expires_with_its_period():
         "schedule": 7.5,
         "options": {"expires": 7.5, "queue": "flexcharge"},
     }
+
+
+@pytest.fixture
+def memory_broker():
+    """The test Celery app on kombu's in-memory transport: real messages, in this process."""
+    from tests.engines.celery_app import app
+
+    saved = app.conf.broker_url
+    app.conf.broker_url = "memory://"
+    reset_pools(app)
+    yield app
+    app.conf.broker_url = saved
+    reset_pools(app)
+
+
+def reset_pools(app) -> None:
+    """Drop the app's connection pools: the next use opens one on the current broker_url."""
+    import kombu.pools
+
+    kombu.pools.reset()
+    app._pool = None
+
+
+def wake_ups(app, queue: str) -> list:
+    with app.connection_for_read() as connection:
+        inbox = connection.SimpleQueue(queue)
+        messages = []
+        while inbox.qsize():
+            message = inbox.get(timeout=1)
+            message.ack()
+            messages.append(message)
+        inbox.close()
+        return messages
+
+
+def test_a_wake_up_carries_no_payload_and_a_deferred_one_its_eta(memory_broker):
+    from django_flexcharge.compat import task_backends
+    from django_flexcharge.delivery import enqueue
+    from django_flexcharge.tasks import deliver_evaluation
+
+    tasks = {
+        "default": {
+            "BACKEND": "django_flexcharge.contrib.celery.WakeUpBackend",
+            "OPTIONS": {"APP": "tests.engines.celery_app.app", "QUEUE": "fc-wake"},
+        }
+    }
+    later = timezone.now() + dt.timedelta(minutes=3)
+    with override_settings(TASKS=tasks):
+        assert task_backends["default"].supports_defer
+        assert enqueue(deliver_evaluation, 41) is True
+        assert enqueue(deliver_evaluation, 42, run_after=later) is True
+    now, deferred = wake_ups(memory_broker, "fc-wake")
+    for message in (now, deferred):
+        assert message.headers["task"] == DRAIN_TASK
+        assert message.decode()[0] == []  # no arguments: drain finds the rows itself
+    assert now.headers["eta"] is None
+    assert dt.datetime.fromisoformat(deferred.headers["eta"]) == later

@@ -136,3 +136,26 @@ def test_an_unloadable_celery_app_is_named():
 def test_a_database_queue_no_worker_can_reach(settings, name, expected):
     with override_settings(TASKS=DB_TASKS, DATABASES=sqlite_named(settings, name)):
         assert ids() == expected
+
+
+def test_an_unusable_alias_is_left_to_e010():
+    with override_settings(FLEXCHARGE_TASK_BACKEND="missing"):
+        assert ids() == []
+
+
+def test_without_app_option_the_current_celery_app_is_checked(celery_conf):
+    from tests.engines.celery_app import app
+
+    tasks = {"default": {"BACKEND": "django_flexcharge.contrib.celery.WakeUpBackend"}}
+    celery_conf.update(task_always_eager=True)
+    with app.connection_for_write(), override_settings(TASKS=tasks):
+        app.set_current()
+        assert "E039" in ids()
+
+
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+def test_a_postgresql_queue_is_reachable_by_any_worker(settings):
+    databases = {**settings.DATABASES}
+    databases["default"] = {**databases["default"], "ENGINE": "django.db.backends.postgresql"}
+    with override_settings(TASKS=DB_TASKS, DATABASES=databases):
+        assert ids() == []

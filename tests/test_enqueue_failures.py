@@ -33,10 +33,19 @@ def broker_down():
 
     saved = app.conf.broker_url
     app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    reset_pools(app)
     with override_settings(TASKS=DOWN):
         yield
     app.conf.broker_url = saved
-    app.pool.force_close_all()
+    reset_pools(app)
+
+
+def reset_pools(app) -> None:
+    """Drop the app's connection pools: the next use opens one on the current broker_url."""
+    import kombu.pools
+
+    kombu.pools.reset()
+    app._pool = None
 
 
 def lines(caplog) -> list[logging.LogRecord]:
