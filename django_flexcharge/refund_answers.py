@@ -71,10 +71,12 @@ def classify_error(err: BaseException) -> Verdict:
         response = err.response if isinstance(err.response, dict) else {}
         code = str(response.get("responseCode") or err.code or "")[:32]
         message = str(response.get("responseMessage") or err.message or "")[:255]
-        unknown = (
-            isinstance(err, FlexChargeTimeout | FlexChargeServerError | FlexChargeConflict)
-            or err.status is None
-            or (200 <= err.status < 300 and response.get("success") is not False)
+        if err.status is not None and 200 <= err.status < 300:
+            # A 2xx the client raised for: its body decides (a readable refusal, or nothing).
+            refused = bool(response) and classify_answer(response).kind == DECLINED
+            return Verdict(DECLINED if refused else UNCONFIRMED, code, message)
+        unknown = err.status is None or isinstance(
+            err, FlexChargeTimeout | FlexChargeServerError | FlexChargeConflict
         )
         return Verdict(UNCONFIRMED if unknown else DECLINED, code, message)
     if isinstance(err, FlexChargeError):
