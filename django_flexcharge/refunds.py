@@ -231,9 +231,9 @@ def settle_refunds(order: FlexChargeOrder, total: int | None, now: dt.datetime) 
 
     ``total`` None (FlexCharge did not say) settles nothing. Otherwise the
     order's total becomes FlexCharge's (never lowered: the books keep what an
-    approved answer said, with a warning), and unsettled refunds older than an
-    answer can take are settled oldest first: succeeded while FlexCharge's
-    total covers them beyond what was already known, failed after.
+    approved answer said, with a warning), and each unsettled refund older
+    than an answer can take succeeds when the total covers what was refunded
+    before it plus its amount, and fails otherwise.
     """
     if total is None:
         return
@@ -245,10 +245,10 @@ def settle_refunds(order: FlexChargeOrder, total: int | None, now: dt.datetime) 
             format_amount(total, order.currency),
             format_amount(known, order.currency),
         )
-    unexplained = total - known
     for refund in _unsettled(order, now):
-        succeeded = unexplained >= refund.amount
-        unexplained -= refund.amount if succeeded else 0
+        # Refunds of an order go one at a time, so FlexCharge's total made this one
+        # exactly when it reaches what was refunded before it plus its amount.
+        succeeded = total >= refund.refunded_before + refund.amount
         note = (
             f"settled by flexcharge_sync: FlexCharge reports "
             f"{format_amount(total, order.currency)} refunded in total"

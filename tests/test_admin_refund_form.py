@@ -58,7 +58,9 @@ def test_full_chosen_with_a_smaller_amount_typed_is_refused_on_the_amount_field(
 ) -> None:
     # The reported bug: "Full" preselected, 1.00 typed, 29.99 refunded.
     order = make_order(amount=2999)
-    response = refund_form_post(admin_client, [order], {order.pk: {"kind": "full", "amount": "1.00"}})
+    response = refund_form_post(
+        admin_client, [order], {order.pk: {"kind": "full", "amount": "1.00"}}
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert 'id="flexcharge-refund-errors"' in html
@@ -165,7 +167,9 @@ def test_refund_from_the_order_page_uses_the_same_form_and_confirmation(
     url = change_url(order, "refund")
     form = admin_client.get(url)
     assert 'id="flexcharge-refund-form"' in form.content.decode()
-    wrong = refund_form_post(admin_client, [order], {order.pk: {"kind": "full", "amount": "1"}}, url)
+    wrong = refund_form_post(
+        admin_client, [order], {order.pk: {"kind": "full", "amount": "1"}}, url
+    )
     assert "You chose a full refund" in unescape_html(wrong.content.decode())
     page = refund_form_post(
         admin_client, [order], {order.pk: {"kind": "partial", "amount": "1"}}, url
@@ -202,7 +206,8 @@ def test_the_buttons_need_the_action_permissions(django_user_model, flexcharge) 
     refunder = staff_client(django_user_model, "view_flexchargeorder", "refund_flexchargeorder")
     assert 'id="flexcharge-refund-button"' in refunder.get(change_url(approved)).content.decode()
     assert refunder.get(change_url(pending, "cancel")).status_code == 403
-    assert refunds(flexcharge) == [] and cancels(flexcharge) == []
+    assert refunds(flexcharge) == []
+    assert cancels(flexcharge) == []
 
 
 def test_an_order_with_an_unsettled_refund_says_why_from_its_page(admin_client, flexcharge) -> None:

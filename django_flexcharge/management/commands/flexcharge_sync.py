@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Q
 
 from ...exceptions import FlexChargeError
-from ...models import FlexChargeOrder
+from ...models import FlexChargeOrder, Refund
 from ...order_actions import sync_order
 from ...refunds import needs_refund_sync
 
@@ -62,9 +62,22 @@ class Command(BaseCommand):
                 self.stderr.write(f"{order.order_id}: {err}")
                 continue
             results["unchanged" if after == before else f"{before} -> {after}"] += 1
+            self._report_unsettled(order)
         checked = sum(results.values()) + errors
         parts = [f"{n} {what}" for what, n in sorted(results.items())]
         summary = f"Checked {checked} orders" + (": " + ", ".join(parts) if parts else "")
         self.stdout.write(f"{summary}; {errors} errors.")
         if errors:
             raise CommandError(f"{errors} orders could not be checked.")
+
+    def _report_unsettled(self, order: FlexChargeOrder) -> None:
+        """Say what sync could not settle: FlexCharge's answer held no refunded total."""
+        current = FlexChargeOrder.objects.get(pk=order.pk)
+        unsettled = current.refunds.filter(outcome=Refund.Outcome.UNCONFIRMED).count()
+        if unsettled or current.refunded_amount_unknown:
+            self.stderr.write(
+                f"{order.order_id}: FlexCharge's answer gives no refunded total "
+                f"(FLEXCHARGE_ORDER_REFUNDED_FIELDS); {unsettled} refunds still unconfirmed"
+                + (", refunded amount unknown" if current.refunded_amount_unknown else "")
+                + ". Check the order in the FlexCharge portal."
+            )
