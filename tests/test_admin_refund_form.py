@@ -220,3 +220,15 @@ def test_an_order_with_an_unsettled_refund_says_why_from_its_page(admin_client, 
     assert f"flexcharge_sync --order {order.order_id}" in message
     assert refunds(flexcharge) == []
     assert CHANGELIST in response.url
+
+
+def test_an_unknown_refunded_amount_is_shown_as_such(admin_client) -> None:
+    order = make_order(Status.PARTIALLY_REFUNDED, refunded_amount=500, refunded_amount_unknown=True)
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "unknown, at least 5.00 USD (waiting for flexcharge_sync)" in html
+    assert order.order_id in html
+
+
+def test_the_refund_page_of_a_missing_order_is_404(admin_client) -> None:
+    url = reverse("admin:django_flexcharge_flexchargeorder_refund", args=[987654])
+    assert admin_client.get(url).status_code == 404

@@ -393,3 +393,22 @@ def test_a_failed_sync_leaves_the_refund_for_the_next_run(fake):
 
     refund.refresh_from_db()
     assert refund.outcome == Outcome.UNCONFIRMED
+
+
+def test_the_webhook_task_reads_the_total_or_leaves_it_for_sync(fake):
+    from django_flexcharge.exceptions import FlexChargeTimeout
+    from django_flexcharge.tasks import sync_refunded_total
+
+    known = make_order("INV-K", session_key="fc-k", status=Status.PARTIALLY_REFUNDED)
+    assert sync_refunded_total.call(known.pk) == "nothing to do"
+    unknown = make_order(
+        "INV-U", session_key="fc-u", status=Status.PARTIALLY_REFUNDED, refunded_amount_unknown=True
+    )
+    fake.queue("get_order", FlexChargeTimeout("timed out"))
+    assert sync_refunded_total.call(unknown.pk).startswith("failed: ")
+    unknown.refresh_from_db()
+    assert unknown.refunded_amount_unknown
+    fake.queue("get_order", completed(800))
+    assert sync_refunded_total.call(unknown.pk) == "synced"
+    unknown.refresh_from_db()
+    assert (unknown.refunded_amount, unknown.refunded_amount_unknown) == (800, False)
