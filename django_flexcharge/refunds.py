@@ -273,3 +273,35 @@ def _unsettled(order: FlexChargeOrder, now: dt.datetime) -> QuerySet[Refund]:
 def needs_refund_sync() -> Q:
     """Orders ``flexcharge_sync`` visits for their refunds (a filter on ``FlexChargeOrder``)."""
     return Q(refunded_amount_unknown=True) | Q(refunds__outcome__in=Refund.OPEN)
+
+
+def settle_by_hand(refund: Refund, *, made: bool, user: Any = None) -> Refund:
+    """Settle an unsettled refund as a person found it in FlexCharge's portal.
+
+    For an account whose ``GET /orders/{id}`` carries no refunded total, so
+    ``flexcharge_sync`` cannot settle it. ``made``: FlexCharge refunded it
+    (the order's total grows as for an approved answer); otherwise it failed.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        order = FlexChargeOrder.objects.select_for_update().get(pk=refund.order_id)
+        current = Refund.objects.get(pk=refund.pk)
+        if current.outcome not in Refund.OPEN:
+            raise FlexChargeStateError(f"Refund {current.pk} is already {current.outcome}.")
+        if current.outcome == Outcome.PENDING and current.updated > now - answer_wait():
+            raise FlexChargeStateError(
+                f"Refund {current.pk} is still being sent; its answer may yet come."
+            )
+        who = user if getattr(user, "is_authenticated", False) else "code"
+        verdict = "made" if made else "did not make"
+        Refund.objects.filter(pk=current.pk).update(
+            outcome=Outcome.SUCCEEDED if made else Outcome.FAILED,
+            error=f"settled by {who}: FlexCharge {verdict} it (checked in the portal)",
+            settled_at=now,
+            updated=now,
+        )
+        if made:
+            _raise_total(order, current.refunded_before + current.amount)
+    logger.info("Refund %s of order %s settled by %s: %s", current.pk, order.order_id, who, verdict)
+    current.refresh_from_db()
+    return current

@@ -412,3 +412,52 @@ def test_the_webhook_task_reads_the_total_or_leaves_it_for_sync(fake):
     assert sync_refunded_total.call(unknown.pk) == "synced"
     unknown.refresh_from_db()
     assert (unknown.refunded_amount, unknown.refunded_amount_unknown) == (800, False)
+
+
+# --- settled by hand, when FlexCharge's order answer has no total --------------
+
+
+def test_a_person_settles_an_unconfirmed_refund_after_checking_the_portal(
+    admin_client, signal_log, django_capture_on_commit_callbacks
+):
+    made = unconfirmed(make_order("INV-M", session_key="fc-m", status=Status.APPROVED), 500)
+    not_made = unconfirmed(make_order("INV-N", session_key="fc-n", status=Status.APPROVED), 700)
+    url = "/admin/django_flexcharge/refund/"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(url, {"action": "settle_made", "_selected_action": [made.pk]})
+        answer = admin_client.post(
+            url, {"action": "settle_not_made", "_selected_action": [not_made.pk, made.pk]}
+        )
+
+    made.refresh_from_db()
+    not_made.refresh_from_db()
+    assert (made.outcome, not_made.outcome) == (Outcome.SUCCEEDED, Outcome.FAILED)
+    assert "checked in the portal" in not_made.error
+    assert FlexChargeOrder.objects.get(order_id="INV-M").refunded_amount == 500
+    assert FlexChargeOrder.objects.get(order_id="INV-N").refunded_amount == 0
+    assert signal_log.names() == ["order_status_changed", "order_refunded"]
+    assert "is already succeeded" in " ".join(messages_of(answer))
+
+
+def test_a_refund_still_being_sent_cannot_be_settled_by_hand(admin_client):
+    from django_flexcharge.refunds import settle_by_hand
+
+    refund = Refund.objects.create(
+        order=make_order(status=Status.APPROVED), amount=500, currency="USD"
+    )
+    with pytest.raises(FlexChargeStateError, match="still being sent"):
+        settle_by_hand(refund, made=True)
+
+
+def test_settling_by_hand_needs_the_refund_permission(django_user_model):
+    from tests.test_admin import staff_client
+
+    refund = unconfirmed(make_order(status=Status.APPROVED), 500)
+    viewer = staff_client(django_user_model, "view_refund")
+    viewer.post(
+        "/admin/django_flexcharge/refund/",
+        {"action": "settle_made", "_selected_action": [refund.pk]},
+    )
+    refund.refresh_from_db()
+    assert refund.outcome == Outcome.UNCONFIRMED
