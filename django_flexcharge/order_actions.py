@@ -26,7 +26,7 @@ from .exceptions import (
     FlexChargeStateError,
     FlexChargeTimeout,
 )
-from .models import FlexChargeOrder, Refund
+from .models import FlexChargeOrder
 from .payloads import cancel_idempotency_key
 from .refund_answers import refunded_total
 from .refunds import refund_order as refund_order  # re-exported: services, older callers
@@ -37,7 +37,6 @@ from .transitions import transition
 logger = logging.getLogger("django_flexcharge.services")
 
 Status = FlexChargeOrder.Status
-Outcome = Refund.Outcome
 
 #: Errors after which nobody knows whether FlexCharge applied the call.
 UNKNOWN_OUTCOME = (FlexChargeTimeout, FlexChargeServerError, FlexChargeConnectionError)
