@@ -125,6 +125,7 @@ def test_an_unloadable_celery_app_is_named():
         assert ids() == ["E038"]
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
