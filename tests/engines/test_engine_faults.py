@@ -70,7 +70,7 @@ def test_deferred_retries_run_on_the_engine_alone(workers, flexcharge, stopwatch
     workers.ctl("traffic", "DEF", N // 2, N // 2)
     final = wait_until(
         lambda: (report := workers.ctl("report")) and all_sent(report) and report,
-        deadline=60,
+        deadline=120,
         what=f"every row delivered by {workers.engine} alone\n{workers.outputs()}",
         every=0.5,
     )
@@ -113,7 +113,7 @@ def test_a_worker_killed_mid_call_loses_nothing(workers, flexcharge, stopwatch):
         return report if all_sent(report) else None
 
     final = wait_until(
-        finished, deadline=90, what=f"every row delivered\n{workers.outputs()}", every=1.0
+        finished, deadline=150, what=f"every row delivered\n{workers.outputs()}", every=1.0
     )
     for kill in kills:
         assert kill["queued"] > 0, kill
@@ -144,7 +144,7 @@ def test_a_redis_outage_loses_nothing_and_is_logged_once(workers, flexcharge, re
     per_burst = max(N // 4, 5)
     workers.start_worker()
     before = workers.ctl("traffic", "BEF", per_burst, per_burst)
-    wait_until(lambda: all_sent(workers.ctl("report")), deadline=30, what="the first burst")
+    wait_until(lambda: all_sent(workers.ctl("report")), deadline=60, what="the first burst")
     workers.stop_all()
 
     redis.stop()
@@ -174,7 +174,7 @@ def test_a_redis_outage_loses_nothing_and_is_logged_once(workers, flexcharge, re
         return report if all_sent(report) else None
 
     final = wait_until(
-        finished, deadline=60, what=f"the outage's rows delivered\n{workers.outputs()}", every=1.0
+        finished, deadline=120, what=f"the outage's rows delivered\n{workers.outputs()}", every=1.0
     )
     assert_exactly_once(flexcharge, final, transmit_twice=set())
     assert len(final["orders"]) == 3 * per_burst
