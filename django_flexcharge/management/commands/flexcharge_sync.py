@@ -1,7 +1,9 @@
 """``manage.py flexcharge_sync``: reconcile orders with FlexCharge (``GET /orders/{id}``).
 
-Without arguments: every pending order. ``--order ORDER_ID`` (repeatable):
-those orders, whatever their status. Run it from cron (hourly, say) as a
+Without arguments: every pending order, including those whose ``/evaluate``
+answer was lost (no FlexCharge id: looked up by our order id with
+``GET /orders?query=``). ``--order ORDER_ID`` (repeatable): those orders,
+whatever their status (a failed one FlexCharge says it charged is approved). Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
 order could not be checked, so cron reports it.
 """
@@ -42,17 +44,22 @@ class Command(BaseCommand):
         results: Counter[str] = Counter()
         errors = 0
         for order in orders.order_by("pk").iterator():
-            if not order.order_session_key:
+            if not order.order_session_key and order.status == FlexChargeOrder.Status.QUEUED:
                 results[f"skipped ({order.status}, no FlexCharge id yet)"] += 1
                 continue
             before = order.status
             try:
-                after = sync_order(order).status
+                synced = sync_order(order)
             except FlexChargeError as err:
                 errors += 1
                 self.stderr.write(f"{order.order_id}: {err}")
                 continue
-            results["unchanged" if after == before else f"{before} -> {after}"] += 1
+            after = synced.status
+            if not synced.order_session_key:
+                # Looked up by our order id (its /evaluate answer was lost): not there.
+                results[f"not found at FlexCharge ({after}, no FlexCharge id)"] += 1
+            else:
+                results["unchanged" if after == before else f"{before} -> {after}"] += 1
         checked = sum(results.values()) + errors
         parts = [f"{n} {what}" for what, n in sorted(results.items())]
         summary = f"Checked {checked} orders" + (": " + ", ".join(parts) if parts else "")
