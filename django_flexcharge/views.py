@@ -90,7 +90,7 @@ class WebhookView(APIView):
         except RequestDataTooBig:
             return _refused("body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE", 413)
         # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
-        # verify_delivery also accepts a signature for this host without its port.
+        # verify_signature also accepts a signature for this host without its port.
         host = conf.WEBHOOK_HOST or request.get_host()
         try:
             event = webhooks.receive(body, request.headers, host)
