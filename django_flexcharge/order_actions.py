@@ -222,7 +222,7 @@ def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
             raise
 
 
-#: How FlexCharge may say "no such order" besides a 404 (§7.2 and §19.13 leave it open).
+#: How FlexCharge may say "no such order" besides a 404 (its docs leave it open).
 NOT_FOUND_WORDS = ("notfound", "not found", "does not exist")
 
 
@@ -322,7 +322,7 @@ def _outcome_status(client: Any, order: FlexChargeOrder) -> str:
 
 
 #: ``GET /orders`` keys that may hold the page's orders, and the names an order's
-#: ``orderId`` (ours) may have in it: the list's item shape is undocumented (§7.3).
+#: ``orderId`` (ours) may have in it: the list's item shape is undocumented.
 LIST_KEYS = ("results", "items", "data", "orders")
 EXTERNAL_ID_KEYS = ("externalorderid", "externalid", "merchantorderid")
 

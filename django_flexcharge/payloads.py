@@ -117,7 +117,7 @@ def billing_body(billing: BillingAddress) -> dict[str, Any]:
 
 
 def card_metadata(card: Card | VaultedCard | None, card_type: str = "") -> dict[str, Any]:
-    """``paymentMethod`` without a card number: what ``/transmit`` needs (§5).
+    """``paymentMethod`` without a card number: what ``/transmit`` needs.
 
     Only what is known is sent: ``cardType`` when the payment says (a card
     number does not tell credit from debit), no empty strings.
@@ -166,10 +166,10 @@ def transmit_body(
     billing: BillingAddress | None = None,
 ) -> dict[str, Any]:
     """``/transmit`` for an approved payment. ``idempotencyKey`` is an extra FlexCharge ignores
-    (§5 has none) that lets duplicates be counted; ``isMIT`` is ``payment.is_mit`` (a
+    (FlexCharge defines none) that lets duplicates be counted; ``isMIT`` is ``payment.is_mit`` (a
     renewal is merchant-initiated). Without a card, ``paymentMethod`` is left out rather
     than sent empty: FlexCharge's documents mark it required, so an empty object would
-    only be refused or misread; a missing one at least names the field (§5)."""
+    only be refused or misread; a missing one at least names the field."""
     body: dict[str, Any] = {
         "isDeclined": False,
         "idempotencyKey": idempotency_key,

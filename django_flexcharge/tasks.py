@@ -217,7 +217,7 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
 def proves_refusal(err: BaseException) -> bool:
     """True when an error answer to ``/evaluate`` shows FlexCharge refused the body itself.
 
-    A 400 listing field errors (§16) does: the same bytes went out every time,
+    A 400 listing field errors does: the same bytes went out every time,
     so the first attempt was refused too. A 409, another 4xx, or a business
     failure does not: it may be FlexCharge's answer to a replay of an order it
     holds. A field error about the idempotency key is a replay answer as well.

@@ -84,7 +84,7 @@ def check_test_mode(payload: Payload) -> None:
     """Refuse a sandbox event on a live site and the reverse (``FLEXCHARGE_TEST_MODE``).
 
     A live site also refuses an event that does not say (no ``IsTestMode``):
-    FlexCharge always sends it (§11.3), and real money must not move on a
+    FlexCharge's sample always sends it, and real money must not move on a
     delivery that may come from the sandbox. A test-mode site accepts it.
     """
     if payload.is_test_mode is None and not conf.TEST_MODE:

@@ -6,7 +6,7 @@
    its port) and the nonce format; a failure raises ``FlexChargeWebhookError``
    (413/401) naming the check that failed, and stores nothing.
 2. a delivery whose nonce *and* body match a stored event is a redelivery
-   (FlexCharge may resend with the original headers, §11.5 leaves it open): it
+   (FlexCharge may resend with the original headers; its docs leave it open): it
    is answered 200 whatever its date, and applied again only if the stored
    event failed. A known nonce with another body is a 401 ("reused nonce").
 3. a new delivery must carry an ``x-fc-date`` inside ``FLEXCHARGE_WEBHOOK_TOLERANCE``
@@ -153,7 +153,7 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
     return nonce
 
 
-#: The headers without which no signature can be checked (§11.4).
+#: The headers without which no signature can be checked.
 SIGNATURE_HEADERS = ("x-fc-nonce", "x-fc-date", "x-fc-authorization")
 
 

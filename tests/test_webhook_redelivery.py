@@ -1,6 +1,6 @@
-"""Redeliveries, the 401 reasons, and the state moves a delivery must not make (CONTRACT §7).
+"""Redeliveries, the 401 reasons, and the state moves a delivery must not make.
 
-FlexCharge may resend a delivery with its original nonce and date (§11.5 leaves
+FlexCharge may resend a delivery with its original nonce and date (its docs leave
 it open): the same nonce and body is a duplicate, answered 200 whatever its
 date, and applied again only if the stored event failed.
 """

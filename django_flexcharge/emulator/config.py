@@ -53,7 +53,7 @@ class EmulatorConfig:
     #: Seconds an idle keep-alive connection is held before the server closes it.
     idle_timeout: float = 30.0
     #: Redeliver with the first attempt's exact body, nonce and date (``IsResent``
-    #: stays false) instead of fresh ones: FlexCharge may do either (§11.5).
+    #: stays false) instead of fresh ones: FlexCharge may do either (undocumented).
     webhook_resend_original_headers: bool = False
     #: Answer 409 to an ``/evaluate`` replay (same idempotency key and body) instead
     #: of replaying the first answer: FlexCharge's replay behaviour is undocumented.
