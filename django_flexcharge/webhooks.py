@@ -88,7 +88,7 @@ def receive(body: bytes, headers: Mapping[str, str], host: str) -> WebhookEvent:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
     lowered = _lowered(headers)
     nonce = verify_signature(body, lowered, host)
-    stored = WebhookEvent.objects.filter(nonce=nonce).first()
+    stored = _stored(nonce)
     if stored is not None:
         return redeliver(stored, body)
     check_date(lowered)
@@ -139,6 +139,10 @@ def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
     event = apply_event(stored, payload)
     event.redelivered = "reapplied"  # type: ignore[attr-defined]
     return event
+
+
+def _stored(nonce: str) -> WebhookEvent | None:
+    return WebhookEvent.objects.filter(nonce=nonce).first()
 
 
 def _lowered(headers: Mapping[str, str]) -> dict[str, str]:

@@ -21,7 +21,12 @@ from django.utils import timezone
 
 from django_flexcharge.exceptions import FlexChargeAPIError, FlexChargeConflict
 from django_flexcharge.models import FlexChargeOrder
-from django_flexcharge.services import cancel_order, evaluate_declined_payment, is_under_rescue
+from django_flexcharge.services import (
+    cancel_order,
+    evaluate_declined_payment,
+    is_under_rescue,
+    sync_order,
+)
 from django_flexcharge.tasks import proves_refusal, send_evaluation
 from tests.conftest import API, make_payment
 from tests.lifecycle_helpers import calls_to, make_order, make_vaulted
@@ -309,3 +314,15 @@ def test_sync_ignores_listed_orders_that_are_not_exactly_ours(mocked):
     assert "1 not found at FlexCharge (pending, no FlexCharge id)" in out.getvalue()
     assert FlexChargeOrder.objects.get().status == Status.PENDING
     assert calls_to(mocked, "orders/fc-a") == 0
+
+
+def test_sync_does_not_take_a_flexcharge_id_another_order_holds(mocked):
+    make_order("INV-other", Status.APPROVED, session_key="fc-9")
+    order = make_order("INV-100045", Status.PENDING, session_key=None, attempts=2)
+    mocked.add(responses.GET, API + "orders", json=listed(remote(7, "COMPLETED")))
+
+    synced = sync_order(order)
+
+    assert (synced.status, synced.order_session_key) == (Status.PENDING, None)
+    assert synced.last_synced_at is not None
+    assert calls_to(mocked, "orders/fc-9") == 0

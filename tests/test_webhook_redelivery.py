@@ -352,3 +352,32 @@ def test_other_ends_leave_a_failed_order_failed(client, event):
     assert response.json()["status"] == "ignored"
     order.refresh_from_db()
     assert order.status == Status.FAILED
+
+
+def test_the_same_delivery_stored_by_a_racing_request_is_a_duplicate(monkeypatch):
+    # Both requests looked the nonce up before either stored it; the second's INSERT fails.
+    order = make_order()
+    body, headers = signed_webhook("order.completed", **IDS)
+    first = webhooks.receive(body, headers, "testserver")
+    monkeypatch.setattr(webhooks, "_stored", lambda nonce: None)
+
+    again = webhooks.receive(body, headers, "testserver")
+
+    assert (again.pk, again.redelivered) == (first.pk, "duplicate")
+    assert WebhookEvent.objects.count() == 1
+    order.refresh_from_db()
+    assert order.status == Status.APPROVED
+
+
+def test_a_racing_copy_of_a_refused_body_is_refused_400_too(monkeypatch):
+    body = b"not json"
+    headers = sign_headers(OFFICIAL["key"], "testserver", body)
+    with pytest.raises(FlexChargeWebhookError):
+        webhooks.receive(body, headers, "testserver")
+    monkeypatch.setattr(webhooks, "_stored", lambda nonce: None)
+
+    with pytest.raises(FlexChargeWebhookError) as caught:
+        webhooks.receive(body, headers, "testserver")
+
+    assert caught.value.status_code == 400
+    assert WebhookEvent.objects.get().status == Stored.FAILED
