@@ -240,7 +240,12 @@ def test_a_far_future_timestamp_does_not_make_later_events_look_older(client, si
     body, headers = signed_webhook("order.completed", timestamp=future, **IDS)
     assert post(client, body, headers).json()["status"] == "applied"
 
-    body, headers = signed_webhook("order.refunded", timestamp=timezone.now(), **IDS)
+    body, headers = signed_webhook(
+        "order.refunded",
+        timestamp=timezone.now(),
+        event_data={"TotalRefundedAmount": 19.99, "Currency": "USD"},
+        **IDS,
+    )
     response = post(client, body, headers)
 
     assert (response.status_code, response.json()["status"]) == (200, "applied")
