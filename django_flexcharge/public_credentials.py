@@ -11,27 +11,12 @@ webhook view and the client refuse at run time, in case the checks never ran
 
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
+from .emulator.config import is_loopback_host
 from .exceptions import FlexChargeConfigurationError
 
-LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets and a port allowed)."""
-    name = (host or "").strip().lower()
-    if name.startswith("["):
-        name = name[1:].partition("]")[0]
-    elif name.count(":") == 1:
-        name = name.partition(":")[0]
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+__all__ = ["is_loopback_host", "is_loopback_url", "is_public", "refuse_public"]
 
 
 def is_loopback_url(url: str) -> bool:
