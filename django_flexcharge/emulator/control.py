@@ -46,9 +46,7 @@ def allowed_host(config: EmulatorConfig, host: str) -> bool:
     return is_loopback_host(name) or (name == bind and bind not in WILDCARD_BINDS)
 
 
-def refusal(
-    config: EmulatorConfig, port: int, headers: Mapping[str, str]
-) -> tuple[int, str] | None:
+def refusal(config: EmulatorConfig, port: int, headers: Any) -> tuple[int, str] | None:
     """(status, reason) when a control request must be refused, else None.
 
     ``headers`` is case-insensitive (``http.server``'s message, ``request.headers``).
