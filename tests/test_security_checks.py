@@ -78,9 +78,11 @@ def test_a_trailing_comma_reports_the_string_and_the_blank_entry():
 
 
 def test_a_none_keys_setting_is_a_check_error_not_a_crash_of_every_command():
-    with override_settings(FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS=None):
-        with pytest.raises(SystemCheckError) as caught:
-            call_command("check")
+    with (
+        override_settings(FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS=None),
+        pytest.raises(SystemCheckError) as caught,
+    ):
+        call_command("check")
     assert "django_flexcharge.E014" in str(caught.value)
     assert "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is None" in str(caught.value)
 
@@ -100,9 +102,8 @@ def test_the_emulators_public_credentials_on_a_real_site_are_an_error_in_every_m
     messages = all_messages(**{setting: value})
     assert [m.id for m in messages] == ["django_flexcharge.E015"]
     assert messages[0].msg.startswith(f"{named} is the FlexCharge emulator's public value")
-    assert (DEFAULT_APP_SECRET not in messages[0].msg) and (
-        DEFAULT_SUBSCRIBER_KEY not in messages[0].msg
-    )
+    assert DEFAULT_APP_SECRET not in messages[0].msg
+    assert DEFAULT_SUBSCRIBER_KEY not in messages[0].msg
     # Not only under --deploy: a plain `manage.py check` fails.
     with override_settings(**{setting: value}), pytest.raises(SystemCheckError):
         call_command("check")

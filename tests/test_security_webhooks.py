@@ -90,7 +90,7 @@ def test_the_emulators_public_key_on_a_real_site_is_refused_at_run_time(settings
     assert order.status == Status.PENDING
     assert not WebhookEvent.objects.exists()
     with pytest.raises(FlexChargeConfigurationError) as caught:
-        conf.WEBHOOK_SUBSCRIBER_KEYS
+        _ = conf.WEBHOOK_SUBSCRIBER_KEYS
     assert caught.value.setting == "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"
     assert DEFAULT_SUBSCRIBER_KEY not in str(caught.value)
 
