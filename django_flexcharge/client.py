@@ -382,7 +382,9 @@ class FlexChargeClient:
         if 200 <= status < 300 and not self._is_envelope_failure(data, accept_statuses):
             return data
         # Nor a key, secret or bearer token echoed in an error body.
-        self._raise(method, path, response, redact(data, self._known_secrets(token)))
+        # Rebound, not passed on: the raw answer must not stay in this frame's locals.
+        data = redact(data, self._known_secrets(token))
+        self._raise(method, path, response, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
