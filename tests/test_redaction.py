@@ -226,3 +226,45 @@ def test_numbers_that_are_not_cards_are_kept():
     text = "order 1234567890123 (HTTP 400) trace 00-4bf92f3577b34da6-01"
     assert redact_text(text) == text
     assert redact({"n": [PAN, 7, None]}, [PAN]) == {"n": ["[redacted]", 7, None]}
+
+
+TYPO = PAN[:-1] + "5"  # fails Luhn: a typo of a real number, as sensitive
+
+
+def refused_card(*, typo: bool = False, **fields: Any) -> FlexChargeError:
+    """Build a Card that is refused; what it raised (this frame holds no number or CVV)."""
+    try:
+        Card(number=TYPO if typo else PAN, cvv=CVV, **{"exp_month": 9, "exp_year": 2099, **fields})
+    except FlexChargeError as err:
+        return err
+    raise AssertionError("the card was accepted")
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"exp_year": 2001},  # expired
+        {"exp_month": 13},
+        {"typo": True},
+        {"first_name": ""},
+    ],
+)
+def test_a_refused_card_leaves_its_number_in_no_frame(fields):
+    fields.setdefault("first_name", "Jane")
+    exc = refused_card(last_name="Doe", **fields)
+    text = frame_locals(exc)
+    assert leaks(text) == []
+    assert TYPO not in text
+    assert leaks(str(exc)) == []
+
+
+def test_the_card_keeps_its_dataclass_contract():
+    import dataclasses
+
+    card = Card(PAN, CVV, 9, timezone.now().year + 1, "Jane", "Doe")  # positional, as before
+    assert [f.name for f in dataclasses.fields(Card)] == [
+        "number", "cvv", "exp_month", "exp_year", "first_name", "last_name",
+    ]  # fmt: skip
+    assert dataclasses.replace(card, cvv="").cvv == ""
+    assert Card(number=SPACED, cvv=CVV, exp_month=9, exp_year=2099, first_name="J", last_name="D")
+    assert card == make_card().__class__(PAN, CVV, 9, card.exp_year, "Jane", "Doe")

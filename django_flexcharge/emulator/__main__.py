@@ -2,7 +2,9 @@
 
 Prints one ``listening on <base_url>`` line (flushed) once it accepts
 connections, so a test or benchmark that starts it with ``--port 0`` can read
-the port from stdout. Runs until SIGINT or SIGTERM.
+the port from stdout, then the control token its ``/_emulator/`` endpoints
+require. Binds to 127.0.0.1 unless ``--host`` says otherwise (and warns when it
+does). Runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
