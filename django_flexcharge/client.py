@@ -331,17 +331,19 @@ class FlexChargeClient:
                 timeout=self.timeout,
             )
         except requests.RequestException as err:
-            # The exception text may hold the URL with its query string (the
-            # tokenization key): keep only its class name, and do not chain it
-            # when there is a query string (error reporters print the chain).
-            cause = None if params else err
+            # Never chained: the exception text may hold the URL with its query
+            # string (the tokenization key), and its traceback runs through
+            # requests' frames, whose locals hold the body and the bearer token
+            # (error reporters and trackers print the chain). Its class name is kept.
             if isinstance(err, requests.Timeout):
                 logger.warning("FlexCharge %s /%s timed out", method, path)
-                raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from cause
+                raise FlexChargeTimeout(
+                    f"FlexCharge {method} /{path} timed out ({type(err).__name__})"
+                ) from None
             logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
             raise FlexChargeConnectionError(
                 f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
-            ) from cause
+            ) from None
         logger.info(
             "FlexCharge %s /%s -> %s in %.0f ms",
             method,

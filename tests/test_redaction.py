@@ -268,3 +268,18 @@ def test_the_card_keeps_its_dataclass_contract():
     assert dataclasses.replace(card, cvv="").cvv == ""
     assert Card(number=SPACED, cvv=CVV, exp_month=9, exp_year=2099, first_name="J", last_name="D")
     assert card == make_card().__class__(PAN, CVV, 9, card.exp_year, "Jane", "Doe")
+
+
+@pytest.mark.parametrize("error", [requests.ConnectionError, requests.ReadTimeout])
+def test_a_network_error_carries_no_chain_with_the_bearer_or_the_body(error):
+    from django_flexcharge.client import FlexChargeClient
+
+    with responses.RequestsMock() as rsps:
+        rsps.add(responses.POST, API + "oauth2/token", json={**token_body(), "accessToken": BEARER})
+        rsps.add(responses.POST, API + "evaluate", body=error("boom"))
+        try:
+            FlexChargeClient(api_url=API).evaluate({"orderId": "INV-1"})
+        except FlexChargeError as err:
+            exc = err
+    assert leaks(frame_locals(exc)) == []
+    assert len(list(chain(exc))) == 1
