@@ -120,7 +120,7 @@ def _nice_step(peak: int, ticks: int = 4) -> int:
         value = factor * magnitude
         if value >= raw and value == int(value):
             return int(value)
-    return 10 * magnitude
+    return int(10 * magnitude)
 
 
 def chart(series: list[Day]) -> dict[str, Any]:

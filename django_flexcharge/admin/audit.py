@@ -30,7 +30,7 @@ REAPPLY_LEVELS: dict[str, int] = {
 }
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only in the stubs
     """View-only for everyone, superusers included: these rows are an audit trail."""
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
