@@ -206,6 +206,43 @@ class FlexChargeSettings:
     def TASK_QUEUE(self) -> str:
         return str(self._get("FLEXCHARGE_TASK_QUEUE", "default"))
 
+    # Refund vocabularies: FlexCharge documents SUCCESS/FAILED only, and its live sandbox
+    # answered a refused refund with ``success: true`` and ``responseMessage: "DECLINED"``
+    # (docs/assumptions.md). Words are compared upper-case, codes as given.
+
+    @property
+    def REFUND_APPROVED_WORDS(self) -> frozenset[str]:
+        """``status``/``responseMessage`` words that approve a refund (all present must)."""
+        return self._words("FLEXCHARGE_REFUND_APPROVED_WORDS", ("SUCCESS", "APPROVED"))
+
+    @property
+    def REFUND_DECLINED_WORDS(self) -> frozenset[str]:
+        """``status``/``responseMessage`` words that refuse a refund (any one does)."""
+        default = ("FAILED", "DECLINED", "FAILURE", "REJECTED", "DENIED", "ERROR")
+        return self._words("FLEXCHARGE_REFUND_DECLINED_WORDS", default)
+
+    @property
+    def REFUND_APPROVED_CODES(self) -> frozenset[str]:
+        """``responseCode`` values of an approved refund; another code leaves it unconfirmed."""
+        return self._words("FLEXCHARGE_REFUND_APPROVED_CODES", ("0", "00", "000"), upper=False)
+
+    @property
+    def ORDER_REFUNDED_FIELDS(self) -> tuple[str, ...]:
+        """``GET /orders/{id}`` fields that may hold the refunded total (first found wins)."""
+        default = ("refundedAmount", "totalRefundedAmount", "refundedTotal")
+        value = self._get("FLEXCHARGE_ORDER_REFUNDED_FIELDS", default)
+        return tuple(str(name) for name in value)
+
+    @property
+    def ORDER_AMOUNT_UNITS(self) -> str:
+        """Unit of the amounts ``GET /orders/{id}`` carries: "minor" (cents) or "major"."""
+        return str(self._get("FLEXCHARGE_ORDER_AMOUNT_UNITS", "minor")).lower()
+
+    def _words(self, name: str, default: tuple[str, ...], *, upper: bool = True) -> frozenset[str]:
+        value = self._get(name, default)
+        words = (str(word).strip() for word in value)
+        return frozenset(word.upper() if upper else word for word in words if word)
+
     @property
     def is_production_api(self) -> bool:
         return (urlsplit(self.API_URL).hostname or "").lower() in PRODUCTION_API_HOSTS

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from . import control
 from . import faults as fault_actions
 from .payloads import validation_error
+from .refund_knobs import DROP_CONNECTION
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -52,6 +53,8 @@ ROUTES = [
     ("POST", r"/_emulator/faults", "control_set_faults", "control"),
     ("DELETE", r"/_emulator/faults", "control_reset_faults", "control"),
     ("GET", r"/_emulator/state", "control_state", "control"),
+    ("POST", r"/_emulator/refunds", "control_refund_knobs", "control"),
+    ("POST", rf"/_emulator/orders/{ID}/refund", "control_portal_refund", "control"),
     ("POST", r"/_emulator/reset", "control_reset", "control"),
     ("POST", r"/_emulator/tokens/expire", "control_expire_tokens", "control"),
     ("POST", r"/_emulator/webhooks/flush", "control_flush", "control"),
@@ -172,7 +175,7 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
                 # An emulator bug must look like a server error, not a hung connection.
                 logger.exception("emulator error in %s %s", self.command, path)
                 status, payload = 500, {"message": "Emulator error"}
-            if decision is not None and decision.drop_response:
+            if (decision is not None and decision.drop_response) or status == DROP_CONNECTION:
                 self._drop(path, "processed, response dropped")
                 return
             self._send(status, payload, path)
