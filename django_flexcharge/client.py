@@ -32,7 +32,7 @@ from urllib.parse import quote
 import requests
 from django.core.cache import cache
 
-from . import __version__
+from . import __version__, telemetry
 from .conf import conf
 from .exceptions import (
     FlexChargeAPIError,
@@ -284,7 +284,9 @@ class FlexChargeClient:
             token = self.get_token() if auth else None
             if token:
                 headers["Authorization"] = f"Bearer {token}"
-            response = self._send(method, path, body=body, params=params, headers=headers)
+            with telemetry.exchange(method, path) as exchange:
+                response = self._send(method, path, body=body, params=params, headers=headers)
+                exchange.answered(response)
             if response.status_code == 401 and auth and attempt == 1:
                 # Expired or revoked early: one retry with a fresh token.
                 self.drop_token(token)

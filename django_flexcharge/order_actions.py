@@ -16,6 +16,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .attempts import record_call
 from .client import get_client
 from .delivery import hold, release
 from .exceptions import (
@@ -121,9 +122,10 @@ def refund_order(
             requested_by=_who(user),
         )
     try:
-        data = get_client().refund(
-            locked.order_session_key, amount, locked.currency, message=reason.strip()
-        )
+        with record_call(endpoint="POST orders/{id}/refund", order=locked, refund=refund):
+            data = get_client().refund(
+                locked.order_session_key, amount, locked.currency, message=reason.strip()
+            )
         if not _refund_succeeded(data):
             raise FlexChargeAPIError(
                 str(data.get("responseMessage") or "FlexCharge did not confirm the refund"),
@@ -150,7 +152,8 @@ def refund_order(
         locked.refunded_amount = min(locked.amount, max(locked.refunded_amount, done["total"]))
         full = locked.refunded_amount >= locked.amount
         target = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
-        if not transition(locked, target, update_fields=("refunded_amount",)):
+        fields = ("refunded_amount",)
+        if not transition(locked, target, update_fields=fields, cause="refund", user=_who(user)):
             locked.save(update_fields=["refunded_amount", "updated"])
     logger.info(
         "Refunded %s of order %s (by %s)",
@@ -175,9 +178,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
     current = FlexChargeOrder.objects.get(pk=order.pk)
     who = _who(user) or "code"
     if current.status == Status.PENDING and current.order_session_key:
-        get_client().cancel(
-            current.order_session_key, idempotency_key=cancel_idempotency_key(current)
-        )
+        with record_call(endpoint="POST orders/{id}/cancel", order=current):
+            get_client().cancel(
+                current.order_session_key, idempotency_key=cancel_idempotency_key(current)
+            )
     elif current.status == Status.QUEUED:
         if not hold(FlexChargeOrder, current.pk):
             raise FlexChargeStateError(
@@ -207,7 +211,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
                 f"FlexCharge approved order {locked.order_id} before the cancel reached it; "
                 "the customer was charged. Refund it instead."
             )
-        if not transition(locked, Status.CANCELLED, update_fields=("locked_until",)):
+        fields = ("locked_until",)
+        if not transition(
+            locked, Status.CANCELLED, update_fields=fields, cause="cancel", user=user
+        ):
             locked.save(update_fields=["locked_until", "updated"])
     logger.info("Order %s cancel by %s: now %s", locked.order_id, who, locked.status)
     return locked
@@ -215,7 +222,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
 
 def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
     try:
-        get_client().external_cancel(order.order_id, idempotency_key=cancel_idempotency_key(order))
+        with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
+            get_client().external_cancel(
+                order.order_id, idempotency_key=cancel_idempotency_key(order)
+            )
     except FlexChargeNotFound:
         # Every earlier /evaluate failed before FlexCharge created the order.
         if not missing_ok:
@@ -292,22 +302,27 @@ def order_status_from(
 def _outcome_status(client: Any, order: FlexChargeOrder) -> str:
     """``POST /outcome``'s status, or "" when it cannot say (deprecated, so it may be gone)."""
     try:
-        answer = client.outcome(order.order_session_key)
+        with record_call(endpoint="POST outcome", order=order):
+            answer = client.outcome(order.order_session_key)
     except FlexChargeError as err:
         logger.info("Order %s: /outcome unavailable (%s); reading Cancelled alone", order, err)
         return ""
     return str(answer.get("status") or "").strip().upper()
 
 
-def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
-    """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards."""
+def sync_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder:
+    """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards.
+
+    ``user``, when a person asked for it, is recorded on the status changes it makes.
+    """
     current = FlexChargeOrder.objects.get(pk=order.pk)
     if not current.order_session_key:
         raise FlexChargeStateError(
             f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
         )
     client = get_client()
-    data = client.get_order(current.order_session_key)
+    with record_call(endpoint="GET orders/{id}", order=current):
+        data = client.get_order(current.order_session_key)
     outcome = ""
     if _status_name(data) == "cancelled":
         outcome = _outcome_status(client, current)
@@ -317,7 +332,7 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         target = order_status_from(data, locked, now, outcome=outcome)
         if target == Status.REFUNDED and locked.status == Status.PENDING:
             # Rescued, then refunded: the host hears both, in order.
-            transition(locked, Status.APPROVED)
+            transition(locked, Status.APPROVED, cause="sync from FlexCharge", user=user)
             locked = _locked(current)
         locked.response_payload = data
         locked.last_synced_at = now
@@ -329,6 +344,9 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         if target == Status.REFUNDED and can_transition(locked.status, target):
             locked.refunded_amount = locked.amount
             fields.append("refunded_amount")
-        if target is None or not transition(locked, target, update_fields=tuple(fields)):
+        changed = target is not None and transition(
+            locked, target, update_fields=tuple(fields), cause="sync from FlexCharge", user=user
+        )
+        if not changed:
             locked.save(update_fields=[*fields, "updated"])
     return locked

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .attempts import record_call
 from .client import get_client
 from .compat import task
 from .conf import conf
@@ -103,7 +104,8 @@ def send_evaluation(order_pk: int) -> str:
             maybe_sent=order.attempts > 1,
         )
     try:
-        data = get_client().evaluate(order.request_payload)
+        with record_call(endpoint="POST evaluate", order=order, attempt=order.attempts):
+            data = get_client().evaluate(order.request_payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
@@ -146,7 +148,8 @@ def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
         if target == Status.PENDING:
             order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
             fields.append("expiry_date")
-        if not transition(order, target, update_fields=tuple(fields)):
+        cause = f"/evaluate answered {answer or 'no status'}"
+        if not transition(order, target, update_fields=tuple(fields), cause=cause):
             order.save(update_fields=[*fields, "updated"])
     logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
     return str(order.status)
@@ -169,7 +172,8 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
             if isinstance(err, FlexChargeAPIError):
                 order.api_errors = err.errors
                 fields.append("api_errors")
-            transition(order, Status.FAILED, update_fields=tuple(fields))
+            cause = "FlexCharge refused /evaluate"
+            transition(order, Status.FAILED, update_fields=tuple(fields), cause=cause)
             logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
             return "failed"
         next_at = now + backoff(order.attempts, _retry_after(err))
@@ -208,15 +212,17 @@ def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
         order.locked_until = None
         order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
         fields = ("locked_until", "last_error")
-        if not transition(order, Status.FAILED, update_fields=fields):
+        cause = f"not handed over: {reason}"
+        if not transition(order, Status.FAILED, update_fields=fields, cause=cause):
             order.save(update_fields=["locked_until", "updated"])
             return "skipped"
     logger.error("Order %s failed: %s", order.order_id, order.last_error)
     if maybe_sent:
         try:
-            get_client().external_cancel(
-                order.order_id, idempotency_key=cancel_idempotency_key(order)
-            )
+            with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
+                get_client().external_cancel(
+                    order.order_id, idempotency_key=cancel_idempotency_key(order)
+                )
         except FlexChargeError as err:
             logger.warning("Order %s: external-cancel after giving up: %s", order.order_id, err)
     return "failed"
@@ -235,7 +241,8 @@ def send_transmission(transmission_pk: int) -> str:
         # Only after crashes mid-call: each claim counted an attempt.
         return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")
     try:
-        data = get_client().transmit(row.payload)
+        with record_call(endpoint="POST transmit", transmission=row, attempt=row.attempts):
+            data = get_client().transmit(row.payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /transmit %s", row)
