@@ -28,6 +28,7 @@ from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..order_actions import UNKNOWN_OUTCOME, pending_refunds, refundable_rest
+from . import buttons
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
@@ -131,6 +132,7 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view(self.dashboard_view)
         return [
             path("dashboard/", view, name="django_flexcharge_dashboard"),
+            *buttons.urls(self),
             *super().get_urls(),
         ]
 
