@@ -18,7 +18,7 @@ from .money import exponent, to_major
 
 NBSP = "\u00a0"
 #: Badge colour per status (the CSS classes in static/django_flexcharge/admin.css).
-STATUS_TONES = {
+STATUS_TONES: dict[str, str] = {
     FlexChargeOrder.Status.QUEUED: "info",
     FlexChargeOrder.Status.PENDING: "info",
     FlexChargeOrder.Status.APPROVED: "ok",
@@ -47,7 +47,8 @@ def money(amount: int, currency: str) -> SafeString:
 
 
 def status_badge(status: str) -> SafeString:
-    label = dict(FlexChargeOrder.Status.choices).get(status, status)
+    labels: dict[str, str] = dict(FlexChargeOrder.Status.choices)
+    label = labels.get(status, status)
     tone = STATUS_TONES.get(status, "neutral")
     return format_html(
         '<span class="fc-badge fc-tone-{}" data-status="{}">{}</span>', tone, status, label

@@ -19,19 +19,19 @@ from django.utils.translation import gettext as _
 from ..models import CallAttempt, FlexChargeOrder, Refund, StatusChange, WebhookEvent
 from ..money import format_amount
 
-EVENT_TONES = {
+EVENT_TONES: dict[str, str] = {
     WebhookEvent.Status.APPLIED: "ok",
     WebhookEvent.Status.DUPLICATE: "info",
     WebhookEvent.Status.IGNORED: "warn",
     WebhookEvent.Status.FAILED: "error",
     WebhookEvent.Status.RECEIVED: "warn",
 }
-REFUND_TONES = {
+REFUND_TONES: dict[str, str] = {
     Refund.Outcome.SUCCEEDED: "ok",
     Refund.Outcome.PENDING: "warn",
     Refund.Outcome.FAILED: "error",
 }
-STATUS_TONES = {
+STATUS_TONES: dict[str, str] = {
     FlexChargeOrder.Status.APPROVED: "ok",
     FlexChargeOrder.Status.PARTIALLY_REFUNDED: "info",
     FlexChargeOrder.Status.REFUNDED: "info",
@@ -87,7 +87,7 @@ def _event(event: WebhookEvent) -> Entry:
 
 
 def _change(change: StatusChange) -> Entry:
-    labels = dict(FlexChargeOrder.Status.choices)
+    labels: dict[str, str] = dict(FlexChargeOrder.Status.choices)
     title = _("%(previous)s → %(status)s") % {
         "previous": labels.get(change.previous, change.previous),
         "status": labels.get(change.status, change.status),
