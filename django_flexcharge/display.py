@@ -9,6 +9,8 @@ carries its label: colour repeats the text, never replaces it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -47,7 +49,7 @@ def money(amount: int, currency: str) -> SafeString:
 
 
 def status_badge(status: str) -> SafeString:
-    labels: dict[str, str] = dict(FlexChargeOrder.Status.choices)
+    labels: dict[str, Any] = dict(FlexChargeOrder.Status.choices)
     label = labels.get(status, status)
     tone = STATUS_TONES.get(status, "neutral")
     return format_html(

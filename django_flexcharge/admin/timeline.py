@@ -87,7 +87,7 @@ def _event(event: WebhookEvent) -> Entry:
 
 
 def _change(change: StatusChange) -> Entry:
-    labels: dict[str, str] = dict(FlexChargeOrder.Status.choices)
+    labels: dict[str, Any] = dict(FlexChargeOrder.Status.choices)
     title = _("%(previous)s → %(status)s") % {
         "previous": labels.get(change.previous, change.previous),
         "status": labels.get(change.status, change.status),
