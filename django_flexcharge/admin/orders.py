@@ -22,7 +22,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 from django.utils.translation import gettext_lazy as _
 
-from .. import dashboard, services
+from .. import dashboard, exports, services
 from ..exceptions import FlexChargeAPIError, FlexChargeError
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
@@ -132,6 +132,11 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         view = self.admin_site.admin_view(self.dashboard_view)
         return [
             path("dashboard/", view, name="django_flexcharge_dashboard"),
+            path(
+                "dashboard/export/",
+                self.admin_site.admin_view(lambda request: exports.export_view(self, request)),
+                name="django_flexcharge_dashboard_export",
+            ),
             *buttons.urls(self),
             *super().get_urls(),
         ]
