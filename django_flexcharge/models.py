@@ -78,7 +78,7 @@ class FlexChargeOrder(models.Model):
     subscription_id = models.CharField(max_length=100, blank=True)
     transaction_id = models.CharField(_("processor transaction id"), max_length=100, blank=True)
     email = models.EmailField(blank=True)
-    is_mit = models.BooleanField(default=True)
+    is_mit = models.BooleanField(_("merchant-initiated"), default=True)
     declined_at = models.DateTimeField(default=timezone.now)
     decline_code = models.CharField(max_length=32, blank=True)
     decline_message = models.CharField(max_length=255, blank=True)
@@ -86,7 +86,7 @@ class FlexChargeOrder(models.Model):
     expiry_date = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     confirmation_id = models.CharField(max_length=32, blank=True)
-    is_test_mode = models.BooleanField(default=True)
+    is_test_mode = models.BooleanField(_("test mode"), default=True)
     #: The /evaluate body (card token, never a PAN), kept so every retry sends the same bytes.
     request_payload = models.JSONField(default=dict, blank=True)
     #: FlexCharge's last answer about this order (evaluate, GET order).
@@ -211,8 +211,8 @@ class WebhookEvent(models.Model):
     timestamp = models.DateTimeField(_("FlexCharge timestamp"), null=True, blank=True)
     nonce = models.CharField(max_length=64, unique=True)
     confirmation_id = models.CharField(max_length=32, blank=True)
-    is_resent = models.BooleanField(default=False)
-    is_test_mode = models.BooleanField(null=True)
+    is_resent = models.BooleanField(_("resent"), default=False)
+    is_test_mode = models.BooleanField(_("test mode"), null=True)
     body = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     error = models.TextField(blank=True)

@@ -136,8 +136,12 @@ def test_chart_bar_heights_are_proportional() -> None:
 def test_page_shows_counts_rate_amounts_and_chart(seeded: None, admin_client) -> None:
     assert reverse("admin:django_flexcharge_dashboard") == URL
     html = admin_client.get(URL).content.decode()
-    assert re.search(r'data-status="approved">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S)
-    assert re.search(r'data-status="pending">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S)
+    assert re.search(
+        r'data-status="approved">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S
+    )
+    assert re.search(
+        r'data-status="pending">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S
+    )
     # The period (30 days) holds 4 finished orders, 3 of them rescued.
     assert 'data-rate="75.0"' in html
     assert "39.99\u00a0USD" in html

@@ -28,7 +28,7 @@ from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..order_actions import UNKNOWN_OUTCOME, pending_refunds, refundable_rest
-from . import buttons
+from . import buttons, columns
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
@@ -73,7 +73,16 @@ class WebhookEventInline(ReadOnlyInline):
 
 @admin.register(FlexChargeOrder)
 class FlexChargeOrderAdmin(ReadOnlyAdmin):
-    list_display = ("order_id", "status", "amount_display", "refunded_display", "email", "created")
+    list_display = (
+        "order_id",
+        columns.order_status,
+        columns.order_amount,
+        columns.order_refunded,
+        "email",
+        columns.order_mode,
+        columns.order_initiator,
+        "created",
+    )
     list_filter = ("status", "created", "is_test_mode")
     search_fields = ("order_id", "=order_session_key", "email")
     date_hierarchy = "created"
