@@ -67,8 +67,12 @@ class RefundInline(ReadOnlyInline):
 class WebhookEventInline(ReadOnlyInline):
     model = WebhookEvent
     fk_name = "order"
-    fields = ("event", "status", "timestamp", "received_at", "is_resent", "error")
+    fields = ("event", "status", "timestamp", "received_at", "resent", "error")
     readonly_fields = fields
+
+    @admin.display(description=_("resent"))
+    def resent(self, obj: WebhookEvent) -> str:
+        return columns.event_resent(obj)
 
 
 @admin.register(FlexChargeOrder)

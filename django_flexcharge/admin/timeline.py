@@ -16,8 +16,8 @@ from typing import Any
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from ..display import money_text
 from ..models import CallAttempt, FlexChargeOrder, Refund, StatusChange, WebhookEvent
-from ..money import format_amount
 
 EVENT_TONES: dict[str, str] = {
     WebhookEvent.Status.APPLIED: "ok",
@@ -102,7 +102,7 @@ def _change(change: StatusChange) -> Entry:
 
 
 def _refund(refund: Refund) -> Entry:
-    title = _("Refund of %(amount)s") % {"amount": format_amount(refund.amount, refund.currency)}
+    title = _("Refund of %(amount)s") % {"amount": money_text(refund.amount, refund.currency)}
     details = []
     if refund.reason:
         details.append((_("reason"), refund.reason))
