@@ -9,6 +9,7 @@ page reports fails the test.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,16 +140,14 @@ def test_the_recovery_dashboard(admin_page: Any, live_server: Any) -> None:
 
     with page.expect_download() as download:
         page.click("#flexcharge-dashboard-decline_code tr[data-key='51'] th a")
-    text = open(download.value.path(), encoding="utf-8").read()
+    text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.splitlines()[0].startswith("order_id,")
     ids = sorted(line.split(",")[0] for line in text.splitlines()[1:])
     assert ids == ["INV-D-1", "INV-D-2", "INV-D-4", "INV-D-7"]  # code 51, finished in 7 days
     assert violations == []
 
 
-def test_an_orders_timeline_and_toolbar(
-    admin_page: Any, live_server: Any, flexcharge: Any, admin_user: Any = None
-) -> None:
+def test_an_orders_timeline_and_toolbar(admin_page: Any, live_server: Any, flexcharge: Any) -> None:
     page = admin_page
     emulator = flexcharge.emulator
     emulator.set_faults(error_rate=1.0, error_codes=[503], paths=["evaluate"], times=1)
@@ -200,7 +199,7 @@ def test_an_orders_timeline_and_toolbar(
     expect(entries.first).to_contain_text("HTTP 503")
     expect(entries.first.locator(".fc-badge")).to_have_class("fc-badge fc-tone-error")
     expect(timeline).to_contain_text("webhook order.completed")
-    expect(timeline).to_contain_text("Refund of 15.00 USD")
+    expect(timeline).to_contain_text("Refund of 15.00\u00a0USD")
     expect(page.locator("#flexcharge-retry-button")).to_have_count(0)
     screenshot(page, "ops-order-timeline")
 
