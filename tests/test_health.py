@@ -161,3 +161,20 @@ def test_the_health_check_plugin():
     queued(minutes_old=60)
     with pytest.raises(ServiceUnavailable, match="worker running"):
         FlexChargeHealth().run()
+
+
+@pytest.mark.parametrize("value", [-1, "900", True])
+def test_a_bad_health_threshold_is_a_check_error(settings, value):
+    from django_flexcharge.checks import check_health_settings
+
+    settings.FLEXCHARGE_HEALTH_MAX_QUEUE_AGE = value
+    assert [m.id for m in check_health_settings()] == ["django_flexcharge.E045"]
+
+
+def test_a_short_health_token_is_a_check_warning(settings):
+    from django_flexcharge.checks import check_health_settings
+
+    settings.FLEXCHARGE_HEALTH_TOKEN = "short"
+    assert [m.id for m in check_health_settings()] == ["django_flexcharge.W045"]
+    settings.FLEXCHARGE_HEALTH_TOKEN = "x" * 32
+    assert check_health_settings() == []
