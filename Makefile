@@ -9,7 +9,7 @@ PYTEST := $(BIN)/pytest
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
 
 .PHONY: demo test test-unit test-example test-postgres test-browser test-reliability \
-        lint format typecheck matrix bench wheel-check clean venv
+        lint migrations-check format typecheck matrix bench wheel-check clean venv
 
 venv: $(STAMP)
 
@@ -25,7 +25,7 @@ demo: $(STAMP)
 # The whole suite on SQLite: package tests (unit, webhook, end-to-end over real
 # HTTP, reliability) and the example project's tests.
 test: $(STAMP)
-	$(PYTEST) -q -m "not browser"
+	$(PYTEST) -q -m "not browser" --cov --cov-report=term
 	$(PYTEST) -q --ds=tests.example_settings tests/example -p no:randomly
 
 test-postgres: $(STAMP)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy django_flexcharge
+	$(MAKE) migrations-check
+
+# The app's models and its migrations agree (no model change without a migration).
+migrations-check: $(STAMP)
+	PYTHONPATH=. $(BIN)/django-admin makemigrations django_flexcharge --check --dry-run --settings=tests.settings
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

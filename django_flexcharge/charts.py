@@ -30,7 +30,7 @@ def nice_step(peak: int, ticks: int = 4) -> int:
         value = factor * magnitude
         if value >= raw and value == int(value):
             return int(value)
-    return 10 * magnitude
+    return int(10 * magnitude)
 
 
 def _axis_label(minor: int, currency: str) -> str:

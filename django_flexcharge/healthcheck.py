@@ -16,7 +16,7 @@ from . import health
 
 
 @dataclasses.dataclass
-class FlexChargeHealth(HealthCheck):
+class FlexChargeHealth(HealthCheck):  # type: ignore[misc,unused-ignore]  # untyped package
     """Unavailable, with the problems in words, when ``health.collect()`` finds any."""
 
     def run(self) -> None:

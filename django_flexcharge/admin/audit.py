@@ -31,7 +31,7 @@ REAPPLY_LEVELS: dict[str, int] = {
 }
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only in the stubs
     """View-only for everyone, superusers included: these rows are an audit trail."""
 
     class Media:

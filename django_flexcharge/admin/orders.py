@@ -40,7 +40,7 @@ def flexcharge_answer(response: dict[str, Any] | None) -> str:
     return " - ".join(part for part in parts if part)
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # generic only in the stubs
     """The order's refunds and webhook events, shown on its page; each links to its own."""
 
     extra = 0
@@ -155,7 +155,8 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         ]
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
-        return dashboard.dashboard_view(self, request)
+        response: HttpResponse = dashboard.dashboard_view(self, request)
+        return response
 
     def _page(self, request: HttpRequest, template: str, **context: Any) -> TemplateResponse:
         context = {

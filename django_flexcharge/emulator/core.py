@@ -159,7 +159,8 @@ class Emulator:
             faults=self.faults.snapshot(),
             pending_webhooks=self.webhooks.pending(),
         )
-        return json.loads(json.dumps(data, default=str))
+        plain: dict[str, Any] = json.loads(json.dumps(data, default=str))
+        return plain
 
     @staticmethod
     def _control(action: Any, ident: str) -> tuple[int, Any]:
