@@ -127,7 +127,3 @@ def order_timeline(order: FlexChargeOrder) -> list[Entry]:
     ]
     entries.sort(key=lambda entry: (entry.at, entry.rank))
     return entries
-
-
-def timeline_context(order: Any) -> dict[str, Any]:
-    return {"entries": order_timeline(order) if order is not None else []}

@@ -1,4 +1,4 @@
-"""``{% load flexcharge_admin %}``: the order page's timeline and toolbar, status badges, amounts.
+"""``{% load flexcharge_admin %}``: the order page's timeline and toolbar.
 
 Inclusion tags, so ``admin/orders.py`` needs no ``change_view`` override: the
 order admin's ``change_form.html`` renders them from ``original``.
@@ -9,12 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
 
 from ..admin.buttons import toolbar
 from ..admin.timeline import order_timeline
-from ..display import money, status_badge
 
 register = template.Library()
 
@@ -31,13 +28,3 @@ def order_toolbar(context: template.Context, order: Any) -> dict[str, Any]:
         "buttons": toolbar(request, order) if request is not None else [],
         "csrf_token": context.get("csrf_token"),
     }
-
-
-@register.simple_tag
-def flexcharge_status(status: str) -> SafeString:
-    return status_badge(status)
-
-
-@register.simple_tag
-def flexcharge_money(amount: int, currency: str) -> SafeString:
-    return format_html("{}", money(amount, currency))
