@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from ..display import money, status_badge, yes_no
+from ..display import money, money_text, status_badge, yes_no
 from ..models import FlexChargeOrder, Refund, Transmission, WebhookEvent
 from .timeline import EVENT_TONES, REFUND_TONES
 
@@ -35,6 +35,11 @@ def order_amount(obj: FlexChargeOrder) -> SafeString:
 
 @admin.display(description=_("refunded"), ordering="refunded_amount")
 def order_refunded(obj: FlexChargeOrder) -> SafeString | str:
+    if obj.refunded_amount_unknown:
+        # FlexCharge reported a refund without its amount; flexcharge_sync asks for it.
+        return _("unknown, at least %(amount)s (waiting for flexcharge_sync)") % {
+            "amount": money_text(obj.refunded_amount, obj.currency)
+        }
     return money(obj.refunded_amount, obj.currency) if obj.refunded_amount else "-"
 
 

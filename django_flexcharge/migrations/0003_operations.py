@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('django_flexcharge', '0001_initial'),
+        ('django_flexcharge', '0002_refund_outcome'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
