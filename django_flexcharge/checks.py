@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import conf
-from .signing import decode_key
 
 ID = "django_flexcharge.{}"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -51,28 +50,9 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_webhook_keys(**kwargs: Any) -> list[CheckMessage]:
-    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
-    if not keys:
-        return [
-            Warning(
-                "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is empty: every webhook will be refused.",
-                hint="Add the subscriber key shown in the FlexCharge portal, Developers > Webhooks.",
-                id=ID.format("W003"),
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for index, key in enumerate(keys):
-        try:
-            decode_key(key)
-        except ValueError:
-            messages.append(
-                Error(
-                    f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[{index}] is not valid base64.",
-                    hint="Paste the subscriber key exactly as the portal shows it.",
-                    id=ID.format("E004"),
-                )
-            )
-    return messages
+    from .security_checks import webhook_key_messages
+
+    return webhook_key_messages()
 
 
 @register(Tags.compatibility)
@@ -247,6 +227,39 @@ def check_refund_vocabularies(**kwargs: Any) -> list[CheckMessage]:
                 "FLEXCHARGE_REFUND_APPROVED_WORDS is empty: no refund could ever count as made.",
                 hint='Leave it unset, or list the words, e.g. ["SUCCESS", "APPROVED"].',
                 id=ID.format("E053"),
+            )
+        )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_health_settings(**kwargs: Any) -> list[CheckMessage]:
+    """The health thresholds are numbers >= 0; a health token is long enough to resist guessing."""
+    messages: list[CheckMessage] = []
+    for name in (
+        "FLEXCHARGE_HEALTH_MAX_QUEUE_AGE",
+        "FLEXCHARGE_HEALTH_MAX_REFUSALS",
+        "FLEXCHARGE_HEALTH_WEBHOOK_SILENCE",
+    ):
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            messages.append(
+                Error(
+                    f"{name} must be a number of 0 or more, not {value!r}.",
+                    hint="See docs/on-call.md for what each health threshold means.",
+                    id=ID.format("E045"),
+                )
+            )
+    token = getattr(settings, "FLEXCHARGE_HEALTH_TOKEN", "") or ""
+    if token and len(str(token)) < 24:
+        messages.append(
+            Warning(
+                "FLEXCHARGE_HEALTH_TOKEN is shorter than 24 characters.",
+                hint="Use a long random value, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'.",
+                id=ID.format("W045"),
             )
         )
     return messages

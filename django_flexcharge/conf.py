@@ -15,10 +15,33 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from .exceptions import FlexChargeConfigurationError
+from .signing import key_problem
 
 DEFAULT_API_URL = "https://api-sandbox.flex-charge.com/v1/"
 DEFAULT_SENSEJS_URL = "https://sensejs.flexfactor.io/widget.js"
 PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
+SUBSCRIBER_KEYS = "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"
+
+
+def subscriber_key_entries(value: object) -> tuple[list[object], str]:
+    """The entries of a ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS`` value, and what is wrong
+    with its type ("" when it is a list or tuple, or unset).
+
+    A string is split on commas (``"NEWKEY, "`` from an environment variable is
+    two entries, the second blank) so each entry is judged on its own; the
+    checks still report the string as the wrong type.
+    """
+    if isinstance(value, list | tuple):
+        return list(value), ""
+    if value is None:
+        return [], "is None"
+    if isinstance(value, str):
+        if not value.strip():
+            return [], ""
+        if "," in value:
+            return list(value.split(",")), "is a comma-separated str"
+        return [value.strip()], "is a str"
+    return [], f"is a {type(value).__name__}"
 
 
 class FlexChargeSettings:
@@ -61,11 +84,19 @@ class FlexChargeSettings:
 
     @property
     def WEBHOOK_SUBSCRIBER_KEYS(self) -> list[str]:
-        value = self._get("FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", [])
-        # A single key given as a string is a common slip; accept it.
-        if isinstance(value, str):
-            value = [value] if value else []
-        return [str(key) for key in value if key]
+        """The keys that may verify a delivery.
+
+        A blank, short (under 16 bytes) or non-base64 entry is left out (never
+        an empty HMAC key anyone can sign with); the system checks name each.
+        The emulator's public key on a site not talking to the emulator raises.
+        """
+        entries, _ = subscriber_key_entries(self._get(SUBSCRIBER_KEYS, []))
+        keys = [key.strip() for key in entries if isinstance(key, str) and not key_problem(key)]
+        from .public_credentials import refuse_public
+
+        for key in keys:
+            refuse_public(SUBSCRIBER_KEYS, key, self.API_URL)
+        return keys
 
     @property
     def API_URL(self) -> str:
@@ -103,7 +134,20 @@ class FlexChargeSettings:
         check off a replay is still refused by its nonce.
         """
         value = self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300)
-        return 0 if value is None else int(value)
+        if value is None:
+            return 0
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds < 0 or isinstance(value, bool):
+            # Not "off": a typo must not silently drop the replay window.
+            raise FlexChargeConfigurationError(
+                "FLEXCHARGE_WEBHOOK_TOLERANCE must be a whole number of seconds, 0 or more "
+                f"(found {value!r}).",
+                setting="FLEXCHARGE_WEBHOOK_TOLERANCE",
+            )
+        return seconds
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:
@@ -198,6 +242,27 @@ class FlexChargeSettings:
         value = self._get(name, default)
         words = (str(word).strip() for word in value)
         return frozenset(word.upper() if upper else word for word in words if word)
+
+    @property
+    def HEALTH_TOKEN(self) -> str:
+        """Bearer token that opens the health view to a monitor; empty: staff only."""
+        return str(self._get("FLEXCHARGE_HEALTH_TOKEN", "") or "")
+
+    @property
+    def HEALTH_MAX_QUEUE_AGE(self) -> float:
+        """Seconds a row may wait queued before health reports it (default 15 min)."""
+        return float(self._get("FLEXCHARGE_HEALTH_MAX_QUEUE_AGE", 900))
+
+    @property
+    def HEALTH_MAX_REFUSALS(self) -> int:
+        """Webhook signature refusals per hour above which health reports them (default 10)."""
+        return int(self._get("FLEXCHARGE_HEALTH_MAX_REFUSALS", 10))
+
+    @property
+    def HEALTH_WEBHOOK_SILENCE(self) -> float | None:
+        """Seconds without any webhook that health reports; None (default): not checked."""
+        value = self._get("FLEXCHARGE_HEALTH_WEBHOOK_SILENCE", None)
+        return None if value is None else float(value)
 
     @property
     def is_production_api(self) -> bool:
