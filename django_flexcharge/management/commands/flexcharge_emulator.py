@@ -1,10 +1,11 @@
 """``manage.py flexcharge_emulator``: a local FlexCharge for this site.
 
-Credentials default to the site's own ``FLEXCHARGE_*`` settings, so a site
-pointed at the emulator (``FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"``)
-authenticates, vaults and verifies webhooks with no further flags. Webhooks go
-to ``--webhook-url``, by default this site's webhook view on
-``http://127.0.0.1:8000``. Runs until Ctrl-C.
+Credentials default to the site's own ``FLEXCHARGE_*`` settings (any values
+work, or none: the emulator's built-in ones), so a site pointed at the
+emulator (``FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"``) authenticates,
+vaults and verifies webhooks with no further flags. Webhooks go to
+``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's webhook
+path, or to ``--webhook-url``. Runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,10 +18,20 @@ from django.core.management.base import BaseCommand
 from django.urls import NoReverseMatch, reverse
 
 from django_flexcharge.emulator import EmulatorConfig
-from django_flexcharge.emulator.__main__ import add_arguments, config_from, serve
+from django_flexcharge.emulator.__main__ import (
+    DEFAULT_WEBHOOK_PATH,
+    add_arguments,
+    config_from,
+    serve,
+    webhook_url_problem,
+)
 
 DEFAULT_SITE = "http://127.0.0.1:8000"
-DEFAULT_WEBHOOK_PATH = "/flexcharge/webhook/"
+
+
+def _setting(name: str, default: str) -> str:
+    value = getattr(settings, name, None)
+    return value if isinstance(value, str) and value else default
 
 
 def defaults_from_settings() -> EmulatorConfig:
@@ -29,28 +40,39 @@ def defaults_from_settings() -> EmulatorConfig:
     keys = getattr(settings, "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", None) or []
     if isinstance(keys, str):
         keys = [keys]
-    try:
-        path = reverse("django_flexcharge:webhook")
-    except (NoReverseMatch, ImportError):
-        path = DEFAULT_WEBHOOK_PATH  # where CONTRACT.md §1 mounts the app
     return EmulatorConfig(
-        app_key=getattr(settings, "FLEXCHARGE_APP_KEY", "") or base.app_key,
-        app_secret=getattr(settings, "FLEXCHARGE_APP_SECRET", "") or base.app_secret,
-        mid=getattr(settings, "FLEXCHARGE_MID", "") or base.mid,
-        site_id=getattr(settings, "FLEXCHARGE_SITE_ID", "") or base.site_id,
-        tokenization_key=getattr(settings, "FLEXCHARGE_TOKENIZATION_KEY", "")
-        or base.tokenization_key,
+        app_key=_setting("FLEXCHARGE_APP_KEY", base.app_key),
+        app_secret=_setting("FLEXCHARGE_APP_SECRET", base.app_secret),
+        mid=_setting("FLEXCHARGE_MID", base.mid),
+        site_id=_setting("FLEXCHARGE_SITE_ID", base.site_id),
+        tokenization_key=_setting("FLEXCHARGE_TOKENIZATION_KEY", base.tokenization_key),
         # With several keys configured (rotation), the emulator signs with the first.
-        subscriber_key=next((k for k in keys if k), base.subscriber_key),
-        webhook_url=DEFAULT_SITE + path,
+        subscriber_key=next((k for k in keys if isinstance(k, str) and k), base.subscriber_key),
     )
 
 
+def webhook_path() -> str:
+    try:
+        return reverse("django_flexcharge:webhook")
+    except (NoReverseMatch, ImportError):
+        return DEFAULT_WEBHOOK_PATH  # where the README mounts the app
+
+
 class Command(BaseCommand):
-    help = "Run a local FlexCharge emulator (API, vault, orders, signed webhooks) until Ctrl-C."
+    help = (
+        "Run a local FlexCharge emulator (API, vault, orders, signed webhooks, a SenseJS "
+        "stand-in) for development without a FlexCharge account, until Ctrl-C. Credentials "
+        "default to this site's FLEXCHARGE_* settings, so any values you set work."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        add_arguments(parser, defaults_from_settings())
+        add_arguments(
+            parser,
+            defaults_from_settings(),
+            site_url=DEFAULT_SITE,
+            webhook_path=webhook_path(),
+            credentials_from="this site's FLEXCHARGE_* setting, else the emulator's own",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logger = logging.getLogger("django_flexcharge.emulator")
@@ -61,4 +83,7 @@ class Command(BaseCommand):
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
         config = config_from(type("Options", (), options))
+        problem = webhook_url_problem(config.webhook_url)
+        if problem:
+            self.stderr.write(self.style.WARNING(f"Warning: {problem}"))
         serve(config, announce=lambda line: self.stdout.write(line))
