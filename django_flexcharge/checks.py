@@ -12,7 +12,7 @@ from django.urls import NoReverseMatch, reverse
 
 from .conf import conf
 from .exceptions import FlexChargeConfigurationError
-from .setting_types import SettingTypeError
+from .setting_types import SettingTypeError, as_guid
 from .signing import decode_key
 
 ID = "django_flexcharge.{}"
@@ -111,9 +111,13 @@ def check_setting_types(**kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
     for prop in (*TYPED_SETTINGS, "MID", "SITE_ID"):
         try:
-            getattr(conf, prop)
+            value = getattr(conf, prop)
+            if prop in ("MID", "SITE_ID"):
+                as_guid(f"FLEXCHARGE_{prop}", value)
         except SettingTypeError as err:
-            guid = prop in ("MID", "SITE_ID") and "GUID" in err.check_message
+            if any(m.msg == err.check_message for m in messages):
+                continue  # a setting others derive from (TEST_MODE reads API_URL): once
+            guid = "GUID" in err.check_message
             messages.append(
                 Error(
                     err.check_message,

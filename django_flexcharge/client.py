@@ -32,7 +32,7 @@ from urllib.parse import quote
 import requests
 from django.core.cache import cache
 
-from . import __version__
+from . import __version__, error_hints
 from .conf import conf
 from .exceptions import (
     FlexChargeAPIError,
@@ -317,12 +317,16 @@ class FlexChargeClient:
             # tokenization key): keep only its class name, and do not chain it
             # when there is a query string (error reporters print the chain).
             cause = None if params else err
+            shown = error_hints.base_url(self.api_url)
             if isinstance(err, requests.Timeout):
-                logger.warning("FlexCharge %s /%s timed out", method, path)
-                raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from cause
-            logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
+                logger.warning("FlexCharge %s %s%s timed out", method, shown, path)
+                raise FlexChargeTimeout(
+                    f"FlexCharge {method} {shown}{path} timed out (FLEXCHARGE_TIMEOUT)"
+                ) from cause
+            logger.warning("FlexCharge %s %s%s failed: %s", method, shown, path, type(err).__name__)
             raise FlexChargeConnectionError(
-                f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
+                f"FlexCharge {method} /{path} could not be reached ({type(err).__name__}): "
+                + error_hints.unreachable_hint(self.api_url)
             ) from cause
         logger.info(
             "FlexCharge %s /%s -> %s in %.0f ms",
@@ -393,6 +397,9 @@ class FlexChargeClient:
             or data.get("title")
             or f"FlexCharge {method} /{path} failed ({response.reason or status})"
         )
+        hint = error_hints.setting_hint(path, status, errors, self.api_url)
+        if hint:
+            message = f"{message} ({hint})"
         kwargs: dict[str, Any] = {
             "status": status,
             "code": code,
@@ -401,7 +408,11 @@ class FlexChargeClient:
             "response": data,
         }
         logger.warning(
-            "FlexCharge %s /%s error %s code=%s trace=%s", method, path, status, code, trace_id
+            "FlexCharge %s /%s error %s%s",
+            method,
+            path,
+            status,
+            error_hints.log_fields(code=code, trace=trace_id),
         )
         if status == 401 or (status == 400 and path == "oauth2/token"):
             raise FlexChargeAuthError(message, **kwargs)
