@@ -45,6 +45,7 @@ ROUTES = [
     ("POST", rf"/v1/orders/{ID}/refund", "refund", "api"),
     ("POST", rf"/v1/orders/{ID}/cancel", "cancel", "api"),
     ("POST", rf"/v1/orders/{ID}/external-cancel", "external_cancel", "api"),
+    ("GET", re.escape(sensejs.PATH), "sensejs", "static"),
     ("POST", rf"/_emulator/orders/{ID}/approve", "control_approve", "control"),
     ("POST", rf"/_emulator/orders/{ID}/expire", "control_expire", "control"),
     ("POST", rf"/_emulator/orders/{ID}/webhooks", "control_event", "control"),
