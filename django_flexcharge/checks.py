@@ -33,7 +33,8 @@ DEPLOY_REQUIRED = (
 )
 _EMULATOR_HINT = (
     "In development run `python manage.py flexcharge_emulator` and set "
-    "FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/': any values work with it."
+    "FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/' and any values for the credentials "
+    "(GUIDs for MID and SITE_ID): the emulator accepts the site's own."
 )
 
 

@@ -27,7 +27,8 @@ EMULATOR_SENSEJS_PATH = "/sensejs/widget.js"
 MISSING_HINT = (
     "Copy it from the FlexCharge portal into your settings, e.g. {name} = env({name!r}). "
     "To develop without a FlexCharge account, run `python manage.py flexcharge_emulator` "
-    "and set FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/': any values work with it."
+    "and set FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/' and any values for the "
+    "credentials (GUIDs for MID and SITE_ID): the emulator accepts the site's own."
 )
 
 
