@@ -97,7 +97,7 @@ def main() -> int:
     try:
         for kind, content in plan:
             if kind == "file":
-                first, _, rest = content.partition("\n")
+                first = content.partition("\n")[0]
                 match = re.fullmatch(r"# file: (\S+)( \(append\))?", first.strip())
                 assert match, f"a python block must start with '# file: PATH': {first!r}"
                 path = work / match.group(1)
@@ -114,8 +114,12 @@ def main() -> int:
                 script = f". .venv/bin/activate\nexec {content}"
                 background.append(
                     subprocess.Popen(
-                        ["bash", "-c", script], cwd=work, stdout=log, stderr=subprocess.STDOUT,
-                        text=True, start_new_session=True,
+                        ["bash", "-c", script],
+                        cwd=work,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        start_new_session=True,
                     )
                 )
                 port = next((p for name, p in PORTS.items() if name in content), None)
@@ -135,8 +139,10 @@ def main() -> int:
                         raise SystemExit(f"{last_run!r} never printed {content!r} (last: {out!r})")
                     time.sleep(0.25)
         elapsed = time.monotonic() - started
-        print(f"readme-trial: the README's five-minute section took {elapsed:.0f} s "
-              "from the first command to the rescued order")
+        print(
+            f"readme-trial: the README's five-minute section took {elapsed:.0f} s "
+            "from the first command to the rescued order"
+        )
         return 0
     finally:
         for process in background:
