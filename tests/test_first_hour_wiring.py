@@ -132,3 +132,38 @@ def test_sync_of_an_unknown_order_is_a_command_error():
     with pytest.raises(CommandError, match="No FlexCharge order with order id 'NOPE'"):
         call_command("flexcharge_sync", "--order", "NOPE", stdout=StringIO(), stderr=err)
     assert "NOPE: no such FlexCharge order" in err.getvalue()
+
+
+@override_settings(ROOT_URLCONF="tests.no_such_urlconf_module")
+def test_a_broken_urlconf_is_left_to_djangos_own_url_check():
+    clear_url_caches()
+    try:
+        assert checks.check_webhook_routed() == []
+    finally:
+        clear_url_caches()
+
+
+def test_without_the_route_the_emulator_uses_the_default_webhook_path(served, settings):
+    settings.ROOT_URLCONF = __name__
+    settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = "c2l0ZS1rZXk="  # one key as a string
+    clear_url_caches()
+    try:
+        call_command("flexcharge_emulator")
+    finally:
+        clear_url_caches()
+    assert served[0].webhook_url == "http://127.0.0.1:8000/flexcharge/webhook/"
+    assert served[0].subscriber_key == "c2l0ZS1rZXk="
+
+
+def test_the_standalone_emulator_parses_site_url_and_warns(monkeypatch, capsys):
+    from django_flexcharge.emulator import __main__ as standalone
+
+    seen: list[EmulatorConfig] = []
+    monkeypatch.setattr(standalone, "serve", lambda config, announce: seen.append(config))
+    monkeypatch.setattr(standalone.logging, "basicConfig", lambda **kwargs: None)
+    assert standalone.main(["--site-url", "http://127.0.0.1:9000", "--port", "0"]) == 0
+    assert seen[0].webhook_url == "http://127.0.0.1:9000/flexcharge/webhook/"
+    assert standalone.main(["--webhook-url", "http://127.0.0.1:9000/"]) == 0
+    assert "warning: webhook URL http://127.0.0.1:9000/ has no path" in capsys.readouterr().err
+    assert standalone.main([]) == 0
+    assert seen[2].webhook_url is None  # no site: webhooks are only recorded

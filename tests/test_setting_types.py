@@ -217,3 +217,32 @@ def test_the_tag_renders_a_comment_without_mid_and_site_id():
     html = Template("{% load flexcharge %}{% flexcharge_sensejs %}").render(Context())
     assert html.startswith("<!--")
     assert "<script" not in html
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"FLEXCHARGE_API_URL": 8765},
+        {"FLEXCHARGE_TASK_BACKEND": ["default"]},
+        {"FLEXCHARGE_MIT_EXPIRY_DAYS": "21", "FLEXCHARGE_DECLINE_MAX_AGE": "24"},
+        {"FLEXCHARGE_TIMEOUT": [3, "30"]},
+    ],
+)
+def test_every_check_copes_with_wrong_types_and_only_e020_reports_them(overrides):
+    with override_settings(**overrides):
+        ours = [m for m in run_checks() if m.id.startswith("django_flexcharge.")]
+    assert {m.id for m in ours if m.is_serious()} == {"django_flexcharge.E020"}
+    assert len([m for m in ours if m.id.endswith("E020")]) == len(overrides)
+
+
+@override_settings(FLEXCHARGE_TIMEOUT=5)
+def test_one_number_is_both_timeouts():
+    assert conf.TIMEOUT == (5.0, 5.0)
+    assert checks.check_setting_types() == []
+
+
+def test_a_long_value_is_shortened_in_the_message():
+    with override_settings(FLEXCHARGE_MAX_ATTEMPTS="x" * 100):
+        (message,) = type_errors()
+    assert "xxx..." in message
+    assert "x" * 60 not in message

@@ -63,7 +63,7 @@ def add_arguments(
         "--site-url",
         default=site_url,
         help=f"root URL of your site; webhooks go to SITE_URL + {webhook_path} "
-        "(default: %(default)s)",
+        + ("(default: %(default)s)" if site_url else "(default: none: webhooks are only recorded)"),
     )
     parser.add_argument(
         "--webhook-url",
