@@ -13,7 +13,6 @@ from django.urls import NoReverseMatch, reverse
 from .conf import conf
 from .exceptions import FlexChargeConfigurationError
 from .setting_types import SettingTypeError, as_guid
-from .signing import decode_key
 
 ID = "django_flexcharge.{}"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -81,7 +80,8 @@ def check_credentials_deploy(**kwargs: Any) -> list[CheckMessage]:
     ]
 
 
-#: Every typed setting, by its ``conf`` property (the subscriber keys have checks of their own).
+#: Every typed setting, by its ``conf`` property (the subscriber keys and the webhook
+#: tolerance have checks of their own: security_checks.py).
 TYPED_SETTINGS = (
     "APP_KEY",
     "APP_SECRET",
@@ -92,7 +92,6 @@ TYPED_SETTINGS = (
     "SENSEJS_KEY_EVENT",
     "SENSEJS_KEY_GLOBAL",
     "WEBHOOK_HOST",
-    "WEBHOOK_TOLERANCE",
     "WEBHOOK_MAX_BODY",
     "MIT_EXPIRY_DAYS",
     "DECLINE_MAX_AGE",
@@ -151,28 +150,9 @@ def check_webhook_routed(**kwargs: Any) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_webhook_keys(**kwargs: Any) -> list[CheckMessage]:
-    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
-    if not keys:
-        return [
-            Warning(
-                "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is empty: every webhook will be refused.",
-                hint="Add the subscriber key shown in the FlexCharge portal, Developers > Webhooks.",
-                id=ID.format("W003"),
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for index, key in enumerate(keys):
-        try:
-            decode_key(key)
-        except ValueError:
-            messages.append(
-                Error(
-                    f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[{index}] is not valid base64.",
-                    hint="Paste the subscriber key exactly as the portal shows it.",
-                    id=ID.format("E004"),
-                )
-            )
-    return messages
+    from .security_checks import webhook_key_messages
+
+    return webhook_key_messages()
 
 
 @register(Tags.compatibility)
@@ -300,3 +280,59 @@ def check_installed_apps(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+#: Refund vocabulary settings (docs/assumptions.md): each a list of strings.
+_REFUND_LISTS = (
+    "FLEXCHARGE_REFUND_APPROVED_WORDS",
+    "FLEXCHARGE_REFUND_DECLINED_WORDS",
+    "FLEXCHARGE_REFUND_APPROVED_CODES",
+    "FLEXCHARGE_ORDER_REFUNDED_FIELDS",
+)
+
+
+@register(Tags.compatibility)
+def check_refund_vocabularies(**kwargs: Any) -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    for name in _REFUND_LISTS:
+        value = getattr(settings, name, None)
+        if value is not None and (
+            not isinstance(value, list | tuple | set | frozenset)
+            or not all(isinstance(item, str) for item in value)
+        ):
+            messages.append(
+                Error(
+                    f"{name} must be a list of strings, not {type(value).__name__}.",
+                    hint=f'e.g. {name} = ["SUCCESS", "APPROVED"]; a bare string is a common slip.',
+                    id=ID.format("E050"),
+                )
+            )
+    if messages:
+        return messages
+    both = conf.REFUND_APPROVED_WORDS & conf.REFUND_DECLINED_WORDS
+    if both:
+        messages.append(
+            Error(
+                f"{', '.join(sorted(both))} is both an approving and a refusing refund word.",
+                hint="Remove it from FLEXCHARGE_REFUND_APPROVED_WORDS or "
+                "FLEXCHARGE_REFUND_DECLINED_WORDS; a refusal word always wins.",
+                id=ID.format("E051"),
+            )
+        )
+    if conf.ORDER_AMOUNT_UNITS not in ("minor", "major"):
+        messages.append(
+            Error(
+                f"FLEXCHARGE_ORDER_AMOUNT_UNITS is {conf.ORDER_AMOUNT_UNITS!r}.",
+                hint='Use "minor" (cents, the default) or "major" (dollars).',
+                id=ID.format("E052"),
+            )
+        )
+    if not conf.REFUND_APPROVED_WORDS:
+        messages.append(
+            Error(
+                "FLEXCHARGE_REFUND_APPROVED_WORDS is empty: no refund could ever count as made.",
+                hint='Leave it unset, or list the words, e.g. ["SUCCESS", "APPROVED"].',
+                id=ID.format("E053"),
+            )
+        )
+    return messages

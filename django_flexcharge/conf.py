@@ -16,6 +16,7 @@ from django.conf import settings
 
 from . import setting_types as types
 from .exceptions import FlexChargeConfigurationError
+from .signing import key_problem
 
 DEFAULT_API_URL = "https://api-sandbox.flex-charge.com/v1/"
 DEFAULT_SENSEJS_URL = "https://sensejs.flexfactor.io/widget.js"
@@ -30,6 +31,28 @@ MISSING_HINT = (
     "and set FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/' and any values for the "
     "credentials (GUIDs for MID and SITE_ID): the emulator accepts the site's own."
 )
+SUBSCRIBER_KEYS = "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"
+
+
+def subscriber_key_entries(value: object) -> tuple[list[object], str]:
+    """The entries of a ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS`` value, and what is wrong
+    with its type ("" when it is a list or tuple, or unset).
+
+    A string is split on commas (``"NEWKEY, "`` from an environment variable is
+    two entries, the second blank) so each entry is judged on its own; the
+    checks still report the string as the wrong type.
+    """
+    if isinstance(value, list | tuple):
+        return list(value), ""
+    if value is None:
+        return [], "is None"
+    if isinstance(value, str):
+        if not value.strip():
+            return [], ""
+        if "," in value:
+            return list(value.split(",")), "is a comma-separated str"
+        return [value.strip()], "is a str"
+    return [], f"is a {type(value).__name__}"
 
 
 class FlexChargeSettings:
@@ -79,11 +102,19 @@ class FlexChargeSettings:
 
     @property
     def WEBHOOK_SUBSCRIBER_KEYS(self) -> list[str]:
-        value = self._get("FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", [])
-        # A single key given as a string is a common slip; accept it.
-        if isinstance(value, str):
-            value = [value] if value else []
-        return [str(key) for key in value if key]
+        """The keys that may verify a delivery.
+
+        A blank, short (under 16 bytes) or non-base64 entry is left out (never
+        an empty HMAC key anyone can sign with); the system checks name each.
+        The emulator's public key on a site not talking to the emulator raises.
+        """
+        entries, _ = subscriber_key_entries(self._get(SUBSCRIBER_KEYS, []))
+        keys = [key.strip() for key in entries if isinstance(key, str) and not key_problem(key)]
+        from .public_credentials import refuse_public
+
+        for key in keys:
+            refuse_public(SUBSCRIBER_KEYS, key, self.API_URL)
+        return keys
 
     @property
     def API_URL(self) -> str:
@@ -131,7 +162,20 @@ class FlexChargeSettings:
         check off a replay is still refused by its nonce.
         """
         value = self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300)
-        return 0 if value is None else int(types.as_number("FLEXCHARGE_WEBHOOK_TOLERANCE", value))
+        if value is None:
+            return 0
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds < 0 or isinstance(value, bool):
+            # Not "off": a typo must not silently drop the replay window.
+            raise FlexChargeConfigurationError(
+                "FLEXCHARGE_WEBHOOK_TOLERANCE must be a whole number of seconds, 0 or more "
+                f"(found {value!r}).",
+                setting="FLEXCHARGE_WEBHOOK_TOLERANCE",
+            )
+        return seconds
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:
@@ -195,6 +239,43 @@ class FlexChargeSettings:
     @property
     def TASK_QUEUE(self) -> str:
         return self._str("FLEXCHARGE_TASK_QUEUE", "default")
+
+    # Refund vocabularies: FlexCharge documents SUCCESS/FAILED only, and its live sandbox
+    # answered a refused refund with ``success: true`` and ``responseMessage: "DECLINED"``
+    # (docs/assumptions.md). Words are compared upper-case, codes as given.
+
+    @property
+    def REFUND_APPROVED_WORDS(self) -> frozenset[str]:
+        """``status``/``responseMessage`` words that approve a refund (all present must)."""
+        return self._words("FLEXCHARGE_REFUND_APPROVED_WORDS", ("SUCCESS", "APPROVED"))
+
+    @property
+    def REFUND_DECLINED_WORDS(self) -> frozenset[str]:
+        """``status``/``responseMessage`` words that refuse a refund (any one does)."""
+        default = ("FAILED", "DECLINED", "FAILURE", "REJECTED", "DENIED", "ERROR")
+        return self._words("FLEXCHARGE_REFUND_DECLINED_WORDS", default)
+
+    @property
+    def REFUND_APPROVED_CODES(self) -> frozenset[str]:
+        """``responseCode`` values of an approved refund; another code leaves it unconfirmed."""
+        return self._words("FLEXCHARGE_REFUND_APPROVED_CODES", ("0", "00", "000"), upper=False)
+
+    @property
+    def ORDER_REFUNDED_FIELDS(self) -> tuple[str, ...]:
+        """``GET /orders/{id}`` fields that may hold the refunded total (first found wins)."""
+        default = ("refundedAmount", "totalRefundedAmount", "refundedTotal")
+        value = self._get("FLEXCHARGE_ORDER_REFUNDED_FIELDS", default)
+        return tuple(str(name) for name in value)
+
+    @property
+    def ORDER_AMOUNT_UNITS(self) -> str:
+        """Unit of the amounts ``GET /orders/{id}`` carries: "minor" (cents) or "major"."""
+        return str(self._get("FLEXCHARGE_ORDER_AMOUNT_UNITS", "minor")).lower()
+
+    def _words(self, name: str, default: tuple[str, ...], *, upper: bool = True) -> frozenset[str]:
+        value = self._get(name, default)
+        words = (str(word).strip() for word in value)
+        return frozenset(word.upper() if upper else word for word in words if word)
 
     @property
     def is_production_api(self) -> bool:

@@ -119,6 +119,15 @@ class FlexChargeConnectionError(FlexChargeAPIError):
     retryable = True
 
 
+class FlexChargeRefundUnconfirmed(FlexChargeAPIError):
+    """A refund was sent but FlexCharge's answer was lost or unreadable: the money may have moved.
+
+    Not retryable: a refund carries no idempotency key, so sending it again
+    could pay out twice. The ``Refund`` row is ``unconfirmed`` and
+    ``flexcharge_sync`` settles it from FlexCharge's refunded total.
+    """
+
+
 class FlexChargeWebhookError(FlexChargeError):
     """A webhook delivery was refused; ``status_code`` is the HTTP answer to give."""
 

@@ -71,7 +71,12 @@ class FlexChargeOrder(models.Model):
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
     amount = models.PositiveBigIntegerField(help_text=_("minor units (cents)"))
     currency = models.CharField(max_length=3)
+    #: What FlexCharge has refunded in total, as far as the app knows: the one owner of the
+    #: figure (never a sum over ``Refund`` rows or webhook events).
     refunded_amount = models.PositiveBigIntegerField(default=0)
+    #: FlexCharge reported a refund without its amount: ``refunded_amount`` is a lower
+    #: bound until ``flexcharge_sync`` reads the total from ``GET /orders/{id}``.
+    refunded_amount_unknown = models.BooleanField(default=False)
     card = models.ForeignKey(
         VaultedCard, null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
     )
@@ -239,9 +244,15 @@ class Refund(models.Model):
     """A refund asked of FlexCharge for an approved order, with its outcome."""
 
     class Outcome(models.TextChoices):
-        PENDING = "pending", _("pending")  # sent, no answer yet (timeout): check before retrying
+        PENDING = "pending", _("pending")  # being sent: no answer recorded yet
+        #: Sent, but the answer was lost or unreadable (timeout, 5xx, unknown words):
+        #: ``flexcharge_sync`` settles it from FlexCharge's refunded total.
+        UNCONFIRMED = "unconfirmed", _("unconfirmed")
         SUCCEEDED = "succeeded", _("succeeded")
         FAILED = "failed", _("failed")
+
+    #: Refunds that may or may not have moved money: no other refund of the order meanwhile.
+    OPEN = (Outcome.PENDING, Outcome.UNCONFIRMED)
 
     order = models.ForeignKey(FlexChargeOrder, on_delete=models.PROTECT, related_name="refunds")
     amount = models.PositiveBigIntegerField(help_text=_("minor units (cents)"))
@@ -249,7 +260,15 @@ class Refund(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.PENDING)
     response = models.JSONField(default=dict, blank=True)
+    #: FlexCharge's ``responseCode`` and ``responseMessage`` (a refused refund says why here).
+    response_code = models.CharField(max_length=32, blank=True)
+    response_message = models.CharField(max_length=255, blank=True)
     error = models.TextField(blank=True)
+    #: The order's ``refunded_amount`` when this refund was sent: on success the total
+    #: becomes this plus ``amount``, however many times the answer is applied.
+    refunded_before = models.PositiveBigIntegerField(default=0)
+    #: When ``flexcharge_sync`` settled an unconfirmed refund from FlexCharge's total.
+    settled_at = models.DateTimeField(null=True, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -258,6 +277,7 @@ class Refund(models.Model):
 
     class Meta:
         ordering = ["-created"]
+        indexes = [models.Index(fields=["outcome"], name="flexcharge_refund_outcome")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="flexcharge_refund_amount_gt_0")
         ]

@@ -1,6 +1,7 @@
 """Acting on an order FlexCharge holds: refund, cancel, reconcile (re-exported by ``services``).
 
-Each calls FlexCharge synchronously (the admin waits for the answer), then
+Refunds live in ``refunds`` (imported here for existing callers). Each action
+calls FlexCharge synchronously (the admin waits for the answer), then
 applies it under a row lock through ``transitions.transition``, so a webhook
 racing the call is seen and a finished order never reopens.
 """
@@ -12,31 +13,30 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .client import get_client
 from .delivery import hold, release
 from .exceptions import (
-    FlexChargeAPIError,
     FlexChargeConnectionError,
     FlexChargeError,
     FlexChargeNotFound,
     FlexChargeServerError,
     FlexChargeStateError,
     FlexChargeTimeout,
-    FlexChargeValidationError,
 )
-from .models import FlexChargeOrder, Refund
-from .money import format_amount
+from .models import FlexChargeOrder
 from .payloads import cancel_idempotency_key
-from .transitions import can_transition, transition
+from .refund_answers import refunded_total
+from .refunds import refund_order as refund_order  # re-exported: services, older callers
+from .refunds import refundable_rest as refundable_rest
+from .refunds import settle_refunds
+from .transitions import transition
 
 logger = logging.getLogger("django_flexcharge.services")
 
 Status = FlexChargeOrder.Status
-Outcome = Refund.Outcome
 
 #: Errors after which nobody knows whether FlexCharge applied the call.
 UNKNOWN_OUTCOME = (FlexChargeTimeout, FlexChargeServerError, FlexChargeConnectionError)
@@ -50,117 +50,7 @@ def _locked(order: FlexChargeOrder) -> FlexChargeOrder:
     return FlexChargeOrder.objects.select_for_update().get(pk=order.pk)
 
 
-# --- refund ---
-
-
-def pending_refunds() -> Sum:
-    """Per order, the refunds still waiting for FlexCharge's answer (for ``annotate``)."""
-    return Sum("refunds__amount", filter=Q(refunds__outcome=Outcome.PENDING), default=0)
-
-
-def refundable_rest(order: FlexChargeOrder, *, pending: int | None = None) -> int:
-    """What may still be refunded: the amount less refunds done and refunds not yet answered.
-
-    ``pending`` is the sum of unanswered refunds when the caller has it already
-    (a queryset annotated with ``pending_refunds()``); otherwise it is queried.
-    """
-    if pending is None:
-        found = order.refunds.filter(outcome=Outcome.PENDING).aggregate(total=Sum("amount"))
-        pending = found["total"] or 0
-    return max(0, order.refundable_amount - pending)
-
-
-def _refund_succeeded(data: dict[str, Any]) -> bool:
-    status = str(data.get("status") or "").upper()
-    if status in ("FAILED", "DECLINED"):
-        return False
-    return status in ("SUCCESS", "APPROVED") or data.get("success") is True
-
-
-def refund_order(
-    order: FlexChargeOrder, amount: int | None = None, *, reason: str = "", user: Any = None
-) -> Refund:
-    """Refund ``amount`` minor units (None: all that is left) of an approved order.
-
-    The ``Refund`` row is committed before FlexCharge is called, so a crash
-    cannot lose it. FlexCharge refuses -> outcome ``failed`` and the error is
-    re-raised; no answer (timeout, 5xx) -> outcome stays ``pending`` with the
-    error and it is re-raised: check the portal before refunding again (the
-    pending amount is held back from the refundable rest meanwhile).
-    """
-    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int)):
-        raise FlexChargeValidationError("amount", "must be an integer amount in minor units")
-    if not isinstance(reason, str) or len(reason) > 255:
-        raise FlexChargeValidationError("reason", "must be a string of at most 255 characters")
-    with transaction.atomic():
-        locked = _locked(order)
-        if locked.status not in (Status.APPROVED, Status.PARTIALLY_REFUNDED):
-            raise FlexChargeStateError(
-                f"Order {locked.order_id} is {locked.status}: only approved or partially "
-                "refunded orders can be refunded."
-            )
-        if not locked.order_session_key:
-            raise FlexChargeStateError(
-                f"Order {locked.order_id} has no FlexCharge order id to refund against; "
-                "run flexcharge_sync or check the portal."
-            )
-        rest = refundable_rest(locked)
-        amount = rest if amount is None else amount
-        if amount <= 0:
-            raise FlexChargeValidationError("amount", "must be positive (nothing left to refund?)")
-        if amount > rest:
-            raise FlexChargeValidationError(
-                "amount",
-                f"exceeds the refundable rest of {format_amount(rest, locked.currency)}",
-            )
-        refund = Refund.objects.create(
-            order=locked,
-            amount=amount,
-            currency=locked.currency,
-            reason=reason.strip(),
-            requested_by=_who(user),
-        )
-    try:
-        data = get_client().refund(
-            locked.order_session_key, amount, locked.currency, message=reason.strip()
-        )
-        if not _refund_succeeded(data):
-            raise FlexChargeAPIError(
-                str(data.get("responseMessage") or "FlexCharge did not confirm the refund"),
-                status=200,
-                code=str(data.get("responseCode") or ""),
-                response=data,
-            )
-    except Exception as err:
-        outcome = Outcome.PENDING if isinstance(err, UNKNOWN_OUTCOME) else Outcome.FAILED
-        error = str(err) if isinstance(err, FlexChargeError) else type(err).__name__
-        response = err.response if isinstance(err, FlexChargeAPIError) else {}
-        Refund.objects.filter(pk=refund.pk).update(
-            outcome=outcome, error=error[:2000], response=response, updated=timezone.now()
-        )
-        logger.warning("Refund %s of order %s %s: %s", refund.pk, locked.order_id, outcome, error)
-        raise
-    with transaction.atomic():
-        locked = _locked(order)
-        Refund.objects.filter(pk=refund.pk).update(
-            outcome=Outcome.SUCCEEDED, response=data, error="", updated=timezone.now()
-        )
-        done = locked.refunds.filter(outcome=Outcome.SUCCEEDED).aggregate(total=Sum("amount"))
-        # Totals, like the webhook's: a webhook for this very refund may have come first.
-        locked.refunded_amount = min(locked.amount, max(locked.refunded_amount, done["total"]))
-        full = locked.refunded_amount >= locked.amount
-        target = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
-        if not transition(locked, target, update_fields=("refunded_amount",)):
-            locked.save(update_fields=["refunded_amount", "updated"])
-    logger.info(
-        "Refunded %s of order %s (by %s)",
-        format_amount(amount, locked.currency),
-        locked.order_id,
-        _who(user) or "code",
-    )
-    refund.refresh_from_db()
-    return refund
-
+# --- refund: see ``refunds`` ---
 
 # --- cancel ---
 
@@ -326,9 +216,12 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         if expiry is not None:
             locked.expiry_date = expiry
             fields.append("expiry_date")
-        if target == Status.REFUNDED and can_transition(locked.status, target):
-            locked.refunded_amount = locked.amount
-            fields.append("refunded_amount")
+        if target == Status.REFUNDED:
+            target = None  # settle_refunds moves it, with the amount
         if target is None or not transition(locked, target, update_fields=tuple(fields)):
             locked.save(update_fields=[*fields, "updated"])
+        total = refunded_total(data, locked.amount, locked.currency)
+        if total is None and _status_name(data) == "returned":
+            total = locked.amount  # Returned: refunded in full
+        settle_refunds(locked, total, now)
     return locked

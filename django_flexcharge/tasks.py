@@ -32,6 +32,7 @@ from .exceptions import (
     FlexChargeRateLimited,
 )
 from .models import FlexChargeOrder, Transmission
+from .order_actions import sync_order
 from .payloads import cancel_idempotency_key
 from .transitions import transition
 
@@ -61,6 +62,24 @@ def deliver_evaluation(order_pk: int) -> str:
 def deliver_transmission(transmission_pk: int) -> str:
     """The job enqueued after a transmission is stored (and for each deferred retry)."""
     return send_transmission(transmission_pk)
+
+
+@task()
+def sync_refunded_total(order_pk: int) -> str:
+    """Enqueued by an ``order.refunded`` webhook without a total: ask ``GET /orders/{id}``.
+
+    A failure is logged, not retried here: the order stays marked
+    ``refunded_amount_unknown`` and ``flexcharge_sync`` visits it.
+    """
+    order = FlexChargeOrder.objects.filter(pk=order_pk, refunded_amount_unknown=True).first()
+    if order is None:
+        return "nothing to do"
+    try:
+        sync_order(order)
+    except FlexChargeError as err:
+        logger.warning("Order %s: refunded total not read (%s); flexcharge_sync will", order, err)
+        return f"failed: {err}"
+    return "synced"
 
 
 def window_end(order: FlexChargeOrder) -> dt.datetime:

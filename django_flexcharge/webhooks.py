@@ -25,13 +25,15 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet, Sum
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import signing
 from .conf import conf
+from .delivery import enqueue_on_commit
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
-from .models import FlexChargeOrder, Refund, WebhookEvent
+from .models import FlexChargeOrder, WebhookEvent
+from .tasks import sync_refunded_total
 from .transitions import can_transition, transition
 from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refund_amounts
 
@@ -270,19 +272,17 @@ def _apply_locked(
         return _finish(event, Stored.DUPLICATE, f"already applied by event #{earlier}")
     if payload.timestamp and order.last_event_at and payload.timestamp < order.last_event_at:
         return _finish(event, Stored.IGNORED, "older than the last event applied to the order")
-    new_status, refunded = target, order.refunded_amount
+    new_status, refunded, unknown = target, order.refunded_amount, order.refunded_amount_unknown
     if target == Status.REFUNDED:
-        total = _refund_total(event, order, payload)
-        if total >= order.amount:
-            refunded = order.amount
-        else:
-            new_status, refunded = Status.PARTIALLY_REFUNDED, max(total, order.refunded_amount)
+        new_status, refunded, unknown = _refund_total(order, payload)
     # A refund of an order still waiting for its (lost) order.completed: it was
     # rescued, so approve it first, then refund it (as sync does).
     approve_first = target == Status.REFUNDED and order.status in (Status.QUEUED, Status.PENDING)
     current = Status.APPROVED if approve_first else order.status
     more_refunded = new_status == current == Status.PARTIALLY_REFUNDED
-    more_refunded = more_refunded and refunded > order.refunded_amount
+    # Or news about an unknown total: it becomes unknown, or becomes known again.
+    changed = refunded > order.refunded_amount or unknown or order.refunded_amount_unknown
+    more_refunded = more_refunded and changed
     if not (more_refunded or can_transition(current, new_status)):
         reason = f"order is {order.status}; {payload.event} cannot change it"
         if order.status == new_status:
@@ -295,10 +295,13 @@ def _apply_locked(
         transition(order, Status.APPROVED, event=event)
         order = _orders(lock=True).get(pk=order.pk)
         event.order = order
-    order.refunded_amount = refunded
+    order.refunded_amount, order.refunded_amount_unknown = refunded, unknown
     order.last_event_at = payload.timestamp or order.last_event_at
     order.confirmation_id = payload.confirmation_id or order.confirmation_id
-    fields = ("refunded_amount", "last_event_at", "confirmation_id")
+    fields = ("refunded_amount", "refunded_amount_unknown", "last_event_at", "confirmation_id")
+    if unknown and target == Status.REFUNDED:
+        # The amount is FlexCharge's to say: GET /orders/{id} in a task, not in this request.
+        enqueue_on_commit(sync_refunded_total, order.pk)
     if more_refunded:
         # A further partial refund: no status change, so no signal (CONTRACT §5).
         order.save(update_fields=[*fields, "updated"])
@@ -329,44 +332,22 @@ def _orders(*, lock: bool) -> QuerySet[FlexChargeOrder]:
     return orders.select_for_update() if lock else orders
 
 
-def _refund_total(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int:
-    """Minor units refunded in total once this ``order.refunded`` applies (>= amount: in full).
+def _refund_total(order: FlexChargeOrder, payload: Payload) -> tuple[str, int, bool]:
+    """``(status, refunded total, total unknown?)`` once this ``order.refunded`` applies.
 
-    ``EventData``'s shape is unknown (§19.3). A total in it wins. A single
-    amount adds up with those of the refund events applied before (distinct
-    events; a redelivery is a duplicate before it gets here). Neither: the
-    refunds made through the API (successful ``Refund`` rows), and only when
-    there are none, a full refund. The caller keeps the larger of this and
-    ``refunded_amount``.
+    ``EventData``'s shape is undocumented. A total in it is FlexCharge's figure.
+    Anything less (a single refund's amount, which may or may not be one the
+    app has counted already, or no amount at all) proves only that something
+    was refunded: the known total stays a lower bound, the order is marked
+    ``refunded_amount_unknown`` and a task asks ``GET /orders/{id}``. Nothing
+    is invented, and nothing is summed over webhook events (they are pruned).
     """
     total, single = refund_amounts(payload.event_data, order.currency)
-    if total is not None:
-        return total
-    done = order.refunds.filter(outcome=Refund.Outcome.SUCCEEDED).aggregate(total=Sum("amount"))
-    through_api = done["total"] or 0
-    if single is not None:
-        return max(
-            single + _earlier_single_refunds(event, order), through_api, order.refunded_amount
-        )
-    if through_api:
-        return max(through_api, order.refunded_amount)
-    return order.amount
-
-
-def _earlier_single_refunds(event: WebhookEvent, order: FlexChargeOrder) -> int:
-    """The sum of the single refund amounts of the order's other applied refund events."""
-    bodies = WebhookEvent.objects.filter(
-        order=order, event="order.refunded", status=Stored.APPLIED
-    ).exclude(pk=event.pk)
-    amount = 0
-    for body in bodies.values_list("body", flat=True):
-        try:
-            earlier = parse_payload(body)
-        except PayloadError:
-            continue
-        single = refund_amounts(earlier.event_data, order.currency)[1]
-        amount += single or 0
-    return amount
+    reported = total if total is not None else single or 0
+    refunded = min(order.amount, max(order.refunded_amount, reported))
+    full = refunded >= order.amount
+    status = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
+    return status, refunded, not (total is not None or full)
 
 
 def _applied_before(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 from itertools import count
 
 import pytest
@@ -85,12 +86,40 @@ def post_action(client: Client, action: str, orders: list[FlexChargeOrder], **da
     return client.post(CHANGELIST, payload)
 
 
-def refund_step(client: Client, orders: list[FlexChargeOrder], rows: dict[int, dict[str, str]]):
-    data: dict[str, object] = {"apply": "Refund"}
+def refund_form_post(
+    client: Client, orders: list[FlexChargeOrder], rows: dict[int, dict[str, str]], url: str = ""
+):
+    """The Refund form's POST: an error page, or the confirmation page."""
+    data: dict[str, object] = {"apply": "Review the refund"}
     for order in orders:
         for key, value in rows.get(order.pk, {"kind": "full"}).items():
             data[f"refund-{order.pk}-{key}"] = value
+    if url:
+        return client.post(url, data)
     return post_action(client, "refund_orders", orders, **data)
+
+
+HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)"')
+
+
+def confirm(client: Client, page, url: str = CHANGELIST):
+    """Press "Yes, refund ..." on a confirmation page: its hidden fields, as a browser sends them."""
+    html = page.content.decode()
+    assert 'id="flexcharge-refund-confirm-form"' in html, "not the confirmation page"
+    form = html[html.index('id="flexcharge-refund-confirm-form"') :]
+    data: dict[str, list[str]] = {}
+    for name, value in HIDDEN.findall(form):
+        data.setdefault(name, []).append(unescape(value))
+    data["confirm"] = ["yes"]
+    return client.post(url, data)
+
+
+def refund_step(client: Client, orders: list[FlexChargeOrder], rows: dict[int, dict[str, str]]):
+    """Form, then confirmation page, as a person goes through them; stops at an error page."""
+    page = refund_form_post(client, orders, rows)
+    if 'id="flexcharge-refund-confirm-form"' not in page.content.decode():
+        return page
+    return confirm(client, page)
 
 
 def messages_of(response) -> list[str]:
@@ -117,23 +146,27 @@ def test_refund_form_has_one_row_per_refundable_order(admin_client, flexcharge) 
     assert refunds(flexcharge) == []
 
 
-def test_refund_form_holds_back_unanswered_refunds_in_one_query(
+def test_refund_form_skips_orders_with_unsettled_refunds_in_one_query(
     admin_client, flexcharge, django_assert_max_num_queries
 ) -> None:
     waiting = make_order(amount=2000)
-    Refund.objects.create(order=waiting, amount=1500, currency="USD", outcome="pending")
-    Refund.objects.create(order=waiting, amount=300, currency="USD", outcome="failed")
-    blocked = make_order(amount=1000)
-    Refund.objects.create(order=blocked, amount=1000, currency="USD", outcome="pending")
+    Refund.objects.create(order=waiting, amount=1500, currency="USD", outcome="unconfirmed")
+    refused_before = make_order(amount=1000)
+    Refund.objects.create(order=refused_before, amount=300, currency="USD", outcome="failed")
     more = [make_order() for _ in range(5)]
-    with django_assert_max_num_queries(12) as few:
-        post_action(admin_client, "refund_orders", [waiting, blocked], index=0)
+    with django_assert_max_num_queries(14) as few:
+        post_action(admin_client, "refund_orders", [waiting, refused_before], index=0)
     with django_assert_max_num_queries(len(few.captured_queries)):
-        response = post_action(admin_client, "refund_orders", [waiting, blocked, *more], index=0)
+        response = post_action(
+            admin_client, "refund_orders", [waiting, refused_before, *more], index=0
+        )
     html = response.content.decode()
-    assert "5.00 USD" in html  # 20.00 less the 15.00 still waiting for FlexCharge
-    assert f'id="flexcharge-refund-row-{blocked.pk}"' not in html
-    assert f"{blocked.order_id} skipped: nothing left to refund" in " ".join(messages_of(response))
+    assert f'id="flexcharge-refund-row-{waiting.pk}"' not in html
+    assert f'id="flexcharge-refund-row-{refused_before.pk}"' in html  # a failed one blocks nothing
+    [message] = messages_of(response)
+    assert message.startswith(f"{waiting.order_id} skipped: Order {waiting.order_id}: ")
+    assert "the refund of 15.00 USD sent" in message
+    assert f"manage.py flexcharge_sync --order {waiting.order_id}" in message
 
 
 def test_full_refund(admin_client, flexcharge) -> None:
@@ -422,7 +455,7 @@ def test_superuser_sees_both_actions(admin_client) -> None:
     "error",
     [FlexChargeTimeout("no answer within 30 s"), FlexChargeServerError("bad gateway", status=502)],
 )
-def test_refund_without_an_answer_is_a_warning_to_check_first(
+def test_refund_without_an_answer_is_a_warning_and_blocks_a_second_refund(
     admin_client, flexcharge, error
 ) -> None:
     order = make_order()
@@ -430,27 +463,33 @@ def test_refund_without_an_answer_is_a_warning_to_check_first(
     response = refund_step(admin_client, [order], {})
     [message] = list(get_messages(response.wsgi_request))
     assert message.level_tag == "warning"
-    assert str(message).startswith(f"{order.order_id}: no answer from FlexCharge ({error}")
-    assert "Check the order before trying again." in str(message)
-    assert Refund.objects.get().outcome == Refund.Outcome.PENDING
-    # The unconfirmed refund holds the whole rest back: a second try is refused up front.
+    assert str(message).startswith(f"{order.order_id}: no confirmed answer from FlexCharge.")
+    assert "may have been paid out" in str(message)
+    assert str(error) in str(message)
+    assert Refund.objects.get().outcome == Refund.Outcome.UNCONFIRMED
+    # The unconfirmed refund blocks the order: a second try is refused up front.
     again = post_action(admin_client, "refund_orders", [order], index=0)
     assert again.status_code == 302
-    assert messages_of(again)[-1] == (
-        f"{order.order_id} skipped: nothing left to refund while earlier refunds await "
-        "FlexCharge's answer."
-    )
+    assert "no confirmed answer from FlexCharge" in messages_of(again)[-1]
     assert len(flexcharge.calls_to("refund")) == 1
 
 
-def test_unconfirmed_refund_lowers_the_refundable_rest(admin_client, flexcharge) -> None:
-    order = make_order(amount=2000)
-    Refund.objects.create(order=order, amount=1500, currency="USD", outcome=Refund.Outcome.PENDING)
-    page = post_action(admin_client, "refund_orders", [order], index=0).content.decode()
-    assert "In USD, at most 5.00 USD." in page
-    response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "6"}})
-    assert "6.00 USD is more than the refundable rest, 5.00 USD." in response.content.decode()
-    assert refunds(flexcharge) == []
+def test_a_refund_declined_inside_a_success_envelope_is_an_error(admin_client, flexcharge) -> None:
+    order = make_order()
+    answer = {"success": True, "status": "SUCCESS", "responseCode": "05"}
+    flexcharge.queue("refund", {**answer, "responseMessage": "DECLINED", "errors": []})
+    response = refund_step(admin_client, [order], {})
+    [message] = list(get_messages(response.wsgi_request))
+    assert message.level_tag == "error"
+    assert str(message).startswith(f"{order.order_id}: FlexCharge refused the refund: DECLINED")
+    refund = Refund.objects.get()
+    assert (refund.outcome, refund.response_code, refund.response_message) == (
+        Refund.Outcome.FAILED,
+        "05",
+        "DECLINED",
+    )
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.APPROVED, 0)
 
 
 # ---- Webhook events -------------------------------------------------------

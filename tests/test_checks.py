@@ -22,6 +22,7 @@ ALL_CHECKS = (
     checks.check_urls,
     checks.check_task_backend,
     checks.check_installed_apps,
+    checks.check_refund_vocabularies,
 )
 
 
@@ -98,3 +99,21 @@ def test_manage_py_check_reports_the_ids():
         call_command("check")
     assert "django_flexcharge.W001" in str(exc.value)
     assert "django_flexcharge.E005" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"FLEXCHARGE_REFUND_APPROVED_WORDS": "SUCCESS"}, "E050"),
+        ({"FLEXCHARGE_REFUND_APPROVED_CODES": [0]}, "E050"),
+        ({"FLEXCHARGE_ORDER_REFUNDED_FIELDS": "refundedAmount"}, "E050"),
+        ({"FLEXCHARGE_REFUND_DECLINED_WORDS": ["declined", "success"]}, "E051"),
+        ({"FLEXCHARGE_ORDER_AMOUNT_UNITS": "cents"}, "E052"),
+        ({"FLEXCHARGE_REFUND_APPROVED_WORDS": []}, "E053"),
+    ],
+)
+def test_refund_vocabulary_settings_are_checked(overrides, expected):
+    with override_settings(**overrides):
+        messages = checks.check_refund_vocabularies()
+    assert [m.id for m in messages] == [f"django_flexcharge.{expected}"]
+    assert messages[0].hint

@@ -109,7 +109,7 @@ def test_a_timeout_shows_the_url_tried_without_the_query_string(mocked):
     mocked.add(responses.POST, API + "tokenize", body=requests.exceptions.ReadTimeout("slow"))
     with pytest.raises(FlexChargeTimeout) as exc:
         FlexChargeClient().tokenize({})
-    assert f"{API}tokenize timed out (FLEXCHARGE_TIMEOUT)" in str(exc.value)
+    assert f"{API}tokenize timed out (ReadTimeout, FLEXCHARGE_TIMEOUT)" in str(exc.value)
     assert django_settings.FLEXCHARGE_TOKENIZATION_KEY not in str(exc.value)
 
 

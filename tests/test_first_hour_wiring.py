@@ -55,6 +55,7 @@ def test_a_webhook_url_without_a_path_is_warned_about(served):
     assert "--site-url http://127.0.0.1:8000" in err.getvalue()
 
 
+@override_settings(FLEXCHARGE_API_URL="http://127.0.0.1:8765/v1/")
 def test_a_full_webhook_url_is_used_as_given_without_warning(served):
     err = StringIO()
     call_command("flexcharge_emulator", "--webhook-url", "http://h:1/hooks/fc/", stderr=err)
@@ -145,14 +146,15 @@ def test_a_broken_urlconf_is_left_to_djangos_own_url_check():
 
 def test_without_the_route_the_emulator_uses_the_default_webhook_path(served, settings):
     settings.ROOT_URLCONF = __name__
-    settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = "c2l0ZS1rZXk="  # one key as a string
+    settings.FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"  # the site's keys are used
+    settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = ["c2l0ZS1rZXktMDEyMzQ1Njc4OWFiY2RlZg=="]
     clear_url_caches()
     try:
         call_command("flexcharge_emulator")
     finally:
         clear_url_caches()
     assert served[0].webhook_url == "http://127.0.0.1:8000/flexcharge/webhook/"
-    assert served[0].subscriber_key == "c2l0ZS1rZXk="
+    assert served[0].subscriber_key == "c2l0ZS1rZXktMDEyMzQ1Njc4OWFiY2RlZg=="
 
 
 def test_the_standalone_emulator_parses_site_url_and_warns(monkeypatch, capsys):

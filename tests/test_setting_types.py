@@ -80,11 +80,6 @@ def test_timeout_of_three_numbers_is_an_error():
     assert_one_type_error("FLEXCHARGE_TIMEOUT", "a (connect, read) tuple", "tuple")
 
 
-@override_settings(FLEXCHARGE_WEBHOOK_TOLERANCE="300")
-def test_webhook_tolerance_as_a_string_is_an_error():
-    assert_one_type_error("FLEXCHARGE_WEBHOOK_TOLERANCE", "a number", "str '300'")
-
-
 @override_settings(FLEXCHARGE_WEBHOOK_MAX_BODY=65.5)
 def test_webhook_max_body_as_a_float_is_an_error():
     assert_one_type_error("FLEXCHARGE_WEBHOOK_MAX_BODY", "an int", "float 65.5")

@@ -57,7 +57,8 @@ def status_of(order: FlexChargeOrder) -> str:
         ("order.completed", Status.QUEUED, Status.APPROVED),
         ("order.expired", Status.PENDING, Status.EXPIRED),
         ("order.cancelled", Status.PENDING, Status.CANCELLED),
-        ("order.refunded", Status.APPROVED, Status.REFUNDED),
+        # Without amounts: refunded, by how much is for GET /orders/{id} to say.
+        ("order.refunded", Status.APPROVED, Status.PARTIALLY_REFUNDED),
     ],
 )
 def test_each_order_event_moves_the_order_to_its_status(event, before, after):
@@ -268,22 +269,48 @@ def refund(order: FlexChargeOrder, event_data=None, **kwargs) -> WebhookEvent:
     return receive("order.refunded", event_data=event_data, **kwargs)
 
 
-def test_a_refund_without_amounts_is_a_full_refund():
+@pytest.fixture
+def sync_tasks(monkeypatch) -> list[int]:
+    """The orders whose refunded total a webhook asked a task to read (enqueued on commit)."""
+    enqueued: list[int] = []
+    monkeypatch.setattr(
+        webhooks, "enqueue_on_commit", lambda task, pk, **kw: enqueued.append((task.name, pk))
+    )
+    return enqueued
+
+
+def assert_unknown(order: FlexChargeOrder, status: str, at_least: int, sync_tasks) -> None:
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount, order.refunded_amount_unknown) == (
+        status,
+        at_least,
+        True,
+    )
+    assert sync_tasks[-1] == ("sync_refunded_total", order.pk)
+
+
+def test_a_refund_without_amounts_is_recorded_as_an_unknown_amount(
+    sync_tasks, signal_log, django_capture_on_commit_callbacks
+):
+    # E.g. a partial refund made in FlexCharge's portal: never invent "in full".
     order = make_order(status=Status.APPROVED)
 
-    refund(order)
+    with django_capture_on_commit_callbacks(execute=True):
+        stored = refund(order)
 
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+    assert stored.status == Stored.APPLIED
+    assert_unknown(order, Status.PARTIALLY_REFUNDED, 0, sync_tasks)
+    assert signal_log.names() == ["order_status_changed", "order_refunded"]
 
 
-def test_the_emulators_refund_shape_is_read():
+def test_the_emulators_refund_shape_is_read(sync_tasks):
     order = make_order(status=Status.APPROVED)
 
     refund(order, {"RefundAmount": 19.99, "TotalRefundedAmount": 19.99, "Currency": "USD"})
 
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+    assert (order.refunded_amount_unknown, sync_tasks) == (False, [])
 
 
 def test_a_smaller_total_is_a_partial_refund(signal_log, django_capture_on_commit_callbacks):
@@ -322,14 +349,27 @@ def test_two_partial_refunds_at_different_times_are_both_applied():
     assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
 
 
-def test_a_single_refund_amount_never_lowers_what_is_already_refunded():
+def test_a_total_settles_an_unknown_amount(sync_tasks):
+    order = make_order(
+        status=Status.PARTIALLY_REFUNDED, refunded_amount=500, refunded_amount_unknown=True
+    )
+
+    stored = refund(order, {"TotalRefundedAmount": 5})
+
+    assert stored.status == Stored.APPLIED
+    order.refresh_from_db()
+    assert (order.refunded_amount, order.refunded_amount_unknown) == (500, False)
+    assert sync_tasks == []
+
+
+def test_a_single_refund_amount_is_a_lower_bound_of_an_unknown_total(sync_tasks):
+    # Whether this 5.00 is the 7.00 already counted or a further refund, only FlexCharge knows.
     order = make_order(status=Status.PARTIALLY_REFUNDED, refunded_amount=700)
 
     stored = refund(order, {"RefundAmount": 5})
 
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 700)
-    assert stored.status == Stored.IGNORED
+    assert stored.status == Stored.APPLIED
+    assert_unknown(order, Status.PARTIALLY_REFUNDED, 700, sync_tasks)
 
 
 def test_an_empty_currency_in_refund_data_is_no_currency():
@@ -364,89 +404,76 @@ def test_refund_amounts_use_the_currency_exponent():
         {"TotalRefundedAmount": 1.234},
         {"TotalRefundedAmount": {"value": 5}},
         {"TotalRefundedAmount": 5, "Currency": "EUR"},
-        {"TotalRefundedAmount": 500},
     ],
     ids=repr,
 )
-def test_refund_data_the_app_cannot_read_means_a_full_refund(event_data):
+def test_refund_data_the_app_cannot_read_means_an_unknown_amount(event_data, sync_tasks):
     order = make_order(status=Status.APPROVED)
 
     stored = refund(order, event_data)
 
     assert stored.status == Stored.APPLIED
+    assert_unknown(order, Status.PARTIALLY_REFUNDED, 0, sync_tasks)
+
+
+def test_a_total_above_the_amount_is_a_full_refund(sync_tasks):
+    order = make_order(status=Status.APPROVED)
+
+    refund(order, {"TotalRefundedAmount": 500})
+
     order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)
+    assert (order.status, order.refunded_amount, order.refunded_amount_unknown) == (
+        Status.REFUNDED,
+        1999,
+        False,
+    )
 
 
-def test_two_portal_refunds_reported_as_single_amounts_add_up():
+def test_a_single_amount_covering_the_order_is_a_full_refund(sync_tasks):
     order = make_order(status=Status.APPROVED, amount=10000)
 
-    first = refund(order, {"RefundAmount": 50}, timestamp=T0)
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 5000)
-    second = refund(order, {"RefundAmount": "50.00"}, timestamp=T0 + dt.timedelta(hours=1))
+    refund(order, {"RefundAmount": 100})
 
-    assert (first.status, second.status) == (Stored.APPLIED, Stored.APPLIED)
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == (Status.REFUNDED, 10000)
+    assert (order.refunded_amount_unknown, sync_tasks) == (False, [])
 
 
-def test_a_redelivered_single_amount_refund_is_a_duplicate_not_a_second_refund():
+def test_a_redelivered_refund_is_a_duplicate_not_a_second_refund(sync_tasks):
     order = make_order(status=Status.APPROVED, amount=10000)
-    refund(order, {"Amount": 30}, timestamp=T0)
-    refund(order, {"Amount": 20}, timestamp=T0 + dt.timedelta(hours=1))
+    refund(order, {"TotalRefundedAmount": 30}, timestamp=T0)
+    refund(order, {"TotalRefundedAmount": 50}, timestamp=T0 + dt.timedelta(hours=1))
 
-    again = refund(order, {"Amount": 20}, timestamp=T0 + dt.timedelta(hours=1), is_resent=True)
+    again = refund(
+        order, {"TotalRefundedAmount": 50}, timestamp=T0 + dt.timedelta(hours=1), is_resent=True
+    )
 
     assert again.status == Stored.DUPLICATE
     order.refresh_from_db()
     assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 5000)
 
 
-def test_single_amounts_never_count_below_the_refunds_made_through_the_api():
-    order = make_order(status=Status.APPROVED, amount=10000)
-    Refund.objects.create(order=order, amount=4000, currency="USD", outcome="succeeded")
-
-    refund(order, {"RefundAmount": 10})
-
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 4000)
-
-
-def test_a_refund_without_amounts_after_an_api_refund_is_that_partial_refund():
-    order = make_order(status=Status.APPROVED, amount=10000)
-    Refund.objects.create(order=order, amount=3000, currency="USD", outcome="succeeded")
-    Refund.objects.create(order=order, amount=5000, currency="USD", outcome="failed")
-    Refund.objects.create(order=order, amount=1000, currency="USD", outcome="pending")
-
-    stored = refund(order)
-
-    assert stored.status == Stored.APPLIED
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 3000)
-
-
-def test_the_webhook_of_an_api_refund_already_recorded_changes_nothing():
-    # refund_order() recorded it; FlexCharge's order.refunded for it says no amount.
+def test_the_webhook_of_an_api_refund_already_recorded_keeps_the_amount(sync_tasks):
+    # refund_order() recorded 30.00; FlexCharge's order.refunded for it says no amount.
     order = make_order(status=Status.PARTIALLY_REFUNDED, amount=10000, refunded_amount=3000)
     Refund.objects.create(order=order, amount=3000, currency="USD", outcome="succeeded")
 
     stored = refund(order, {})
 
-    assert stored.status == Stored.IGNORED
-    order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 3000)
+    assert stored.status == Stored.APPLIED
+    assert_unknown(order, Status.PARTIALLY_REFUNDED, 3000, sync_tasks)
 
 
-def test_api_refunds_covering_the_amount_make_a_refund_without_amounts_full():
+def test_refund_totals_do_not_depend_on_pruned_events(sync_tasks):
+    # Totals once summed the single amounts of stored events, which flexcharge_prune deletes.
     order = make_order(status=Status.APPROVED, amount=10000)
-    Refund.objects.create(order=order, amount=6000, currency="USD", outcome="succeeded")
-    Refund.objects.create(order=order, amount=4000, currency="USD", outcome="succeeded")
+    refund(order, {"TotalRefundedAmount": 10}, timestamp=T0)
+    WebhookEvent.objects.all().delete()
 
-    refund(order)
+    refund(order, {"TotalRefundedAmount": 20}, timestamp=T0 + dt.timedelta(hours=1))
 
     order.refresh_from_db()
-    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 10000)
+    assert order.refunded_amount == 2000
 
 
 @pytest.mark.parametrize("before", [Status.PENDING, Status.QUEUED])
@@ -456,7 +483,9 @@ def test_a_refund_of_an_order_whose_completion_was_lost_approves_then_refunds_it
     order = make_order(status=before)
 
     with django_capture_on_commit_callbacks(execute=True):
-        stored = refund(order, timestamp=T0, confirmation_id="22ACD1D9")
+        stored = refund(
+            order, {"TotalRefundedAmount": 19.99}, timestamp=T0, confirmation_id="22ACD1D9"
+        )
 
     assert (stored.status, stored.order) == (Stored.APPLIED, order)
     order.refresh_from_db()

@@ -22,6 +22,7 @@ from .. import webhooks
 from ..exceptions import FlexChargeError
 from ..models import FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
 from ..money import format_amount
+from ..refunds import settle_by_hand
 
 #: Message level per outcome of a re-apply; duplicate and ignored are information.
 REAPPLY_LEVELS: dict[str, int] = {
@@ -96,10 +97,40 @@ class RefundAdmin(ReadOnlyAdmin):
     list_filter = ("outcome", "created")
     search_fields = ("order__order_id", "=order__order_session_key", "reason")
     list_select_related = ("order", "requested_by")
+    actions = ["settle_made", "settle_not_made"]
 
     @admin.display(description=_("order"), ordering="order__order_id")
     def order_display(self, obj: Refund) -> str:
         return order_link(obj.order)
+
+    def has_settle_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("django_flexcharge.refund_flexchargeorder")
+
+    @admin.action(
+        description=_("Unconfirmed refunds: FlexCharge made them (checked in the portal)"),
+        permissions=["settle"],
+    )
+    def settle_made(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        self._settle(request, queryset, made=True)
+
+    @admin.action(
+        description=_("Unconfirmed refunds: FlexCharge did not make them (checked in the portal)"),
+        permissions=["settle"],
+    )
+    def settle_not_made(self, request: HttpRequest, queryset: QuerySet[Refund]) -> None:
+        self._settle(request, queryset, made=False)
+
+    def _settle(self, request: HttpRequest, queryset: QuerySet[Refund], *, made: bool) -> None:
+        """For accounts whose order answer has no refunded total, so sync cannot settle them."""
+        if not self.has_settle_permission(request):
+            raise PermissionDenied
+        for refund in queryset.select_related("order").order_by("pk"):
+            try:
+                settled = settle_by_hand(refund, made=made, user=request.user)
+            except FlexChargeError as exc:
+                self.message_user(request, f"{refund}: {exc}", messages.WARNING)
+            else:
+                self.message_user(request, f"{settled}: {settled.outcome}.", messages.SUCCESS)
 
 
 @admin.register(Transmission)

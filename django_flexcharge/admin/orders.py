@@ -15,19 +15,20 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from .. import dashboard, services
-from ..exceptions import FlexChargeAPIError, FlexChargeError
+from ..exceptions import FlexChargeAPIError, FlexChargeError, FlexChargeRefundUnconfirmed
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
-from ..order_actions import UNKNOWN_OUTCOME, pending_refunds, refundable_rest
+from ..refunds import REFUNDABLE, open_refunds, refundable_rest, unsettled_message
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
@@ -37,6 +38,15 @@ def flexcharge_answer(response: dict[str, Any] | None) -> str:
     """FlexCharge's own words from a response body (status, message), or "" when it said nothing."""
     parts = [str((response or {}).get(key) or "") for key in ("status", "responseMessage")]
     return " - ".join(part for part in parts if part)
+
+
+def _totals(forms: list[RefundForm]) -> list[str]:
+    """The confirmed sums added up per currency, for the confirmation page's headline."""
+    sums: dict[str, int] = {}
+    for form in forms:
+        currency = form.order.currency
+        sums[currency] = sums.get(currency, 0) + form.cleaned_data["amount_minor"]
+    return [format_amount(amount, currency) for currency, amount in sorted(sums.items())]
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # generic only in the stubs
@@ -55,7 +65,16 @@ class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # generic 
 
 class RefundInline(ReadOnlyInline):
     model = Refund
-    fields = ("created", "amount_display", "outcome", "reason", "requested_by", "error")
+    fields = (
+        "created",
+        "amount_display",
+        "outcome",
+        "response_code",
+        "response_message",
+        "reason",
+        "requested_by",
+        "error",
+    )
     readonly_fields = fields
 
     @admin.display(description=_("amount"))
@@ -119,6 +138,11 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("refunded"), ordering="refunded_amount")
     def refunded_display(self, obj: FlexChargeOrder) -> str:
+        if obj.refunded_amount_unknown:
+            # FlexCharge reported a refund without its amount; flexcharge_sync asks for it.
+            return _("unknown, at least %(amount)s (waiting for flexcharge_sync)") % {
+                "amount": format_amount(obj.refunded_amount, obj.currency)
+            }
         return format_amount(obj.refunded_amount, obj.currency) if obj.refunded_amount else "-"
 
     def has_refund_permission(self, request: HttpRequest) -> bool:
@@ -129,10 +153,57 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.dashboard_view)
+        order_view = self.admin_site.admin_view(self.order_action_view)
         return [
             path("dashboard/", view, name="django_flexcharge_dashboard"),
+            # The order page's own Refund and Cancel buttons: the actions, for one order.
+            path(
+                "<path:object_id>/refund/",
+                order_view,
+                {"action": "refund"},
+                name="django_flexcharge_flexchargeorder_refund",
+            ),
+            path(
+                "<path:object_id>/cancel/",
+                order_view,
+                {"action": "cancel"},
+                name="django_flexcharge_flexchargeorder_cancel",
+            ),
             *super().get_urls(),
         ]
+
+    def order_action_view(self, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+        """Refund or cancel one order from its page: the same permission and pages as the action."""
+        allowed = self.has_refund_permission if action == "refund" else self.has_cancel_permission
+        if not allowed(request):
+            raise PermissionDenied
+        order = self.get_object(request, unquote(object_id))
+        if order is None:
+            raise Http404(f"No FlexCharge order with primary key {object_id!r}")
+        run = self.refund_orders if action == "refund" else self.cancel_orders
+        response = run(request, FlexChargeOrder.objects.filter(pk=order.pk))
+        if response is not None:
+            return response
+        return HttpResponseRedirect(
+            reverse("admin:django_flexcharge_flexchargeorder_change", args=[order.pk])
+        )
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        order = self.get_object(request, unquote(object_id))
+        buttons = []
+        if order is not None:
+            if order.status in REFUNDABLE and self.has_refund_permission(request):
+                buttons.append(("refund", _("Refund")))
+            if order.status == Status.PENDING and self.has_cancel_permission(request):
+                buttons.append(("cancel", _("Cancel at FlexCharge")))
+        context = {**(extra_context or {}), "flexcharge_buttons": buttons}
+        return super().change_view(request, object_id, form_url, context)
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         response: HttpResponse = dashboard.dashboard_view(self, request)
@@ -153,21 +224,20 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
     def refund_orders(
         self, request: HttpRequest, queryset: QuerySet[FlexChargeOrder]
     ) -> TemplateResponse | None:
+        """Form -> confirmation page stating each exact sum -> refunds (three POSTs, no JavaScript)."""
         if not self.has_refund_permission(request):
             raise PermissionDenied
         refundable = []
-        # One query for every selected order's unanswered refunds, not one per order.
-        selected = queryset.annotate(pending_refunds=pending_refunds()).order_by("pk")
+        # One query for every selected order's unsettled refunds, not one per order.
+        selected = queryset.annotate(open_refunds=open_refunds()).order_by("pk")
         for order in selected:
-            rest = refundable_rest(order, pending=order.pending_refunds)
+            rest = refundable_rest(order, open_count=order.open_refunds)
             if rest > 0:
                 refundable.append((order, rest))
-            elif order.status in (Status.APPROVED, Status.PARTIALLY_REFUNDED):
-                text = _(
-                    "%(order)s skipped: nothing left to refund while earlier refunds await "
-                    "FlexCharge's answer."
-                )
-                self.message_user(request, text % {"order": order.order_id}, messages.WARNING)
+            elif order.open_refunds:
+                text = _("%(order)s skipped: %(why)s")
+                values = {"order": order.order_id, "why": unsettled_message(order)}
+                self.message_user(request, text % values, messages.WARNING)
             else:
                 self.message_user(
                     request,
@@ -177,10 +247,22 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
                 )
         if not refundable:
             return None
-        data = request.POST if "apply" in request.POST else None
-        forms = [RefundForm(data, order=order, rest=rest) for order, rest in refundable]
+        confirming = "confirm" in request.POST
+        data = request.POST if confirming or "apply" in request.POST else None
+        forms = [
+            RefundForm(data, order=order, rest=rest, confirming=confirming)
+            for order, rest in refundable
+        ]
         # Validate every row before refunding any: one page, one decision.
         if data is not None and all([form.is_valid() for form in forms]):
+            if not confirming:
+                return self._page(
+                    request,
+                    "refund_confirm.html",
+                    title=_("Confirm the refunds"),
+                    forms=forms,
+                    totals=_totals(forms),
+                )
             for form in forms:
                 self._refund_one(request, form)
             return None
@@ -198,16 +280,10 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
                 reason=form.cleaned_data["reason"],
                 user=request.user,
             )
-        except UNKNOWN_OUTCOME as exc:
-            self.message_user(
-                request,
-                _(
-                    "%(order)s: no answer from FlexCharge (%(error)s); the refund may have "
-                    "gone through. Check the order before trying again."
-                )
-                % {"order": order.order_id, "error": exc},
-                messages.WARNING,
-            )
+        except FlexChargeRefundUnconfirmed as exc:
+            text = _("%(order)s: no confirmed answer from FlexCharge. %(error)s")
+            values = {"order": order.order_id, "error": exc}
+            self.message_user(request, text % values, messages.WARNING)
             return
         except FlexChargeAPIError as exc:
             text = _("%(order)s: FlexCharge refused the refund: %(error)s")
@@ -221,18 +297,7 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
             "amount": format_amount(refund.amount, refund.currency),
             "answer": flexcharge_answer(refund.response),
         }
-        if refund.outcome == Refund.Outcome.FAILED:
-            values["answer"] = values["answer"] or refund.error
-            text = _("%(order)s: FlexCharge refused the refund: %(answer)s")
-            self.message_user(request, text % values, messages.ERROR)
-        elif refund.outcome != Refund.Outcome.SUCCEEDED:
-            # Sent, but not confirmed: a second refund now could pay out twice.
-            text = _(
-                "%(order)s: refund of %(amount)s sent but not confirmed by FlexCharge; "
-                "check the order before trying again."
-            )
-            self.message_user(request, text % values, messages.WARNING)
-        elif values["answer"]:
+        if values["answer"]:
             text = _("%(order)s: refunded %(amount)s; FlexCharge answered %(answer)s.")
             self.message_user(request, text % values, messages.SUCCESS)
         else:

@@ -17,8 +17,10 @@ from .api import Api
 from .auth import TokenIssuer
 from .clock import Scheduler
 from .config import EmulatorConfig
+from .control import EmulatorControl
 from .faults import Faults
 from .orders import Orders
+from .refund_knobs import RefundKnobs
 from .server import EmulatorServer, make_handler
 from .state import State
 from .webhooks import WebhookSender
@@ -85,6 +87,11 @@ class Emulator:
         return f"http://{self.config.host}:{self.port}"
 
     @property
+    def control(self) -> EmulatorControl:
+        """A client of the HTTP control plane that carries this run's token."""
+        return EmulatorControl(self.url, self.config.control_token)
+
+    @property
     def base_url(self) -> str:
         """What to put in ``FLEXCHARGE_API_URL``."""
         return f"{self.url}/v1/"
@@ -112,6 +119,17 @@ class Emulator:
     def reset_faults(self) -> None:
         self.faults.reset()
 
+    def set_refund_knobs(self, **knobs: Any) -> dict[str, Any]:
+        """See ``refund_knobs.RefundKnobs``; unnamed knobs go back to their default."""
+        new = RefundKnobs(**knobs)
+        with self.state.lock:
+            self.orders.refund_knobs = new
+        return new.snapshot()
+
+    def portal_refund(self, order_session_key: str, amount: int) -> dict[str, Any]:
+        """Refund ``amount`` minor units as FlexCharge's portal would: ``order.refunded``, no API call."""
+        return self.orders.portal_refund(order_session_key, amount).to_api()
+
     def flush_webhooks(self, timeout: float = 5) -> bool:
         return self.webhooks.flush(timeout)
 
@@ -124,6 +142,7 @@ class Emulator:
             self.clock.clear()
             self.webhooks.clear()
             self.state.reset()
+            self.orders.refund_knobs = RefundKnobs()
         self.faults.reset()
 
     # -- HTTP control plane ------------------------------------------------------------------
@@ -149,6 +168,8 @@ class Emulator:
             "control_set_faults": self._control_set_faults,
             "control_reset_faults": self._control_reset_faults,
             "control_state": lambda **_: (200, self.summary()),
+            "control_refund_knobs": self._control_refund_knobs,
+            "control_portal_refund": self._control_portal_refund,
             "control_reset": self._control_reset,
             "control_expire_tokens": self._control_expire_tokens,
             "control_flush": self._control_flush,
@@ -160,6 +181,7 @@ class Emulator:
             base_url=self.base_url,
             faults=self.faults.snapshot(),
             pending_webhooks=self.webhooks.pending(),
+            refund_knobs=self.orders.refund_knobs.snapshot(),
         )
         plain: dict[str, Any] = json.loads(json.dumps(data, default=str))
         return plain
@@ -184,6 +206,18 @@ class Emulator:
             return {"queued": event}
 
         return self._control(queue, ident)
+
+    def _control_refund_knobs(self, body: Any, **_: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict):
+            return 400, {"error": "body must be a JSON object of refund knobs"}
+        try:
+            return 200, self.set_refund_knobs(**body)
+        except (TypeError, ValueError) as err:
+            return 400, {"error": str(err)}
+
+    def _control_portal_refund(self, ident: str, body: Any, **_: Any) -> tuple[int, Any]:
+        amount: Any = body.get("amount") if isinstance(body, dict) else None
+        return self._control(lambda order_id: self.portal_refund(order_id, amount), ident)
 
     def _control_reset_faults(self, **_: Any) -> tuple[int, Any]:
         self.reset_faults()

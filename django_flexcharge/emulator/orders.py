@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .. import money
-from . import scenarios
+from . import refund_knobs, scenarios
 from .clock import Scheduler
 from .config import EmulatorConfig
 from .payloads import canonical, envelope, failure, get, invalid, is_blank, required
@@ -40,6 +40,7 @@ class Orders:
         self, config: EmulatorConfig, state: State, clock: Scheduler, webhooks: WebhookSender
     ) -> None:
         self.config, self.state, self.clock, self.webhooks = config, state, clock, webhooks
+        self.refund_knobs = refund_knobs.RefundKnobs()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -168,7 +169,11 @@ class Orders:
     # -- write --------------------------------------------------------------------------------
 
     def refund(self, order_id: str, body: Any) -> Response:
-        """``amountToRefund`` is major units; more than the refundable rest -> FAILED 2001 (§9)."""
+        """``amountToRefund`` is major units; more than the refundable rest -> FAILED 2001 (§9).
+
+        ``refund_knobs`` can turn the answer into a decline inside a success
+        envelope, or lose it after the refund was applied.
+        """
         raw = get(body, "amountToRefund")
         if is_blank(raw):
             return 400, v400({"AmountToRefund": [required("AmountToRefund")]})
@@ -206,28 +211,57 @@ class Orders:
                     responseMessage=message,
                     transactionId=None,
                 )
-            transaction_id = str(uuid.uuid4())
-            order.refunded += int(cents)
+            decline, lose = self.refund_knobs.take()
+            if decline:
+                self.state.refunds.append({**record, "status": "DECLINED"})
+                return 200, refund_knobs.declined_in_success()
+            transaction_id = self._apply_refund(order, int(cents))
             self.state.refunds.append({**record, "status": "SUCCESS"})
-            if order.refunded >= order.amount:
-                order.status = RETURNED
-                # EventData of order.refunded is undocumented (§19.3); this shape is invented.
-                self.webhooks.send(
-                    "order.refunded",
-                    order,
-                    {
-                        "RefundAmount": float(amount),
-                        "TotalRefundedAmount": float(Decimal(order.refunded).scaleb(-exponent)),
-                        "Currency": order.currency,
-                        "TransactionId": transaction_id,
-                    },
-                )
+            if lose:
+                return refund_knobs.lost(lose)
             return 200, envelope(
                 responseCode="0",
                 responseMessage="APPROVED",
                 transactionId=transaction_id,
                 status="SUCCESS",
             )
+
+    def portal_refund(self, order_id: str, amount: int) -> Order:
+        """A refund made in FlexCharge's portal: applied, announced by webhook, no API call."""
+        with self.state.lock:
+            order = self.state.orders.get(order_id)
+            if order is None:
+                raise LookupError(f"unknown order {order_id}")
+            refundable = order.amount - order.refunded if order.status == COMPLETED else 0
+            if (
+                isinstance(amount, bool)
+                or not isinstance(amount, int)
+                or not 0 < amount <= refundable
+            ):
+                raise ValueError(f"amount must be 1..{refundable} minor units")
+            self._apply_refund(order, amount, always_notify=True)
+            self.state.refunds.append({"order_id": order.id, "amount": amount, "status": "PORTAL"})
+            return order
+
+    def _apply_refund(self, order: Order, cents: int, *, always_notify: bool = False) -> str:
+        """Refund ``cents`` of ``order`` (caller holds the lock) and send ``order.refunded``."""
+        transaction_id = str(uuid.uuid4())
+        order.refunded += cents
+        exponent = _exponent(order.currency)
+        full = order.refunded >= order.amount
+        if full:
+            order.status = RETURNED
+        knobs = self.refund_knobs
+        if full or always_notify or knobs.webhook_on_partial:
+            # EventData of order.refunded is undocumented (§19.3); this shape is invented.
+            data = {
+                "RefundAmount": float(Decimal(cents).scaleb(-exponent)),
+                "TotalRefundedAmount": float(Decimal(order.refunded).scaleb(-exponent)),
+                "Currency": order.currency,
+                "TransactionId": transaction_id,
+            }
+            self.webhooks.send("order.refunded", order, data if knobs.webhook_amounts else None)
+        return transaction_id
 
     def cancel(self, ident: str, body: Any, *, external: bool) -> Response:
         """``/cancel`` and ``/external-cancel`` (§8): pending only, idempotent, optional key."""

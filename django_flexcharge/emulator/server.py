@@ -1,7 +1,8 @@
 """HTTP plumbing: routing, faults, bearer check, JSON in and out, one log line per request.
 
-``/v1/...`` is the FlexCharge API; ``/_emulator/...`` is the unauthenticated
-control plane for demos and tests, which faults never touch. The handler
+``/v1/...`` is the FlexCharge API; ``/_emulator/...`` is the control plane
+for demos and tests, which faults never touch and ``control.refusal`` guards
+(per-run token, loopback ``Host``, no foreign ``Origin``). The handler
 speaks HTTP/1.1 with keep-alive (clients keep a ``requests.Session``) and
 ``Server: Kestrel`` as the sandbox does.
 """
@@ -20,9 +21,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import control, sensejs
 from . import faults as fault_actions
-from . import sensejs
 from .payloads import validation_error
+from .refund_knobs import DROP_CONNECTION
 
 if TYPE_CHECKING:
     from .core import Emulator
@@ -31,8 +33,8 @@ logger = logging.getLogger("django_flexcharge.emulator")
 
 ID = r"(?P<id>[^/]+)"
 # (method, path regex, handler name, kind): kind "open" needs no bearer, "api" does,
-# "control" is the unauthenticated, fault-free control plane, "static" the SenseJS
-# stand-in (no bearer, no faults). /tokenize is "open":
+# "control" is the token-guarded, fault-free control plane, "static" the SenseJS
+# stand-in (no bearer, no token, no faults). /tokenize is "open":
 # its credential is mid + environment (§4); a bearer, as the client sends, is tolerated.
 ROUTES = [
     ("POST", r"/v1/oauth2/token", "token", "open"),
@@ -53,6 +55,8 @@ ROUTES = [
     ("POST", r"/_emulator/faults", "control_set_faults", "control"),
     ("DELETE", r"/_emulator/faults", "control_reset_faults", "control"),
     ("GET", r"/_emulator/state", "control_state", "control"),
+    ("POST", r"/_emulator/refunds", "control_refund_knobs", "control"),
+    ("POST", rf"/_emulator/orders/{ID}/refund", "control_portal_refund", "control"),
     ("POST", r"/_emulator/reset", "control_reset", "control"),
     ("POST", r"/_emulator/tokens/expire", "control_expire_tokens", "control"),
     ("POST", r"/_emulator/webhooks/flush", "control_flush", "control"),
@@ -145,6 +149,11 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
                 self._send(route, None, path)
                 return
             name, kind, match = route
+            if kind == "control":
+                refused = control.refusal(emulator.config, emulator.port, self.headers)
+                if refused is not None:
+                    self._send(refused[0], {"error": refused[1]}, path)
+                    return
             # Faults are for the API; the control plane and the SenseJS stand-in never get one.
             decision = emulator.faults.decide(path) if kind in ("api", "open") else None
             if decision is not None and not self._apply(decision, path):
@@ -169,7 +178,7 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
                 # An emulator bug must look like a server error, not a hung connection.
                 logger.exception("emulator error in %s %s", self.command, path)
                 status, payload = 500, {"message": "Emulator error"}
-            if decision is not None and decision.drop_response:
+            if (decision is not None and decision.drop_response) or status == DROP_CONNECTION:
                 self._drop(path, "processed, response dropped")
                 return
             self._send(status, payload, path)

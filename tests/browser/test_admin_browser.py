@@ -20,6 +20,7 @@ from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment
 from django_flexcharge.types import Card, Payer
+from tests.browser.conftest import ARTIFACTS
 from tests.conftest import make_billing, make_payment
 
 pytest.importorskip("playwright.sync_api")
@@ -133,6 +134,12 @@ def test_partial_refund_through_the_admin_form(
     page.fill(f"[name='refund-{order.pk}-amount']", "5.50")
     page.fill(f"[name='refund-{order.pk}-reason']", "Goodwill: late delivery")
     page.click("#flexcharge-refund-submit")
+    # The exact sum, before anything is sent.
+    expect(page.locator("#flexcharge-refund-total")).to_have_text(
+        "FlexCharge will refund 5.50 USD in total:"
+    )
+    assert flexcharge.refund_bodies == []
+    page.click("#flexcharge-refund-confirm")
 
     expect(page).to_have_url(live_server.url + CHANGELIST)
     expect(page.locator("ul.messagelist li.success")).to_have_text(
@@ -254,3 +261,96 @@ def test_dashboard_draws_the_chart(admin_page: Any, live_server: Any) -> None:
     assert heights[(today - dt.timedelta(days=2)).isoformat()] == 0
     # 4 rescued of 12 with a final answer (the 31-day-old expired one counts here).
     expect(page.locator("#flexcharge-dashboard-rate")).to_have_attribute("data-rate", "33.3")
+
+
+# ---- the refund form never refunds more than the person saw -------------------------
+
+
+def screenshot(page: Any, name: str) -> None:
+    """Keep what the person saw (test-artifacts/ is git-ignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_typing_a_partial_amount_with_full_selected_refunds_only_that_amount(
+    admin_page: Any, live_server: Any, flexcharge: FlexCharge
+) -> None:
+    # The reported bug: "Full" selected, 1.00 typed, the whole 29.99 refunded.
+    page = admin_page
+    order = hand_over("INV-BR-FULL", is_mit=False, amount=2999)
+    run_action(page, live_server, "refund_orders", order)
+    full = page.locator(f"input[name='refund-{order.pk}-kind'][value=full]")
+    partial = page.locator(f"input[name='refund-{order.pk}-kind'][value=partial]")
+    expect(page.locator(f"#flexcharge-refund-row-{order.pk}")).to_contain_text("Full: 29.99 USD")
+    expect(full).not_to_be_checked()  # nothing preselected
+    full.check()
+    page.fill(f"[name='refund-{order.pk}-amount']", "1.00")
+    expect(partial).to_be_checked()  # typing an amount chooses "Partial"
+    page.click("#flexcharge-refund-submit")
+
+    expect(page.locator("#flexcharge-refund-total")).to_have_text(
+        "FlexCharge will refund 1.00 USD in total:"
+    )
+    expect(page.locator("#flexcharge-refund-confirm")).to_have_value("Yes, refund 1.00 USD")
+    screenshot(page, "refund-confirm-1.00-of-29.99")
+    page.click("#flexcharge-refund-confirm")
+
+    expect(page.locator("ul.messagelist li.success")).to_have_text(
+        "INV-BR-FULL: refunded 1.00 USD; FlexCharge answered SUCCESS - APPROVED."
+    )
+    [(_, body)] = flexcharge.refund_bodies
+    assert Decimal(str(body["amountToRefund"])) == Decimal("1.00")
+    assert flexcharge.order(order.order_session_key).refunded == 100
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.PARTIALLY_REFUNDED, 100)
+
+
+def test_without_javascript_full_with_an_amount_is_refused_on_the_amount_field(
+    browser: Any, live_server: Any, flexcharge: FlexCharge, django_user_model: Any
+) -> None:
+    django_user_model.objects.create_superuser("nojs", "nojs@example.com", PASSWORD)
+    context = browser.new_context(java_script_enabled=False, locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/admin/login/?next={CHANGELIST}")
+        page.fill("#id_username", "nojs")
+        page.fill("#id_password", PASSWORD)
+        page.click("#login-form input[type=submit]")
+        order = hand_over("INV-BR-NOJS", is_mit=False, amount=2999)
+        run_action(page, live_server, "refund_orders", order)
+        page.check(f"input[name='refund-{order.pk}-kind'][value=full]")
+        page.fill(f"[name='refund-{order.pk}-amount']", "1.00")
+        page.click("#flexcharge-refund-submit")
+
+        expect(page.locator("#flexcharge-refund-errors")).to_be_visible()
+        row = page.locator(f"#flexcharge-refund-row-{order.pk}")
+        expect(row.locator(".errorlist")).to_have_text(
+            "You chose a full refund (29.99 USD) but typed 1.00 USD. Choose “Partial” to "
+            "refund 1.00 USD, or clear the amount."
+        )
+        screenshot(page, "refund-full-with-amount-refused-no-js")
+    finally:
+        context.close()
+    assert flexcharge.refund_bodies == []
+    assert not Refund.objects.exists()
+
+
+def test_refund_from_the_order_page(
+    admin_page: Any, live_server: Any, flexcharge: FlexCharge
+) -> None:
+    page = admin_page
+    order = hand_over("INV-BR-PAGE", is_mit=False)
+    page.goto(f"{live_server.url}{CHANGELIST}{order.pk}/change/")
+    page.click("#flexcharge-refund-button")
+    page.check(f"input[name='refund-{order.pk}-kind'][value=full]")
+    page.click("#flexcharge-refund-submit")
+    expect(page.locator("#flexcharge-refund-total")).to_have_text(
+        "FlexCharge will refund 19.99 USD in total:"
+    )
+    page.click("#flexcharge-refund-confirm")
+
+    expect(page).to_have_url(f"{live_server.url}{CHANGELIST}{order.pk}/change/")
+    expect(page.locator("ul.messagelist li.success")).to_contain_text("refunded 19.99 USD")
+    expect(page.locator("#flexcharge-refund-button")).to_have_count(0)  # nothing left
+    order.refresh_from_db()
+    assert (order.status, order.refunded_amount) == (Status.REFUNDED, 1999)

@@ -206,7 +206,9 @@ def settings_variables() -> set[str]:
 
 
 def site_environment(database: Path, api_url: str, static_root: Path) -> dict[str, str]:
-    env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG", "LC_ALL") if key in os.environ}
+    # PYTHONPATH: a checkout's own package, not whatever an editable install points at.
+    names = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH")
+    env = {key: os.environ[key] for key in names if key in os.environ}
     env.update(
         {
             "PYTHONUNBUFFERED": "1",

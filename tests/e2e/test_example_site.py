@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from .stack import EXPIRE_DELAY, PLAN_PRICE, TIMEOUT, Stack, page_messages
+from .stack import EXPIRE_DELAY, PLAN_PRICE, TIMEOUT, Stack, form_with, page_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -146,6 +146,11 @@ def test_admin_partial_refund_reaches_flexcharge(stack: Stack) -> None:
         ),
         timeout=30,
     )
+    # The confirmation page states the exact sum; nothing is sent before "Yes".
+    assert "FlexCharge will refund <strong>5.00 USD</strong> in total" in answer.text
+    assert stack.emulator_records("refunds", key) == []
+    confirm = form_with(answer.text, "confirm")
+    answer = admin.post(confirm.target(answer.url), data=confirm.data(submit="confirm"), timeout=30)
 
     assert answer.status_code == 200
     assert page_messages(answer.text) == [

@@ -1,11 +1,14 @@
 """``manage.py flexcharge_emulator``: a local FlexCharge for this site.
 
-Credentials default to the site's own ``FLEXCHARGE_*`` settings (any values
-work, or none: the emulator's built-in ones), so a site pointed at the
-emulator (``FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"``) authenticates,
-vaults and verifies webhooks with no further flags. Webhooks go to
-``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's webhook
-path, or to ``--webhook-url``. Runs until Ctrl-C.
+Credentials default to the site's own ``FLEXCHARGE_*`` settings when the site
+points at the emulator (``FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"``,
+any loopback URL), so it authenticates, vaults and verifies webhooks with no
+further flags, whatever values the site holds (unset ones: the emulator's
+own). A site whose API URL is anything else (FlexCharge) holds real
+credentials: the emulator then never copies them nor signs with its
+subscriber key, and uses its own public ones instead (and says so). Webhooks
+go to ``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's
+webhook path, or to ``--webhook-url``. Runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.urls import NoReverseMatch, reverse
 
+from django_flexcharge.conf import SUBSCRIBER_KEYS, subscriber_key_entries
 from django_flexcharge.emulator import EmulatorConfig
 from django_flexcharge.emulator.__main__ import (
     DEFAULT_WEBHOOK_PATH,
@@ -25,6 +29,8 @@ from django_flexcharge.emulator.__main__ import (
     serve,
     webhook_url_problem,
 )
+from django_flexcharge.public_credentials import is_loopback_url
+from django_flexcharge.signing import key_problem
 
 DEFAULT_SITE = "http://127.0.0.1:8000"
 
@@ -34,12 +40,20 @@ def _setting(name: str, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
+def settings_are_for_the_emulator() -> bool:
+    """True when the site talks to a local emulator, so its credentials are not real ones."""
+    value = getattr(settings, "FLEXCHARGE_API_URL", "")
+    return is_loopback_url(value if isinstance(value, str) else "")
+
+
 def defaults_from_settings() -> EmulatorConfig:
-    """An ``EmulatorConfig`` whose credentials are the site's settings where set."""
+    """An ``EmulatorConfig`` whose credentials are the site's settings where set, if the
+    site points at the emulator; the emulator's own public ones otherwise."""
     base = EmulatorConfig()
-    keys = getattr(settings, "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", None) or []
-    if isinstance(keys, str):
-        keys = [keys]
+    if not settings_are_for_the_emulator():
+        return base  # real credentials: never copied, never used to sign
+    entries, _ = subscriber_key_entries(getattr(settings, SUBSCRIBER_KEYS, None))
+    keys = [str(key).strip() for key in entries if not key_problem(key)]
     return EmulatorConfig(
         app_key=_setting("FLEXCHARGE_APP_KEY", base.app_key),
         app_secret=_setting("FLEXCHARGE_APP_SECRET", base.app_secret),
@@ -47,7 +61,7 @@ def defaults_from_settings() -> EmulatorConfig:
         site_id=_setting("FLEXCHARGE_SITE_ID", base.site_id),
         tokenization_key=_setting("FLEXCHARGE_TOKENIZATION_KEY", base.tokenization_key),
         # With several keys configured (rotation), the emulator signs with the first.
-        subscriber_key=next((k for k in keys if isinstance(k, str) and k), base.subscriber_key),
+        subscriber_key=next((k for k in keys if k), base.subscriber_key),
     )
 
 
@@ -61,8 +75,9 @@ def webhook_path() -> str:
 class Command(BaseCommand):
     help = (
         "Run a local FlexCharge emulator (API, vault, orders, signed webhooks, a SenseJS "
-        "stand-in) for development without a FlexCharge account, until Ctrl-C. Credentials "
-        "default to this site's FLEXCHARGE_* settings, so any values you set work."
+        "stand-in) for development without a FlexCharge account, until Ctrl-C. With "
+        "FLEXCHARGE_API_URL on the emulator, credentials default to this site's FLEXCHARGE_* "
+        "settings, so any values you set work."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -71,7 +86,8 @@ class Command(BaseCommand):
             defaults_from_settings(),
             site_url=DEFAULT_SITE,
             webhook_path=webhook_path(),
-            credentials_from="this site's FLEXCHARGE_* setting, else the emulator's own",
+            credentials_from="this site's FLEXCHARGE_* setting when FLEXCHARGE_API_URL is the "
+            "emulator, else the emulator's own",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -83,6 +99,12 @@ class Command(BaseCommand):
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
         config = config_from(type("Options", (), options))
+        if not settings_are_for_the_emulator():
+            self.stderr.write(
+                "FLEXCHARGE_API_URL is not a loopback URL, so this site's credentials look real: "
+                "the emulator does not copy them and signs webhooks with its own public key "
+                "(point FLEXCHARGE_API_URL at the emulator to use the site's)."
+            )
         problem = webhook_url_problem(config.webhook_url)
         if problem:
             self.stderr.write(self.style.WARNING(f"Warning: {problem}"))

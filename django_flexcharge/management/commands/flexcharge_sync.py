@@ -1,6 +1,8 @@
 """``manage.py flexcharge_sync``: reconcile orders with FlexCharge (``GET /orders/{id}``).
 
-Without arguments: every pending order. ``--order ORDER_ID`` (repeatable):
+Without arguments: every pending order, and every order whose refunds need
+FlexCharge's refunded total (a refund whose answer was lost, a refund webhook
+without an amount). ``--order ORDER_ID`` (repeatable):
 those orders, whatever their status. Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
 order could not be checked or an ``--order`` names no order, so cron reports it.
@@ -12,14 +14,19 @@ from collections import Counter
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Q
 
 from ...exceptions import FlexChargeError
-from ...models import FlexChargeOrder
+from ...models import FlexChargeOrder, Refund
 from ...order_actions import sync_order
+from ...refunds import needs_refund_sync
 
 
 class Command(BaseCommand):
-    help = "Reconcile pending FlexCharge orders (or --order ORDER_ID) with GET /orders/{id}."
+    help = (
+        "Reconcile pending FlexCharge orders and unsettled refunds (or --order ORDER_ID) "
+        "with GET /orders/{id}."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -40,7 +47,9 @@ class Command(BaseCommand):
             for missing in unknown:
                 self.stderr.write(f"{missing}: no such FlexCharge order")
         else:
-            orders = FlexChargeOrder.objects.filter(status=FlexChargeOrder.Status.PENDING)
+            pending = Q(status=FlexChargeOrder.Status.PENDING)
+            wanted_pks = FlexChargeOrder.objects.filter(pending | needs_refund_sync()).values("pk")
+            orders = FlexChargeOrder.objects.filter(pk__in=wanted_pks)
         results: Counter[str] = Counter()
         errors = 0
         for order in orders.order_by("pk").iterator():
@@ -55,6 +64,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{order.order_id}: {err}")
                 continue
             results["unchanged" if after == before else f"{before} -> {after}"] += 1
+            self._report_unsettled(order)
         checked = sum(results.values()) + errors
         parts = [f"{n} {what}" for what, n in sorted(results.items())]
         summary = f"Checked {checked} orders" + (": " + ", ".join(parts) if parts else "")
@@ -66,4 +76,16 @@ class Command(BaseCommand):
             raise CommandError(
                 f"No FlexCharge order with order id {', '.join(map(repr, unknown))} "
                 "(--order takes your order id, FlexChargeOrder.order_id)."
+            )
+
+    def _report_unsettled(self, order: FlexChargeOrder) -> None:
+        """Say what sync could not settle: FlexCharge's answer held no refunded total."""
+        current = FlexChargeOrder.objects.get(pk=order.pk)
+        unsettled = current.refunds.filter(outcome=Refund.Outcome.UNCONFIRMED).count()
+        if unsettled or current.refunded_amount_unknown:
+            self.stderr.write(
+                f"{order.order_id}: FlexCharge's answer gives no refunded total "
+                f"(FLEXCHARGE_ORDER_REFUNDED_FIELDS); {unsettled} refunds still unconfirmed"
+                + (", refunded amount unknown" if current.refunded_amount_unknown else "")
+                + ". Check the order in the FlexCharge portal."
             )
