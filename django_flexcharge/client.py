@@ -39,7 +39,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from . import __version__, error_hints
+from . import __version__, error_hints, telemetry
 from .conf import conf
 from .exceptions import (
     FlexChargeAPIError,
@@ -293,7 +293,9 @@ class FlexChargeClient:
             body = Secret(body)
         for attempt in (1, 2):
             token = Secret(self.get_token()) if auth else None
-            response = self._send(method, path, body=body, params=params, token=token)
+            with telemetry.exchange(method, path) as exchange:
+                response = self._send(method, path, body=body, params=params, token=token)
+                exchange.answered(response)
             if response.status_code == 401 and auth and attempt == 1:
                 # Expired or revoked early: one retry with a fresh token.
                 self.drop_token(reveal(token))
