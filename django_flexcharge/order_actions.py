@@ -29,12 +29,12 @@ from .exceptions import (
     FlexChargeTimeout,
 )
 from .models import FlexChargeOrder
+from .order_state import change_order, lock
 from .payloads import cancel_idempotency_key
 from .refund_answers import refunded_total
 from .refunds import refund_order as refund_order  # re-exported: services, older callers
 from .refunds import refundable_rest as refundable_rest
 from .refunds import settle_refunds
-from .transitions import transition
 
 logger = logging.getLogger("django_flexcharge.services")
 
@@ -46,10 +46,6 @@ UNKNOWN_OUTCOME = (FlexChargeTimeout, FlexChargeServerError, FlexChargeConnectio
 
 def _who(user: Any) -> Any:
     return user if getattr(user, "is_authenticated", False) else None
-
-
-def _locked(order: FlexChargeOrder) -> FlexChargeOrder:
-    return FlexChargeOrder.objects.select_for_update().get(pk=order.pk)
 
 
 # --- refund: see ``refunds`` ---
@@ -92,19 +88,16 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
             "can be cancelled."
         )
     with transaction.atomic():
-        locked = _locked(current)
-        locked.locked_until = None
+        locked = lock(current)
         if locked.status in (Status.APPROVED, Status.PARTIALLY_REFUNDED, Status.REFUNDED):
-            locked.save(update_fields=["locked_until", "updated"])
+            change_order(locked, values={"locked_until": None})
             raise FlexChargeStateError(
                 f"FlexCharge approved order {locked.order_id} before the cancel reached it; "
                 "the customer was charged. Refund it instead."
             )
-        fields = ("locked_until",)
-        if not transition(
-            locked, Status.CANCELLED, update_fields=fields, cause="cancel", user=user
-        ):
-            locked.save(update_fields=["locked_until", "updated"])
+        values = {"locked_until": None}
+        change = change_order(locked, to=Status.CANCELLED, values=values, cause="cancel", user=user)
+        locked = change.order
     logger.info("Order %s cancel by %s: now %s", locked.order_id, who, locked.status)
     return locked
 
@@ -254,20 +247,20 @@ def _learn_session_key(order: FlexChargeOrder, client: Any) -> FlexChargeOrder |
     found = find_by_order_id(client, order)
     now = timezone.now()
     with transaction.atomic():
-        locked = _locked(order)
-        locked.last_synced_at = now
-        if found is None:
-            locked.save(update_fields=["last_synced_at", "updated"])
-            logger.info("Order %s: FlexCharge lists no order for it", locked.order_id)
+        locked = lock(order)
+        key = locked.order_session_key or ("" if found is None else str(found["id"]).strip()[:64])
+        taken = key != locked.order_session_key and (
+            FlexChargeOrder.objects.filter(order_session_key=key).exists()
+        )
+        if taken:
+            logger.warning("Order %s: FlexCharge id %s belongs to another order", order, key)
+        if found is None or taken:
+            change_order(locked, values={"last_synced_at": now})
+            if found is None:
+                logger.info("Order %s: FlexCharge lists no order for it", locked.order_id)
             return None
-        if not locked.order_session_key:
-            key = str(found["id"]).strip()[:64]
-            if FlexChargeOrder.objects.filter(order_session_key=key).exists():
-                logger.warning("Order %s: FlexCharge id %s belongs to another order", order, key)
-                locked.save(update_fields=["last_synced_at", "updated"])
-                return None
-            locked.order_session_key = key
-        locked.save(update_fields=["order_session_key", "last_synced_at", "updated"])
+        values = {"order_session_key": key, "last_synced_at": now}
+        locked = change_order(locked, values=values).order
     logger.info("Order %s: found at FlexCharge as %s", locked.order_id, locked.order_session_key)
     return locked
 
@@ -305,28 +298,24 @@ def sync_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder:
         outcome = _outcome_status(client, current)
     now = timezone.now()
     with transaction.atomic():
-        locked = _locked(current)
+        locked = lock(current)
         target = order_status_from(data, locked, now, outcome=outcome)
-        if target == Status.REFUNDED and locked.status == Status.PENDING:
-            # Rescued, then refunded: the host hears both, in order.
-            transition(locked, Status.APPROVED, cause="sync from FlexCharge", user=user)
-            locked = _locked(current)
-        locked.response_payload = data
-        locked.last_synced_at = now
-        fields = ["response_payload", "last_synced_at"]
+        values: dict[str, Any] = {"response_payload": data, "last_synced_at": now}
         expiry = parse_datetime(str(data.get("expiryDate") or ""))
         if expiry is not None:
-            locked.expiry_date = expiry
-            fields.append("expiry_date")
-        if target == Status.REFUNDED:
-            target = None  # settle_refunds moves it, with the amount
-        changed = target is not None and transition(
-            locked, target, update_fields=tuple(fields), cause="sync from FlexCharge", user=user
-        )
-        if not changed:
-            locked.save(update_fields=[*fields, "updated"])
+            values["expiry_date"] = expiry
         total = refunded_total(data, locked.amount, locked.currency)
-        if total is None and _status_name(data) == "returned":
+        if total is None and target == Status.REFUNDED:
             total = locked.amount  # Returned: refunded in full
-        settle_refunds(locked, total, now)
-    return locked
+        if total is not None:
+            settle_refunds(locked, total, now)
+        change = change_order(
+            locked,
+            to=target,
+            refunded=total,
+            refunded_known=None if total is None else True,
+            values=values,
+            cause="sync from FlexCharge",
+            user=user,
+        )
+    return change.order

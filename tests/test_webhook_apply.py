@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from django_flexcharge import signals, webhooks
+from django_flexcharge import order_state, signals, webhooks
 from django_flexcharge.conf import conf
 from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
@@ -517,14 +517,14 @@ def test_a_partial_refund_of_a_pending_order_approves_it_first():
 
 def test_approve_then_refund_is_one_transaction(monkeypatch):
     order = make_order(status=Status.PENDING)
-    real = webhooks.transition
+    real = order_state.transition
 
     def approve_then_fail(target, new_status, **kwargs):
         if new_status == Status.APPROVED:
             return real(target, new_status, **kwargs)
         raise RuntimeError("lost connection")
 
-    monkeypatch.setattr(webhooks, "transition", approve_then_fail)
+    monkeypatch.setattr(order_state, "transition", approve_then_fail)
     with pytest.raises(RuntimeError):
         refund(order)
 
@@ -726,7 +726,7 @@ def failing_delivery(monkeypatch, **kwargs) -> WebhookEvent:
         raise RuntimeError("deadlock detected")
 
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         with pytest.raises(RuntimeError):
             receive(**kwargs)
     return WebhookEvent.objects.get()
@@ -806,7 +806,7 @@ def test_events_refused_for_test_mode_apply_once_the_setting_is_fixed(settings, 
 def test_reapplying_when_applying_fails_again_reports_the_error(monkeypatch, admin_user):
     make_order()
     stored = failing_delivery(monkeypatch)
-    monkeypatch.setattr(webhooks, "transition", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(order_state, "transition", lambda *a, **k: 1 / 0)
 
     result = webhooks.reapply_event(stored, admin_user)
 

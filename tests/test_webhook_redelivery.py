@@ -13,7 +13,7 @@ import logging
 import pytest
 from django.utils import timezone
 
-from django_flexcharge import webhooks
+from django_flexcharge import order_state, webhooks
 from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
@@ -47,7 +47,7 @@ def test_service_a_resend_with_the_original_headers_after_our_failure_applies_on
     order = make_order()
     body, headers = signed_webhook("order.completed", **IDS)
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         with pytest.raises(RuntimeError):
             webhooks.receive(body, headers, "testserver")
     assert WebhookEvent.objects.get().status == Stored.FAILED
@@ -70,7 +70,7 @@ def test_view_a_resend_with_the_original_headers_after_our_500_is_applied_exactl
     order = make_order()
     body, headers = signed_webhook("order.completed", **IDS)
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         failed = post(client, body, headers)
     assert failed.status_code == 500
 

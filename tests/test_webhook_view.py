@@ -10,7 +10,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from django_flexcharge import webhooks
+from django_flexcharge import order_state
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
@@ -516,7 +516,7 @@ def test_our_failure_answers_500_keeps_the_row_and_a_redelivery_applies(
         raise RuntimeError("database hiccup")
 
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         failed = deliver(client)
 
     assert failed.status_code == 500
@@ -605,7 +605,7 @@ def test_the_view_opts_out_of_atomic_requests_and_login_required():
 def test_under_atomic_requests_the_failed_row_survives(client, monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     make_order()
-    monkeypatch.setattr(webhooks, "transition", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(order_state, "transition", lambda *a, **k: 1 / 0)
 
     response = deliver(client)
 
