@@ -21,12 +21,9 @@ from .client import get_client
 from .delivery import hold, release
 from .exceptions import (
     FlexChargeAPIError,
-    FlexChargeConnectionError,
     FlexChargeError,
     FlexChargeNotFound,
-    FlexChargeServerError,
     FlexChargeStateError,
-    FlexChargeTimeout,
 )
 from .models import FlexChargeOrder
 from .order_state import change_order, lock
@@ -39,9 +36,6 @@ from .refunds import settle_refunds
 logger = logging.getLogger("django_flexcharge.services")
 
 Status = FlexChargeOrder.Status
-
-#: Errors after which nobody knows whether FlexCharge applied the call.
-UNKNOWN_OUTCOME = (FlexChargeTimeout, FlexChargeServerError, FlexChargeConnectionError)
 
 
 def _who(user: Any) -> Any:

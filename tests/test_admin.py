@@ -347,6 +347,18 @@ def test_cancel_refusal_is_reported(admin_client, flexcharge) -> None:
     assert order.status == Status.PENDING
 
 
+def test_a_cancel_without_an_answer_is_a_warning_not_a_refusal(admin_client, flexcharge) -> None:
+    # FlexChargeTimeout.outcome_unknown: the cancel may have reached FlexCharge.
+    order = make_order(Status.PENDING)
+    refuse(flexcharge, "cancel", order.order_session_key, FlexChargeTimeout("no answer"))
+    response = post_action(admin_client, "cancel_orders", [order], apply="yes")
+    [message] = list(get_messages(response.wsgi_request))
+    assert message.level_tag == "warning"
+    assert str(message).startswith(f"{order.order_id}: no confirmed answer from FlexCharge.")
+    order.refresh_from_db()
+    assert order.status == Status.PENDING
+
+
 # ---- Permissions and CSRF -------------------------------------------------
 
 
