@@ -667,3 +667,45 @@ def test_twenty_concurrent_deliveries_of_one_event_change_the_order_once(signal_
     assert order.status == Status.APPROVED
     assert signal_log.names() == ["order_status_changed", "order_approved"]
     assert WebhookEvent.objects.filter(status=Stored.APPLIED).count() == 1
+
+
+# --- the view's own parser ---
+
+
+def test_the_body_the_view_verifies_is_what_its_parser_returns(client, monkeypatch):
+    from django_flexcharge.views import RawBodyParser
+
+    order = make_order()
+    seen = []
+    real = RawBodyParser.parse
+
+    def spy(self, stream, media_type=None, parser_context=None):
+        seen.append(real(self, stream, media_type, parser_context))
+        return seen[-1]
+
+    monkeypatch.setattr(RawBodyParser, "parse", spy)
+    response = deliver(client)
+
+    assert response.status_code == 200
+    assert len(seen) == 1 and b'"order.completed"' in seen[0]
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.APPROVED
+
+
+def test_a_parser_that_refuses_the_body_refuses_the_delivery(client, monkeypatch):
+    from rest_framework.exceptions import ParseError
+
+    from django_flexcharge.views import RawBodyParser
+
+    order = make_order()
+
+    def refuse(self, stream, media_type=None, parser_context=None):
+        raise ParseError("unreadable")
+
+    monkeypatch.setattr(RawBodyParser, "parse", refuse)
+    response = deliver(client)
+
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.PENDING
