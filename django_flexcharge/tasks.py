@@ -21,15 +21,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .attempts import record_call
+from .cancel import is_not_found
 from .client import get_client
 from .compat import task
 from .conf import conf
 from .delivery import backoff, claim, enqueue_on_commit
 from .exceptions import FlexChargeAPIError, FlexChargeError, may_retry, outcome_unknown
 from .models import FlexChargeOrder, Transmission
-from .order_actions import is_not_found, sync_order
 from .order_state import change_order, lock
 from .payloads import cancel_idempotency_key
+from .sync import sync_order
 
 logger = logging.getLogger("django_flexcharge.tasks")
 

@@ -91,7 +91,7 @@ class WebhookView(APIView):
         if declared > limit:
             return _refused("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
         try:
-            data = request.data
+            data: Any = request.data
         except RequestDataTooBig:
             return _refused("body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE", 413)
         # DRF skips the parser for an empty body (and gives an empty dict).

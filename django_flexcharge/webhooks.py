@@ -43,7 +43,13 @@ from .models import FlexChargeOrder, WebhookEvent
 from .order_state import change_order, never_sent, rows
 from .tasks import sync_refunded_total
 from .transitions import can_transition
-from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refund_amounts
+from .webhook_event_data import (
+    Payload,
+    PayloadError,
+    check_test_mode,
+    parse_payload,
+    refund_amounts,
+)
 
 __all__ = [
     "EVENT_STATUS",

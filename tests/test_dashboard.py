@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from django_flexcharge import dashboard, recovery
+from django_flexcharge.admin import dashboard, recovery
 from django_flexcharge.models import FlexChargeOrder
 
 pytestmark = pytest.mark.django_db

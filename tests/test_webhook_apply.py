@@ -14,7 +14,7 @@ from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import signed_webhook
-from django_flexcharge.webhook_payload import PayloadError, parse_payload
+from django_flexcharge.webhook_event_data import PayloadError, parse_payload
 
 Status = FlexChargeOrder.Status
 Stored = WebhookEvent.Status

@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from .. import delivery
 from ..exceptions import FlexChargeError
 from ..models import FlexChargeOrder
-from ..order_actions import sync_order
+from ..sync import sync_order
 from ..tasks import deliver_evaluation
 
 if TYPE_CHECKING:

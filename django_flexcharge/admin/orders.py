@@ -23,13 +23,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from .. import dashboard, exports, services
+from .. import services
 from ..exceptions import FlexChargeAPIError, FlexChargeError
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..refunds import REFUNDABLE, open_refunds, refundable_rest, unsettled_message
-from . import buttons, columns
+from . import buttons, columns, dashboard, exports
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status

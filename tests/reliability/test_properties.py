@@ -28,7 +28,7 @@ from django_flexcharge.client import FlexChargeClient, dumps
 from django_flexcharge.exceptions import FlexChargeValidationError
 from django_flexcharge.money import ISO_4217, exponent, to_major, to_minor
 from django_flexcharge.types import BillingAddress, Card, Payer, Payment, Subscription, luhn_ok
-from django_flexcharge.webhook_payload import refund_amounts
+from django_flexcharge.webhook_event_data import refund_amounts
 from tests.conftest import API, TEST_PANS, token_body
 
 pytestmark = pytest.mark.reliability

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.utils.formats import date_format, number_format
 
-from .money import exponent, to_major
+from ..money import exponent, to_major
 
 WIDTH, HEIGHT = 720, 260
 LEFT, RIGHT, TOP, BOTTOM = 84, 16, 16, 52

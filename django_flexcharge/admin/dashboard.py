@@ -23,9 +23,9 @@ from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.utils.formats import date_format
 
+from ..models import FlexChargeOrder
 from . import charts, recovery
 from .display import money_text
-from .models import FlexChargeOrder
 from .recovery import FINISHED, RESCUED, Period
 
 if TYPE_CHECKING:
