@@ -15,7 +15,7 @@ from django_flexcharge.admin.recovery import Period, orders_for, rate
 from django_flexcharge.admin.timeline import order_timeline
 from django_flexcharge.models import CallAttempt, FlexChargeOrder, Refund, Transmission
 from tests.conftest import API
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

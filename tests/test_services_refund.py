@@ -20,7 +20,7 @@ from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.refunds import refundable_rest
 from django_flexcharge.services import refund_order
 from tests.conftest import API
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -15,24 +15,13 @@ from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import signed_webhook
 from django_flexcharge.webhook_event_data import PayloadError, parse_payload
+from tests.factories import webhook_order as make_order
 
 Status = FlexChargeOrder.Status
 Stored = WebhookEvent.Status
 T0 = timezone.now().replace(microsecond=0)
 
 pytestmark = pytest.mark.django_db
-
-
-def make_order(**overrides) -> FlexChargeOrder:
-    values = {
-        "order_id": "INV-1001",
-        "order_session_key": "fc-0001",
-        "amount": 1999,
-        "currency": "USD",
-        "status": Status.PENDING,
-    }
-    values.update(overrides)
-    return FlexChargeOrder.objects.create(**values)
 
 
 def receive(event="order.completed", **kwargs) -> WebhookEvent:

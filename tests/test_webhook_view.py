@@ -15,9 +15,9 @@ from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
 from django_flexcharge.views import WebhookView
+from tests.factories import webhook_order as make_order
 
 from .test_signing import OFFICIAL, OTHER_KEY
-from .test_webhook_apply import make_order
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status
