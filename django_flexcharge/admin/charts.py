@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.formats import date_format, number_format
@@ -33,6 +34,68 @@ def nice_step(peak: int, ticks: int = 4) -> int:
     return int(10 * magnitude)
 
 
+@dataclass(frozen=True)
+class Frame:
+    """The plot area of a bar-and-line chart: ``slots`` columns under an axis of four
+    ``step``s, in an SVG of ``width`` x ``height`` with the given margins."""
+
+    step: int
+    slots: int
+    width: int = WIDTH
+    height: int = HEIGHT
+    left: int = LEFT
+    right: int = RIGHT
+    top: int = TOP
+    bottom: int = BOTTOM
+
+    @classmethod
+    def for_peak(cls, peak: int, slots: int, **size: int) -> Frame:
+        return cls(nice_step(peak), slots, **size)
+
+    @property
+    def plot_h(self) -> int:
+        return self.height - self.top - self.bottom
+
+    @property
+    def base(self) -> int:
+        return self.top + self.plot_h
+
+    @property
+    def slot(self) -> float:
+        return (self.width - self.left - self.right) / max(self.slots, 1)
+
+    def y(self, value: int) -> float:
+        return round(self.base - self.plot_h * value / (self.step * 4), 1)
+
+    def centre(self, index: int) -> float:
+        return self.left + self.slot * (index + 0.5)
+
+    def bar(self, index: int, value: int, share: float) -> dict[str, float]:
+        """A bar for ``value`` filling ``share`` of its column."""
+        return {
+            "x": round(self.centre(index) - self.slot * share / 2, 1),
+            "y": self.y(value),
+            "width": round(max(self.slot * share, 1), 1),
+            "height": round(self.base - self.y(value), 1),
+        }
+
+    def ticks(self) -> list[int]:
+        return list(range(0, self.step * 4 + 1, self.step))
+
+    def outline(self) -> dict[str, Any]:
+        """What the templates need to draw the axes."""
+        return {
+            "width": self.width,
+            "height": self.height,
+            "left": self.left,
+            "right": self.width - self.right,
+            "top": self.top,
+            "base": self.base,
+            "mid_x": self.left + (self.width - self.left - self.right) / 2,
+            "mid_y": self.top + self.plot_h / 2,
+        }
+
+
 def _axis_label(minor: int, currency: str) -> str:
     # Ticks are round numbers: no decimals unless the step needs them.
     value = to_major(minor, currency)
@@ -42,49 +105,27 @@ def _axis_label(minor: int, currency: str) -> str:
 
 def money_chart(currency: str, days: list[tuple[dt.date, int, int]]) -> dict[str, Any]:
     """Geometry of one currency's chart: ``days`` are (date, recovered that day, cumulative)."""
-    peak = max([cumulative for _, _, cumulative in days] or [0])
-    step = nice_step(peak)
-    top_value = step * 4
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_w / max(len(days), 1)
-    base = TOP + plot_h
-
-    def y(value: int) -> float:
-        return round(base - plot_h * value / top_value, 1)
-
+    frame = Frame.for_peak(max([cumulative for _, _, cumulative in days] or [0]), len(days))
     bars: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
     for i, (day, amount, cumulative) in enumerate(days):
-        centre = LEFT + slot * (i + 0.5)
-        bars.append(
+        bars.append({"date": day, "amount": amount, **frame.bar(i, amount, 0.7)})
+        points.append(
             {
                 "date": day,
-                "amount": amount,
-                "x": round(centre - slot * 0.35, 1),
-                "y": y(amount),
-                "width": round(max(slot * 0.7, 1), 1),
-                "height": round(base - y(amount), 1),
+                "amount": cumulative,
+                "x": round(frame.centre(i), 1),
+                "y": frame.y(cumulative),
             }
-        )
-        points.append(
-            {"date": day, "amount": cumulative, "x": round(centre, 1), "y": y(cumulative)}
         )
     every = max(1, math.ceil(len(days) / 8))
     return {
         "currency": currency,
-        "width": WIDTH,
-        "height": HEIGHT,
-        "left": LEFT,
-        "right": WIDTH - RIGHT,
-        "base": base,
-        "mid_x": LEFT + plot_w / 2,
-        "mid_y": TOP + plot_h / 2,
+        **frame.outline(),
         "bars": bars,
         "points": points,
         "line": " ".join(f"{p['x']},{p['y']}" for p in points),
-        "y_ticks": [
-            {"label": _axis_label(v, currency), "y": y(v)} for v in range(0, top_value + 1, step)
-        ],
+        "y_ticks": [{"label": _axis_label(v, currency), "y": frame.y(v)} for v in frame.ticks()],
         # At most about eight date labels, the last day always among them.
         "x_labels": [
             {"x": p["x"], "label": date_format(p["date"], "j M")}
