@@ -42,12 +42,10 @@ class RawBodyParser(BaseParser):
     def parse(  # type: ignore[override]
         self, stream: Any, media_type: Any = None, parser_context: Any = None
     ) -> bytes:
-        request = (parser_context or {}).get("request")
-        if request is not None:
-            # Django's own body: it enforces DATA_UPLOAD_MAX_MEMORY_SIZE
-            # (RequestDataTooBig) and keeps the bytes for anyone reading them later.
-            return bytes(request._request.body)
-        return stream.read() if stream is not None else b""
+        # DRF always passes the request. Django's own body, not the stream: it
+        # enforces DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig) and keeps the
+        # bytes for anyone reading them later.
+        return bytes(parser_context["request"]._request.body)
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
