@@ -7,7 +7,7 @@ refunded total (a refund whose answer was lost, a refund webhook without an
 amount). ``--order ORDER_ID`` (repeatable): those orders, whatever their status
 (a failed one FlexCharge says it charged is approved). Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
-order could not be checked, so cron reports it.
+order could not be checked or an ``--order`` names no order, so cron reports it.
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         wanted: list[str] = options["orders"]
+        unknown: list[str] = []
         if wanted:
             orders = FlexChargeOrder.objects.filter(order_id__in=wanted)
-            for missing in sorted(set(wanted) - set(orders.values_list("order_id", flat=True))):
+            unknown = sorted(set(wanted) - set(orders.values_list("order_id", flat=True)))
+            for missing in unknown:
                 self.stderr.write(f"{missing}: no such FlexCharge order")
         else:
             pending = Q(status=FlexChargeOrder.Status.PENDING)
@@ -76,6 +78,12 @@ class Command(BaseCommand):
         self.stdout.write(f"{summary}; {errors} errors.")
         if errors:
             raise CommandError(f"{errors} orders could not be checked.")
+        if unknown:
+            # A typo in --order must not look like success to cron or a script.
+            raise CommandError(
+                f"No FlexCharge order with order id {', '.join(map(repr, unknown))} "
+                "(--order takes your order id, FlexChargeOrder.order_id)."
+            )
 
     def _report_unsettled(self, order: FlexChargeOrder) -> None:
         """Say what sync could not settle: FlexCharge's answer held no refunded total."""
