@@ -61,8 +61,6 @@ class FlexChargeOrder(models.Model):
 
     #: States FlexCharge holds the order in; the host must not retry it itself.
     UNDER_RESCUE = (Status.QUEUED, Status.PENDING)
-    #: States that never change again.
-    TERMINAL = (Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.REFUNDED, Status.FAILED)
 
     order_id = models.CharField(_("order id"), max_length=100, unique=True)
     order_session_key = models.CharField(
@@ -146,10 +144,6 @@ class FlexChargeOrder(models.Model):
     @property
     def is_under_rescue(self) -> bool:
         return self.status in self.UNDER_RESCUE
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
 
 
 class Transmission(models.Model):

@@ -26,8 +26,8 @@ from django.db.models import Aggregate, Count, ExpressionWrapper, F, FloatField,
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from .conf import conf
-from .models import FlexChargeOrder
+from ..conf import conf
+from ..models import FlexChargeOrder
 
 Status = FlexChargeOrder.Status
 
