@@ -15,7 +15,7 @@ from django_flexcharge.contrib.celery import DRAIN_TASK, beat_schedule, drain_on
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.services import evaluate_declined_payment
 from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import evaluate_answer, make_vaulted
+from tests.factories import evaluate_answer, make_vaulted
 
 pytestmark = pytest.mark.django_db
 
