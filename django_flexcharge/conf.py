@@ -164,11 +164,9 @@ class FlexChargeSettings:
         value = self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300)
         if value is None:
             return 0
-        try:
-            seconds = int(value)
-        except (TypeError, ValueError):
-            seconds = -1
-        if seconds < 0 or isinstance(value, bool):
+        # A string ("300" from the environment) is the wrong type, named as such.
+        seconds = types.as_int("FLEXCHARGE_WEBHOOK_TOLERANCE", value)
+        if seconds < 0:
             # Not "off": a typo must not silently drop the replay window.
             raise FlexChargeConfigurationError(
                 "FLEXCHARGE_WEBHOOK_TOLERANCE must be a whole number of seconds, 0 or more "
