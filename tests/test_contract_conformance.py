@@ -510,6 +510,14 @@ def test_s7_refusals_are_401_and_apply_nothing(hostile, spoil, caplog):
         response = send(hostile, body, headers)
 
     assert response.status_code == 401
+    said = {
+        "no_headers": "no signature headers",
+        "wrong_key": "no key matches",
+        "other_host": "no key matches",
+        "stale_date": "stale date",
+        "reused_nonce": "reused nonce",
+    }[spoil]
+    assert said in response.content.decode()
     order.refresh_from_db()
     assert order.status == FlexChargeOrder.Status.PENDING
     assert any(r.levelname == "WARNING" for r in caplog.records)
@@ -728,3 +736,142 @@ def test_s13_a_wrong_typed_setting_is_an_error_naming_setting_and_types(setting,
     line = next(line for line in text.splitlines() if setting in line)
     assert expected in line, line
     assert "str" in line, line
+
+
+# --- §11 background work, and the API edge as a strict FlexCharge would read it ---
+
+EVALUATE_ANSWER = {
+    "orderSessionKey": "e97b1ff1-4449-46da-bc6c-a76d23f16353",
+    "senseKey": None,
+    "orderId": "e97b1ff1-4449-46da-bc6c-a76d23f16353",
+    "success": True,
+    "result": "Success",
+    "status": "SUBMITTED",
+    "statusCode": None,
+    "errors": [],
+    "customProperties": {},
+}
+#: Keys the live sandbox validated on /evaluate (flattened ASP.NET names), as body paths.
+EVALUATE_REQUIRED = (
+    ("isDeclined",),
+    ("idempotencyKey",),
+    ("orderId",),
+    ("transaction", "id"),
+    ("transaction", "responseCode"),
+    ("transaction", "avsResultCode"),
+    ("transaction", "cvvResultCode"),
+    ("transaction", "cavvResultCode"),
+    ("transaction", "responseCodeSource"),
+)
+
+
+def dig(body: dict, path: tuple[str, ...]):
+    for key in path:
+        body = body[key]
+    return body
+
+
+def test_s11_evaluate_waits_for_commit_then_sends_a_body_flexcharge_accepts(
+    payer, billing, subscription, mocked, api, django_capture_on_commit_callbacks
+):
+    from .factories import make_vaulted
+
+    vaulted = make_vaulted()
+    mocked.add(responses_lib.POST, api + "evaluate", json=EVALUATE_ANSWER)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = services.evaluate_declined_payment(
+            make_payment("INV-E-1"),
+            card=vaulted,
+            payer=payer,
+            billing=billing,
+            subscription=subscription,
+        )
+        assert not mocked.calls  # nothing in the caller's request
+        assert order.status == FlexChargeOrder.Status.QUEUED
+
+    token_call, evaluate_call = mocked.calls
+    assert json.loads(token_call.request.body).keys() == {"AppKey", "AppSecret"}
+    assert evaluate_call.request.headers["Authorization"].startswith("Bearer ")
+    assert evaluate_call.request.headers["Content-Type"].startswith("application/json")
+    body = json.loads(evaluate_call.request.body)
+    for path in EVALUATE_REQUIRED:
+        assert dig(body, path) not in ("", None), path
+    assert body["isDeclined"] is True
+    assert body["isMIT"] is True
+    assert str(uuid.UUID(body["idempotencyKey"])) == body["idempotencyKey"].lower()
+    assert body["mid"] == conf.MID
+    assert body["siteId"] == conf.SITE_ID
+    assert body["expiryDateUtc"].endswith("Z")
+    assert body["transaction"]["amount"] == 1999  # cents, an integer
+    assert body["transaction"]["currency"] == "USD"
+    assert body["paymentMethod"]["cardNumber"] == vaulted.token
+    assert body["paymentMethod"]["token"] is True
+    assert body["payer"]["email"] == payer.email
+    assert {"firstName", "lastName", "country", "countryCode", "addressLine1", "city"} <= set(
+        body["billingInformation"]
+    )
+    assert body["subscription"]["subscriptionId"] == "sub_123"
+    assert body["subscription"]["price"] == "1999"
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.PENDING
+    assert order.order_session_key == EVALUATE_ANSWER["orderSessionKey"]
+
+
+def test_s11_transmit_records_a_row_and_sends_nothing_before_commit(card, mocked, api):
+    transmission = services.transmit_approved_payment(make_payment("INV-T-1"), card=card)
+    assert not any(call.request.url.startswith(api + "transmit") for call in mocked.calls)
+    assert Transmission.objects.get(pk=transmission.pk).order_id == "INV-T-1"
+
+
+def test_api_tokenize_query_and_snake_case_body(card, mocked, api):
+    mocked.add(responses_lib.POST, api + "tokenize", json=TOKENIZE_ANSWER)
+    services.vault_card(card, email="jane@example.com", sense_key="sk-1")
+    call = next(c for c in mocked.calls if "/tokenize" in c.request.url)
+    query = call.request.params
+    assert query["mid"] == conf.MID
+    assert query["environment"] == conf.TOKENIZATION_KEY
+    method = json.loads(call.request.body)["payment_method"]
+    assert method["email"] == "jane@example.com"
+    assert method["sense_key"] == "sk-1"
+    assert method["credit_card"]["month"] == "09"
+    assert len(method["credit_card"]["year"]) == 4
+    assert set(method["credit_card"]) == {
+        "first_name",
+        "last_name",
+        "number",
+        "verification_value",
+        "month",
+        "year",
+    }
+
+
+def test_api_refund_sends_amount_to_refund_in_major_units(mocked, api):
+    order = make_order("INV-R-1", FlexChargeOrder.Status.APPROVED, session_key="fc-r-1")
+    mocked.add(
+        responses_lib.POST,
+        api + "orders/fc-r-1/refund",
+        json={"status": "SUCCESS", "success": True, "result": None, "errors": []},
+    )
+    services.refund_order(order, 1250, reason="Customer request")
+    call = next(c for c in mocked.calls if c.request.url.endswith("/refund"))
+    raw = call.request.body.decode() if isinstance(call.request.body, bytes) else call.request.body
+    body = json.loads(raw)
+    assert body["amountToRefund"] == 12.5
+    assert isinstance(body["amountToRefund"], float)  # a JSON number, not a string
+    assert body["refundMessage"] == "Customer request"
+    order.refresh_from_db()
+    assert order.refunded_amount == 1250
+    assert order.status == FlexChargeOrder.Status.PARTIALLY_REFUNDED
+
+
+def test_api_cancel_posts_to_the_order_with_an_empty_or_guid_body(mocked, api):
+    order = make_order("INV-X-1", FlexChargeOrder.Status.PENDING, session_key="fc-x-1")
+    mocked.add(responses_lib.POST, api + "orders/fc-x-1/cancel", body="")
+    services.cancel_order(order)
+    call = next(c for c in mocked.calls if c.request.url.endswith("/cancel"))
+    body = json.loads(call.request.body or "{}")
+    assert set(body) <= {"idempotencyKey"}
+    if body:
+        uuid.UUID(body["idempotencyKey"])
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.CANCELLED
