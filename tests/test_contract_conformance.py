@@ -875,3 +875,162 @@ def test_api_cancel_posts_to_the_order_with_an_empty_or_guid_body(mocked, api):
         uuid.UUID(body["idempotencyKey"])
     order.refresh_from_db()
     assert order.status == FlexChargeOrder.Status.CANCELLED
+
+
+# --- §4 refusals and is_under_rescue ---
+
+
+def test_s4_an_old_decline_or_a_reused_order_id_is_refused_and_nothing_sent(payer, billing):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from .factories import make_vaulted
+
+    vaulted = make_vaulted()
+    old = make_payment("INV-OLD", occurred_at=timezone.now() - dt.timedelta(hours=25))
+    make_order("INV-SENT", FlexChargeOrder.Status.PENDING, session_key="fc-sent")
+    with responses_lib.RequestsMock() as no_network:
+        with pytest.raises(exceptions.FlexChargeValidationError):
+            services.evaluate_declined_payment(old, card=vaulted, payer=payer, billing=billing)
+        with pytest.raises(exceptions.FlexChargeValidationError):
+            services.evaluate_declined_payment(
+                make_payment("INV-SENT"), card=vaulted, payer=payer, billing=billing
+            )
+        assert not no_network.calls
+    assert list(FlexChargeOrder.objects.values_list("order_id", flat=True)) == ["INV-SENT"]
+
+
+def test_s4_a_refund_above_the_refundable_rest_is_refused_before_sending():
+    order = make_order("INV-R-2", FlexChargeOrder.Status.APPROVED, session_key="fc-r-2")
+    with responses_lib.RequestsMock() as no_network:
+        with pytest.raises(exceptions.FlexChargeValidationError, match="amount"):
+            services.refund_order(order, order.amount + 1)
+        assert not no_network.calls
+    assert not models.Refund.objects.exists()
+
+
+def test_s4_is_under_rescue_while_flexcharge_holds_the_order():
+    make_order("INV-Q", FlexChargeOrder.Status.QUEUED, session_key=None)
+    make_order("INV-P", FlexChargeOrder.Status.PENDING, session_key="fc-p")
+    make_order("INV-A", FlexChargeOrder.Status.APPROVED, session_key="fc-a")
+    assert services.is_under_rescue("INV-Q")
+    assert services.is_under_rescue("INV-P")
+    assert not services.is_under_rescue("INV-A")
+    assert not services.is_under_rescue("INV-UNKNOWN")
+
+
+# --- §2 checks, §7 proxy host and re-apply of a failed delivery ---
+
+
+def test_s2_an_expiry_under_14_days_is_a_system_check_error(settings):
+    from django.core import checks
+
+    settings.FLEXCHARGE_MIT_EXPIRY_DAYS = 13
+    errors = [m for m in checks.run_checks() if m.id.startswith("django_flexcharge.E")]
+    assert any("FLEXCHARGE_MIT_EXPIRY_DAYS" in m.msg and m.hint for m in errors)
+
+
+def test_s7_behind_a_proxy_the_configured_webhook_host_is_what_is_verified(hostile, settings):
+    settings.FLEXCHARGE_WEBHOOK_HOST = "billing.example.com"
+    order = pending()
+    body = fc_body()
+
+    assert send(hostile, body, fc_headers(body, host=HOST)).status_code == 401
+    assert send(hostile, body, fc_headers(body, host="billing.example.com")).status_code == 200
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.APPROVED
+
+
+def test_s7_a_redelivery_of_a_failed_event_is_re_applied(hostile, monkeypatch):
+    from django_flexcharge import order_state
+
+    order = pending()
+    body = fc_body()
+    headers = fc_headers(body)
+    with monkeypatch.context() as patch:
+        patch.setattr(order_state, "transition", lambda *a, **k: 1 / 0)
+        assert send(hostile, body, headers).status_code == 500
+
+    assert send(hostile, body, headers).status_code == 200
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.APPROVED
+
+
+# --- §1 a host with only the contract's settings ---
+
+MINIMAL_SETTINGS = """
+SECRET_KEY = "x"
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+ROOT_URLCONF = "host_urls"
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.admin",
+    "rest_framework",
+    "django_flexcharge",
+]
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DB}}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+"""
+MINIMAL_URLS = """
+from django.contrib import admin
+from django.urls import include, path
+urlpatterns = [path("admin/", admin.site.urls), path("flexcharge/", include("django_flexcharge.urls"))]
+"""
+
+
+def test_s1_s13_a_minimal_host_without_credentials_migrates_and_checks(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "host_settings.py").write_text(
+        f"DB = {str(tmp_path / 'db.sqlite3')!r}\n" + MINIMAL_SETTINGS
+    )
+    (tmp_path / "host_urls.py").write_text(MINIMAL_URLS)
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([root, str(tmp_path)]),
+        "DJANGO_SETTINGS_MODULE": "host_settings",
+    }
+
+    def manage(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    migrated = manage("migrate", "--verbosity", "0")
+    assert migrated.returncode == 0, migrated.stderr
+    checked = manage("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "FLEXCHARGE_APP_KEY" in checked.stderr + checked.stdout  # reported as a warning
+    assert manage("makemigrations", "--check", "--dry-run", "django_flexcharge").returncode == 0
+    deploy = manage("check", "--deploy")
+    assert deploy.returncode != 0
+    assert "FLEXCHARGE_APP_KEY" in deploy.stderr
