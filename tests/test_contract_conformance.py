@@ -1034,3 +1034,52 @@ def test_s1_s13_a_minimal_host_without_credentials_migrates_and_checks(tmp_path)
     deploy = manage("check", "--deploy")
     assert deploy.returncode != 0
     assert "FLEXCHARGE_APP_KEY" in deploy.stderr
+
+
+# --- §8 refunds: the admin form and what counts as a refund ---
+
+
+def test_s8_the_refund_form_refuses_full_with_an_amount_typed(admin_client):
+    order = make_order("INV-F-1", FlexChargeOrder.Status.APPROVED, session_key="fc-f-1")
+    prefix = f"refund-{order.pk}"
+    with responses_lib.RequestsMock() as no_network:
+        response = admin_client.post(
+            reverse("admin:django_flexcharge_flexchargeorder_changelist"),
+            {
+                "action": "refund_orders",
+                "_selected_action": [order.pk],
+                "apply": "1",
+                f"{prefix}-kind": "full",
+                f"{prefix}-amount": "5.00",
+            },
+        )
+        assert not no_network.calls
+    assert response.status_code == 200
+    form = response.context["forms"][0]
+    assert "amount" in form.errors
+    assert not models.Refund.objects.exists()
+
+
+def test_s8_success_true_with_a_declined_message_is_a_failed_refund(mocked, api):
+    order = make_order("INV-F-2", FlexChargeOrder.Status.APPROVED, session_key="fc-f-2")
+    mocked.add(
+        responses_lib.POST,
+        api + "orders/fc-f-2/refund",
+        json={
+            "responseCode": "0",
+            "responseMessage": "DECLINED",
+            "transactionId": None,
+            "success": True,
+            "result": None,
+            "status": "SUCCESS",
+            "statusCode": None,
+            "errors": [],
+            "customProperties": {},
+        },
+    )
+    with pytest.raises(exceptions.FlexChargeError, match="DECLINED"):
+        services.refund_order(order)
+    assert models.Refund.objects.get().outcome == models.Refund.Outcome.FAILED
+    order.refresh_from_db()
+    assert order.refunded_amount == 0
+    assert order.status == FlexChargeOrder.Status.APPROVED
