@@ -1101,3 +1101,31 @@ def test_api_transmit_without_a_card_still_carries_the_required_payment_method(
     body = json.loads(sent.request.body)
     for key in ("isDeclined", "orderId", "isMIT", "transaction", "payer", "paymentMethod"):
         assert body.get(key) is not None, key
+
+
+# --- §6 terminal states never reopen ---
+
+
+@pytest.mark.parametrize(
+    ("stored", "event"),
+    [
+        ("expired", "order.completed"),
+        ("cancelled", "order.completed"),
+        ("declined", "order.completed"),
+        ("refunded", "order.completed"),
+        ("refunded", "order.expired"),
+        ("approved", "order.expired"),
+        ("approved", "order.cancelled"),
+    ],
+)
+def test_s6_a_terminal_order_never_reopens(hostile, stored, event):
+    order = make_order("INV-C-1", stored, session_key="fc-c-1", refunded_amount=0)
+    if stored == "refunded":
+        FlexChargeOrder.objects.filter(pk=order.pk).update(refunded_amount=order.amount)
+    body = fc_body(event)
+
+    assert send(hostile, body, fc_headers(body)).status_code == 200
+
+    order.refresh_from_db()
+    assert order.status == stored
+    assert WebhookEvent.objects.get().status == WebhookEvent.Status.IGNORED
