@@ -6,6 +6,9 @@ failure to the ``FlexChargeError`` tree; each endpoint is a short method.
 Ids placed in a URL path are percent-encoded as one segment, so a merchant
 order id such as ``INV/2026 #7`` reaches ``orders/INV%2F2026%20%237/...``.
 
+Each FlexCharge account (``FLEXCHARGE_ACCOUNTS``) has its own client, credentials
+and token: ``get_client(alias)``; the cache key carries the alias.
+
 The access token lives 10 minutes. It is kept in Django's cache, so every
 process of a site shares it (each also keeps a copy in memory, so the cache
 is read once per token), and renewed 60 s before ``expires``; when many
@@ -33,7 +36,8 @@ import requests
 from django.core.cache import cache
 
 from . import __version__
-from .conf import conf
+from .accounts import account_conf, check_alias
+from .conf import FlexChargeSettings
 from .exceptions import (
     FlexChargeAPIError,
     FlexChargeAuthError,
@@ -160,7 +164,10 @@ class FlexChargeClient:
         tokenization_key: str | None = None,
         timeout: tuple[float, float] | None = None,
         session: requests.Session | None = None,
+        account: str = "default",
     ) -> None:
+        #: The account alias whose settings fill what is not given here.
+        self.account = account
         self._api_url = api_url
         self._app_key = app_key
         self._app_secret = app_secret
@@ -177,26 +184,31 @@ class FlexChargeClient:
     # --- configuration (lazy, so override_settings works on a shared client) ---
 
     @property
+    def conf(self) -> FlexChargeSettings:
+        return account_conf(self.account)
+
+    @property
     def api_url(self) -> str:
-        url = self._api_url or conf.API_URL
+        url = self._api_url or self.conf.API_URL
         return url if url.endswith("/") else url + "/"
 
     @property
     def timeout(self) -> tuple[float, float]:
-        return self._timeout or conf.TIMEOUT
+        return self._timeout or self.conf.TIMEOUT
 
     @property
     def mid(self) -> str:
-        return self._mid or conf.MID
+        return self._mid or self.conf.MID
 
     def _credentials(self) -> tuple[str, str]:
-        return (self._app_key or conf.APP_KEY, self._app_secret or conf.APP_SECRET)
+        return (self._app_key or self.conf.APP_KEY, self._app_secret or self.conf.APP_SECRET)
 
     @property
     def _token_cache_key(self) -> str:
-        app_key = self._app_key or conf.APP_KEY
+        app_key = self._app_key or self.conf.APP_KEY
         digest = hashlib.sha256(f"{self.api_url}|{app_key}".encode()).hexdigest()[:24]
-        return f"django_flexcharge:token:{digest}"
+        # The alias keeps two accounts apart even when they share an app key.
+        return f"django_flexcharge:token:{self.account}:{digest}"
 
     # --- the token ---
 
@@ -433,7 +445,10 @@ class FlexChargeClient:
         bearer token is sent too (FlexCharge tolerates it, and a server that treats
         /tokenize like every other endpoint requires it), with the usual 401 retry.
         """
-        params = {"mid": self.mid, "environment": self._tokenization_key or conf.TOKENIZATION_KEY}
+        params = {
+            "mid": self.mid,
+            "environment": self._tokenization_key or self.conf.TOKENIZATION_KEY,
+        }
         return self._request(
             "POST", "tokenize", body=body, params=params, redact=_card_values(body)
         )
@@ -484,21 +499,35 @@ class FlexChargeClient:
         return self._request("POST", f"orders/{_segment(order_id)}/external-cancel", body=body)
 
 
-_default_client: FlexChargeClient | None = None
-_default_client_guard = threading.Lock()
+_clients: dict[str, FlexChargeClient] = {}
+#: Set by ``set_client(client)`` without an account: answers for every account (tests).
+_override: FlexChargeClient | None = None
+_clients_guard = threading.Lock()
 
 
-def get_client() -> FlexChargeClient:
-    """The process-wide client (one Session, so connections are reused)."""
-    global _default_client
-    if _default_client is None:
-        with _default_client_guard:
-            if _default_client is None:
-                _default_client = FlexChargeClient()
-    return _default_client
+def get_client(account: str = "default") -> FlexChargeClient:
+    """The process-wide client of ``account`` (one Session each, so connections are reused)."""
+    if _override is not None:
+        return _override
+    client = _clients.get(account)
+    if client is None:
+        check_alias(account)
+        with _clients_guard:
+            client = _clients.setdefault(account, FlexChargeClient(account=account))
+    return client
 
 
-def set_client(client: FlexChargeClient | None) -> None:
-    """Replace the process-wide client (tests: a fake; None: a new real one on next use)."""
-    global _default_client
-    _default_client = client
+def set_client(client: FlexChargeClient | None, *, account: str | None = None) -> None:
+    """Replace the process-wide client (tests: a fake; None: new real ones on next use).
+
+    Without ``account`` the client answers for every account; with it, for that alias only.
+    """
+    global _override
+    with _clients_guard:
+        if account is None:
+            _override = client
+            _clients.clear()
+        elif client is None:
+            _clients.pop(account, None)
+        else:
+            _clients[account] = client

@@ -22,7 +22,13 @@ PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
 
 
 class FlexChargeSettings:
-    """One property per setting; ``conf.FLEXCHARGE_MID`` and ``conf.MID`` both work."""
+    """One property per setting; ``conf.FLEXCHARGE_MID`` and ``conf.MID`` both work.
+
+    ``conf`` is the account ``"default"`` (the flat settings); ``conf.account(alias)``
+    gives the same object for another account of ``FLEXCHARGE_ACCOUNTS`` (see ``accounts``).
+    """
+
+    alias = "default"
 
     def __getattr__(self, name: str) -> Any:
         # Full setting names, as django-cors-headers' conf exposes them.
@@ -32,6 +38,12 @@ class FlexChargeSettings:
 
     def _get(self, name: str, default: Any = None) -> Any:
         return getattr(settings, name, default)
+
+    def account(self, alias: str) -> FlexChargeSettings:
+        """The settings of account ``alias``; an unknown alias raises FlexChargeConfigurationError."""
+        from .accounts import account_conf
+
+        return account_conf(alias)
 
     def _required(self, name: str) -> str:
         value = self._get(name, "")
