@@ -161,7 +161,7 @@ def _load(alias: str) -> dict[str, Any] | None:
     cached = _loaded.get(alias)
     if cached is not None and cached[0] > now:
         return cached[1]
-    config = loader(alias)
+    config: Any = loader(alias)
     if config is not None:
         problems = account_problems(alias, config)
         if problems:

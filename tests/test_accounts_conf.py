@@ -69,8 +69,8 @@ def test_unknown_keys_are_refused_naming_alias_and_key():
 
 @override_settings(FLEXCHARGE_ACCOUNTS={"brand-b": {"MID": ""}}, FLEXCHARGE_MID="")
 def test_missing_credential_error_names_the_account():
-    with pytest.raises(FlexChargeConfigurationError, match="account 'brand-b'.*FLEXCHARGE_MID"):
-        conf.account("brand-b").MID
+    with pytest.raises(FlexChargeConfigurationError, match=r"account 'brand-b'.*FLEXCHARGE_MID"):
+        _ = conf.account("brand-b").MID
 
 
 CALLS: list[str] = []
@@ -110,7 +110,7 @@ def test_loader_unknown_alias_and_bad_config(loader):
         conf.account("m-2")
     MERCHANTS["m-bad"] = {"MIDD": "typo"}
     try:
-        with pytest.raises(FlexChargeConfigurationError, match="'m-bad'.*'MIDD'"):
+        with pytest.raises(FlexChargeConfigurationError, match=r"'m-bad'.*'MIDD'"):
             conf.account("m-bad")
     finally:
         del MERCHANTS["m-bad"]
