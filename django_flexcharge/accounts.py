@@ -161,15 +161,16 @@ def _load(alias: str) -> dict[str, Any] | None:
     cached = _loaded.get(alias)
     if cached is not None and cached[0] > now:
         return cached[1]
-    config: Any = loader(alias)
-    if config is not None:
-        problems = account_problems(alias, config)
+    answer = loader(alias)
+    config: dict[str, Any] | None = None
+    if answer is not None:
+        problems = account_problems(alias, answer)
         if problems:
             raise FlexChargeConfigurationError(
                 f"FlexCharge account {alias!r} from FLEXCHARGE_ACCOUNT_LOADER: {'; '.join(problems)}.",
                 setting="FLEXCHARGE_ACCOUNT_LOADER",
             )
-        config = dict(config)
+        config = dict(answer)
     with _guard:
         _loaded[alias] = (now + _loader_ttl(), config)
     return config

@@ -62,9 +62,9 @@ def test_unknown_keys_are_refused_naming_alias_and_key():
     with pytest.raises(FlexChargeConfigurationError) as info:
         conf.account("brand-b")
     message = str(info.value)
-    assert (
-        "'brand-b'" in message and "'COLOR'" in message and "drop the FLEXCHARGE_ prefix" in message
-    )
+    assert "'brand-b'" in message
+    assert "'COLOR'" in message
+    assert "drop the FLEXCHARGE_ prefix" in message
 
 
 @override_settings(FLEXCHARGE_ACCOUNTS={"brand-b": {"MID": ""}}, FLEXCHARGE_MID="")
