@@ -41,6 +41,8 @@ class FlexChargeSettings:
 
     def account(self, alias: str) -> FlexChargeSettings:
         """The settings of account ``alias``; an unknown alias raises FlexChargeConfigurationError."""
+        if alias == "default":
+            return conf  # the hot path: no import, no lookup
         from .accounts import account_conf
 
         return account_conf(alias)

@@ -65,7 +65,7 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
     current = FlexChargeOrder.objects.get(pk=order.pk)
     who = _who(user) or "code"
     if current.status == Status.PENDING and current.order_session_key:
-        get_client().cancel(
+        get_client(current.account).cancel(
             current.order_session_key, idempotency_key=cancel_idempotency_key(current)
         )
     elif current.status == Status.QUEUED:
@@ -105,7 +105,9 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
 
 def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
     try:
-        get_client().external_cancel(order.order_id, idempotency_key=cancel_idempotency_key(order))
+        get_client(order.account).external_cancel(
+            order.order_id, idempotency_key=cancel_idempotency_key(order)
+        )
     except FlexChargeNotFound:
         # Every earlier /evaluate failed before FlexCharge created the order.
         if not missing_ok:
@@ -196,7 +198,7 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         raise FlexChargeStateError(
             f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
         )
-    client = get_client()
+    client = get_client(current.account)
     data = client.get_order(current.order_session_key)
     outcome = ""
     if _status_name(data) == "cancelled":

@@ -93,7 +93,7 @@ def refund_order(
         raise FlexChargeValidationError("reason", "must be a string of at most 255 characters")
     refund = _start(order, amount, reason.strip(), user)
     try:
-        data = get_client().refund(
+        data = get_client(refund.order.account).refund(
             refund.order.order_session_key or "",
             refund.amount,
             refund.currency,
@@ -164,6 +164,7 @@ def _start(order: FlexChargeOrder, amount: int | None, reason: str, user: Any) -
             )
         who = user if getattr(user, "is_authenticated", False) else None
         return Refund.objects.create(
+            account=locked.account,
             order=locked,
             amount=amount,
             currency=locked.currency,

@@ -80,9 +80,9 @@ def parse_payload(body: bytes | str) -> Payload:
     )
 
 
-def check_test_mode(payload: Payload) -> None:
-    """Refuse a sandbox event on a live site and the reverse (``FLEXCHARGE_TEST_MODE``)."""
-    if payload.is_test_mode is not None and payload.is_test_mode != conf.TEST_MODE:
+def check_test_mode(payload: Payload, account: str = "default") -> None:
+    """Refuse a sandbox event on a live site and the reverse (the account's ``TEST_MODE``)."""
+    if payload.is_test_mode is not None and payload.is_test_mode != conf.account(account).TEST_MODE:
         if payload.is_test_mode:
             raise PayloadError("test-mode event on a live site (FLEXCHARGE_TEST_MODE is False)")
         raise PayloadError("live event on a test-mode site (FLEXCHARGE_TEST_MODE is True)")

@@ -29,6 +29,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import signing
+from .accounts import DEFAULT
 from .conf import conf
 from .delivery import enqueue_on_commit
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
@@ -67,35 +68,45 @@ EVENT_STATUS = {
 MAX_NONCE = 64
 
 
-def receive(body: bytes, headers: Mapping[str, str], host: str) -> WebhookEvent:
-    """Verify, store and apply one delivery; the stored event, or FlexChargeWebhookError."""
+def receive(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> WebhookEvent:
+    """Verify, store and apply one delivery to ``account``; the stored event, or FlexChargeWebhookError.
+
+    Only ``account``'s subscriber keys verify it and only its orders are looked at:
+    a delivery signed for another account is a 401, and changes nothing.
+    """
     if len(body) > conf.WEBHOOK_MAX_BODY:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
-    nonce = verify_delivery(body, headers, host)
+    nonce = verify_delivery(body, headers, host, account=account)
     # A replay is refused before anything is written; a racing one is caught
     # by the unique constraint in store_event.
-    if WebhookEvent.objects.filter(nonce=nonce).exists():
+    if WebhookEvent.objects.filter(account=account, nonce=nonce).exists():
         raise FlexChargeWebhookError("nonce already used", 401)
     payload: Payload | None = None
     try:
         payload = parse_payload(body)
-        check_test_mode(payload)
+        check_test_mode(payload, account)
     except PayloadError as err:
         # Stored (failed, with the reason) so the merchant can see what FlexCharge sent.
-        event = store_event(nonce, body, payload, str(err))
+        event = store_event(nonce, body, payload, str(err), account=account)
         logger.warning("webhook #%s rejected: %s", event.pk, err)
         raise FlexChargeWebhookError(str(err), 400) from err
-    return _apply(store_event(nonce, body, payload, ""), payload, fresh=True)
+    return _apply(store_event(nonce, body, payload, "", account=account), payload, fresh=True)
 
 
-def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
-    """Check signature and date of a delivery; its nonce, or FlexChargeWebhookError(401)."""
+def verify_delivery(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> str:
+    """Check signature (``account``'s keys) and date of a delivery; its nonce, or a 401."""
     lowered = {str(name).lower(): str(value) for name, value in headers.items()}
-    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
+    settings = conf.account(account)
+    keys = settings.WEBHOOK_SUBSCRIBER_KEYS
     if not keys:
         # Our misconfiguration, not the sender's: surfaces as a 500 so FlexCharge retries.
+        where = "" if account == DEFAULT else f" for FlexCharge account {account!r}"
         raise FlexChargeConfigurationError(
-            "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set.",
+            f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set{where}.",
             setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
         )
     hosts = signed_hosts(host)
@@ -115,7 +126,7 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
         raise FlexChargeWebhookError("x-fc-date is not an RFC 1123 date", 401) from err
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
-    tolerance = conf.WEBHOOK_TOLERANCE
+    tolerance = settings.WEBHOOK_TOLERANCE
     if tolerance > 0:
         # 0 turns the window off (FlexCharge documents none, §19.2); nonces stay unique.
         skew = (timezone.now() - sent).total_seconds()
@@ -153,11 +164,13 @@ def _is_port(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-def store_event(nonce: str, body: bytes, payload: Payload | None, error: str) -> WebhookEvent:
+def store_event(
+    nonce: str, body: bytes, payload: Payload | None, error: str, *, account: str = DEFAULT
+) -> WebhookEvent:
     """Write the delivery row on its own; a reused nonce (even a racing one) is a 401."""
     # PostgreSQL text cannot hold NUL; the stored body is for people, the signature is done.
     text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    values: dict[str, Any] = {"nonce": nonce, "body": text, "error": error}
+    values: dict[str, Any] = {"account": account, "nonce": nonce, "body": text, "error": error}
     if payload is not None:
         values.update(
             event=payload.event,
@@ -187,7 +200,7 @@ def _apply(event: WebhookEvent, payload: Payload, *, fresh: bool) -> WebhookEven
     target = EVENT_STATUS.get(payload.event)
     if target is None:
         # Linked to its order when there is one (a chargeback is worth seeing in the admin).
-        event.order = _find_order(payload, lock=False)
+        event.order = _find_order(payload, event.account, lock=False)
         return _finish(event, Stored.IGNORED, f"{payload.event} is not an event the app acts on")
     result: WebhookEvent | None = None
     try:
@@ -227,7 +240,7 @@ def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:
     event.save(update_fields=["reapplied_by", "reapplied_at"])
     try:
         payload = parse_payload(event.body)
-        check_test_mode(payload)
+        check_test_mode(payload, event.account)
     except PayloadError as err:
         return _finish(event, Stored.FAILED, str(err))
     try:
@@ -240,7 +253,7 @@ def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:
 def _apply_locked(
     event: WebhookEvent, payload: Payload, target: str, *, fresh: bool
 ) -> WebhookEvent:
-    order = _find_order(payload, lock=True)
+    order = _find_order(payload, event.account, lock=True)
     # The usual first delivery takes a short cut (two queries fewer): an event
     # this request just stored, whose transition the order allows, cannot have
     # been applied before. The state machine has no cycles, so an order that
@@ -310,10 +323,10 @@ def _apply_locked(
     return _finish(event, Stored.APPLIED)
 
 
-def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
-    """By FlexCharge's id first (always ours once known), then by the host's id."""
-    # Both keys are unique: get() needs no ORDER BY.
-    orders = _orders(lock=lock)
+def _find_order(payload: Payload, account: str, *, lock: bool) -> FlexChargeOrder | None:
+    """By FlexCharge's id first (always ours once known), then by the host's id; in ``account`` only."""
+    # Both keys are unique per account: get() needs no ORDER BY.
+    orders = _orders(lock=lock).filter(account=account)
     for field, value in (
         ("order_session_key", payload.order_id),
         ("order_id", payload.external_order_id),
