@@ -219,6 +219,7 @@ def burst(ops: int) -> dict[str, Any]:
 
     from django_flexcharge.client import set_client
     from django_flexcharge.emulator import Emulator, EmulatorConfig
+    from django_flexcharge.emulator.control import TOKEN_HEADER
     from django_flexcharge.models import FlexChargeOrder, VaultedCard
     from django_flexcharge.services import evaluate_declined_payment
     from django_flexcharge.types import Payment
@@ -297,6 +298,8 @@ def burst(ops: int) -> dict[str, Any]:
         # in the environment cost (trust_env), on one cheap emulator endpoint.
         sessions = {"trust_env": requests.Session(), "no_trust_env": requests.Session()}
         sessions["no_trust_env"].trust_env = False
+        for session in sessions.values():
+            session.headers[TOKEN_HEADER] = emu.config.control_token
         url = emu.url + "/_emulator/faults"
         result["requests_per_call"] = interleaved(
             {name: partial(session.get, url) for name, session in sessions.items()},

@@ -9,4 +9,4 @@ class FlexChargeConfig(AppConfig):
     def ready(self) -> None:
         # Registering checks and connecting receivers here (not at import) keeps
         # importing the package free of side effects.
-        from . import accounts, checks, receivers  # noqa: F401
+        from . import accounts, checks, receivers, security_checks  # noqa: F401

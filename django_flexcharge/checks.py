@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from .conf import conf
-from .signing import decode_key
 
 ID = "django_flexcharge.{}"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -51,28 +50,9 @@ def check_credentials(**kwargs: Any) -> list[CheckMessage]:
 
 @register(Tags.compatibility)
 def check_webhook_keys(**kwargs: Any) -> list[CheckMessage]:
-    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
-    if not keys:
-        return [
-            Warning(
-                "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is empty: every webhook will be refused.",
-                hint="Add the subscriber key shown in the FlexCharge portal, Developers > Webhooks.",
-                id=ID.format("W003"),
-            )
-        ]
-    messages: list[CheckMessage] = []
-    for index, key in enumerate(keys):
-        try:
-            decode_key(key)
-        except ValueError:
-            messages.append(
-                Error(
-                    f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[{index}] is not valid base64.",
-                    hint="Paste the subscriber key exactly as the portal shows it.",
-                    id=ID.format("E004"),
-                )
-            )
-    return messages
+    from .security_checks import webhook_key_messages
+
+    return webhook_key_messages()
 
 
 @register(Tags.compatibility)

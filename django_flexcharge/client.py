@@ -17,7 +17,12 @@ the token and retries the call once with a fresh one.
 
 Nothing here logs or raises a request body: bodies may carry a PAN and CVV
 (``/tokenize``). Log lines carry method, path (no query string, which holds the
-tokenization key), status, time and FlexCharge's trace id.
+tokenization key), status, time and FlexCharge's trace id. While a request is
+in flight its body, query, credentials and bearer token are ``Secret`` values
+and the methods are ``sensitive_variables``, so an error report or a tracker
+that collects frame locals sees none of them; FlexCharge's answers are
+redacted (``redaction.redact``) before they reach an exception. The
+emulator's public credentials are never sent anywhere but to loopback.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from urllib.parse import quote
 
 import requests
 from django.core.cache import cache
+from django.views.decorators.debug import sensitive_variables
 
 from . import __version__
 from .accounts import account_conf, check_alias
@@ -49,6 +55,8 @@ from .exceptions import (
     FlexChargeTimeout,
 )
 from .money import to_major
+from .public_credentials import refuse_public
+from .redaction import Secret, redact, redact_text, reveal
 
 logger = logging.getLogger("django_flexcharge.client")
 
@@ -110,19 +118,6 @@ def _card_values(body: Any) -> tuple[str, ...]:
     if not isinstance(card, dict):
         return ()
     return tuple(str(card[key]) for key in ("number", "verification_value") if card.get(key))
-
-
-def _redact(value: Any, secrets: tuple[str, ...]) -> Any:
-    """``value`` (decoded JSON) with every occurrence of ``secrets`` in its text replaced."""
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "[redacted]")
-        return value
-    if isinstance(value, dict):
-        return {key: _redact(item, secrets) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact(item, secrets) for item in value]
-    return value
 
 
 def _field_errors(data: dict[str, Any]) -> tuple[dict[str, list[str]], str]:
@@ -203,6 +198,20 @@ class FlexChargeClient:
     def _credentials(self) -> tuple[str, str]:
         return (self._app_key or self.conf.APP_KEY, self._app_secret or self.conf.APP_SECRET)
 
+    def _known_secrets(self, token: Secret[str] | None) -> tuple[str, ...]:
+        """What FlexCharge might echo back that must never reach an error: keys and token."""
+        own = self.conf
+        values = (
+            self._app_key or own._get("FLEXCHARGE_APP_KEY", ""),
+            self._app_secret or own._get("FLEXCHARGE_APP_SECRET", ""),
+            self._tokenization_key or own._get("FLEXCHARGE_TOKENIZATION_KEY", ""),
+            reveal(token) or "",
+        )
+        return tuple(str(value) for value in values if value)
+
+    def __repr__(self) -> str:
+        return f"<FlexChargeClient {self.api_url}>"
+
     @property
     def _token_cache_key(self) -> str:
         app_key = self._app_key or self.conf.APP_KEY
@@ -280,62 +289,73 @@ class FlexChargeClient:
 
     # --- the one request method ---
 
+    @sensitive_variables()
     def _request(
         self,
         method: str,
         path: str,
         *,
         body: Any = None,
-        params: dict[str, Any] | None = None,
+        params: dict[str, Any] | Secret[dict[str, Any]] | None = None,
         auth: bool = True,
-        redact: tuple[str, ...] = (),
+        card: Secret[tuple[str, ...]] | None = None,
         accept_statuses: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
+        if body is not None and not isinstance(body, Secret):
+            body = Secret(body)
         for attempt in (1, 2):
-            headers = {"Content-Type": "application/json"}
-            token = self.get_token() if auth else None
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            response = self._send(method, path, body=body, params=params, headers=headers)
+            token = Secret(self.get_token()) if auth else None
+            response = self._send(method, path, body=body, params=params, token=token)
             if response.status_code == 401 and auth and attempt == 1:
                 # Expired or revoked early: one retry with a fresh token.
-                self.drop_token(token)
+                self.drop_token(reveal(token))
                 continue
-            return self._decode(method, path, response, redact, accept_statuses)
+            return self._decode(method, path, response, card, accept_statuses, token)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def _headers(token: Secret[str] | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token.reveal()}"
+        return headers
+
+    @sensitive_variables()
     def _send(
         self,
         method: str,
         path: str,
         *,
-        body: Any,
-        params: dict[str, Any] | None,
-        headers: dict[str, str],
+        body: Secret[Any] | None,
+        params: dict[str, Any] | Secret[dict[str, Any]] | None,
+        token: Secret[str] | None = None,
     ) -> requests.Response:
         url = self.api_url + path.lstrip("/")
         started = time.monotonic()
         try:
+            # Revealed only inside the call: no local of this frame holds them.
             response = self.session.request(
                 method,
                 url,
-                data=dumps(body) if body is not None else None,
-                params=params,
-                headers=headers,
+                data=dumps(reveal(body)) if body is not None else None,
+                params=reveal(params),
+                headers=self._headers(token),
                 timeout=self.timeout,
             )
         except requests.RequestException as err:
-            # The exception text may hold the URL with its query string (the
-            # tokenization key): keep only its class name, and do not chain it
-            # when there is a query string (error reporters print the chain).
-            cause = None if params else err
+            # Never chained: the exception text may hold the URL with its query
+            # string (the tokenization key), and its traceback runs through
+            # requests' frames, whose locals hold the body and the bearer token
+            # (error reporters and trackers print the chain). Its class name is kept.
             if isinstance(err, requests.Timeout):
                 logger.warning("FlexCharge %s /%s timed out", method, path)
-                raise FlexChargeTimeout(f"FlexCharge {method} /{path} timed out") from cause
+                raise FlexChargeTimeout(
+                    f"FlexCharge {method} /{path} timed out ({type(err).__name__})"
+                ) from None
             logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
             raise FlexChargeConnectionError(
                 f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
-            ) from cause
+            ) from None
         logger.info(
             "FlexCharge %s /%s -> %s in %.0f ms",
             method,
@@ -345,13 +365,15 @@ class FlexChargeClient:
         )
         return response
 
+    @sensitive_variables()
     def _decode(
         self,
         method: str,
         path: str,
         response: requests.Response,
-        redact: tuple[str, ...] = (),
+        card: Secret[tuple[str, ...]] | None = None,
         accept_statuses: frozenset[str] = frozenset(),
+        token: Secret[str] | None = None,
     ) -> dict[str, Any]:
         status = response.status_code
         try:
@@ -368,10 +390,15 @@ class FlexChargeClient:
                 )
             else:
                 data = {}
+        if card:
+            # An answer may echo the card (a validator, a 200 without a token).
+            data = redact(data, reveal(card))
         if 200 <= status < 300 and not self._is_envelope_failure(data, accept_statuses):
             return data
-        # A validator may echo what it was sent (a card number): never into our error.
-        self._raise(method, path, response, _redact(data, redact))
+        # Nor a key, secret or bearer token echoed in an error body.
+        # Rebound, not passed on: the raw answer must not stay in this frame's locals.
+        data = redact(data, self._known_secrets(token))
+        self._raise(method, path, response, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -403,7 +430,7 @@ class FlexChargeClient:
         message = str(
             data.get("responseMessage")
             or data.get("title")
-            or f"FlexCharge {method} /{path} failed ({response.reason or status})"
+            or f"FlexCharge {method} /{path} failed ({redact_text(response.reason or '') or status})"
         )
         kwargs: dict[str, Any] = {
             "status": status,
@@ -431,27 +458,39 @@ class FlexChargeClient:
 
     # --- endpoints ---
 
+    @sensitive_variables()
     def authenticate(self) -> dict[str, Any]:
         """``POST /oauth2/token`` (use ``get_token()``, which caches)."""
-        app_key, app_secret = self._credentials()
-        return self._request(
-            "POST", "oauth2/token", body={"AppKey": app_key, "AppSecret": app_secret}, auth=False
-        )
+        return self._request("POST", "oauth2/token", body=self._credential_body(), auth=False)
 
-    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _credential_body(self) -> Secret[dict[str, str]]:
+        app_key, app_secret = self._credentials()
+        refuse_public("FLEXCHARGE_APP_KEY", app_key, self.api_url)
+        refuse_public("FLEXCHARGE_APP_SECRET", app_secret, self.api_url)
+        return Secret({"AppKey": app_key, "AppSecret": app_secret})
+
+    @sensitive_variables()
+    def tokenize(self, body: dict[str, Any] | Secret[dict[str, Any]]) -> dict[str, Any]:
         """``POST /tokenize``: vault a card.
 
         The mid + tokenization key in the query are the documented credential; the
         bearer token is sent too (FlexCharge tolerates it, and a server that treats
         /tokenize like every other endpoint requires it), with the usual 401 retry.
+        The answer comes back with any echo of the PAN or CVV redacted.
         """
-        params = {
-            "mid": self.mid,
-            "environment": self._tokenization_key or self.conf.TOKENIZATION_KEY,
-        }
+        body = body if isinstance(body, Secret) else Secret(body)
         return self._request(
-            "POST", "tokenize", body=body, params=params, redact=_card_values(body)
+            "POST",
+            "tokenize",
+            body=body,
+            params=self._tokenize_params(),
+            card=Secret(_card_values(body.reveal())),
         )
+
+    def _tokenize_params(self) -> Secret[dict[str, str]]:
+        key = self._tokenization_key or self.conf.TOKENIZATION_KEY
+        refuse_public("FLEXCHARGE_TOKENIZATION_KEY", key, self.api_url)
+        return Secret({"mid": self.mid, "environment": key})
 
     def transmit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "transmit", body=body)

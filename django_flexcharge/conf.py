@@ -15,10 +15,33 @@ from urllib.parse import urlsplit
 from django.conf import settings
 
 from .exceptions import FlexChargeConfigurationError
+from .signing import key_problem
 
 DEFAULT_API_URL = "https://api-sandbox.flex-charge.com/v1/"
 DEFAULT_SENSEJS_URL = "https://sensejs.flexfactor.io/widget.js"
 PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
+SUBSCRIBER_KEYS = "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"
+
+
+def subscriber_key_entries(value: object) -> tuple[list[object], str]:
+    """The entries of a ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS`` value, and what is wrong
+    with its type ("" when it is a list or tuple, or unset).
+
+    A string is split on commas (``"NEWKEY, "`` from an environment variable is
+    two entries, the second blank) so each entry is judged on its own; the
+    checks still report the string as the wrong type.
+    """
+    if isinstance(value, list | tuple):
+        return list(value), ""
+    if value is None:
+        return [], "is None"
+    if isinstance(value, str):
+        if not value.strip():
+            return [], ""
+        if "," in value:
+            return list(value.split(",")), "is a comma-separated str"
+        return [value.strip()], "is a str"
+    return [], f"is a {type(value).__name__}"
 
 
 class FlexChargeSettings:
@@ -75,11 +98,19 @@ class FlexChargeSettings:
 
     @property
     def WEBHOOK_SUBSCRIBER_KEYS(self) -> list[str]:
-        value = self._get("FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS", [])
-        # A single key given as a string is a common slip; accept it.
-        if isinstance(value, str):
-            value = [value] if value else []
-        return [str(key) for key in value if key]
+        """The keys that may verify a delivery.
+
+        A blank, short (under 16 bytes) or non-base64 entry is left out (never
+        an empty HMAC key anyone can sign with); the system checks name each.
+        The emulator's public key on a site not talking to the emulator raises.
+        """
+        entries, _ = subscriber_key_entries(self._get(SUBSCRIBER_KEYS, []))
+        keys = [key.strip() for key in entries if isinstance(key, str) and not key_problem(key)]
+        from .public_credentials import refuse_public
+
+        for key in keys:
+            refuse_public(SUBSCRIBER_KEYS, key, self.API_URL)
+        return keys
 
     @property
     def API_URL(self) -> str:
@@ -117,7 +148,20 @@ class FlexChargeSettings:
         check off a replay is still refused by its nonce.
         """
         value = self._get("FLEXCHARGE_WEBHOOK_TOLERANCE", 300)
-        return 0 if value is None else int(value)
+        if value is None:
+            return 0
+        try:
+            seconds = int(value)
+        except (TypeError, ValueError):
+            seconds = -1
+        if seconds < 0 or isinstance(value, bool):
+            # Not "off": a typo must not silently drop the replay window.
+            raise FlexChargeConfigurationError(
+                "FLEXCHARGE_WEBHOOK_TOLERANCE must be a whole number of seconds, 0 or more "
+                f"(found {value!r}).",
+                setting="FLEXCHARGE_WEBHOOK_TOLERANCE",
+            )
+        return seconds
 
     @property
     def WEBHOOK_MAX_BODY(self) -> int:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import FlexChargeClient
+from .redaction import reveal
 
 ENVELOPE: dict[str, Any] = {
     "success": True,
@@ -95,8 +96,8 @@ class FakeFlexChargeClient(FlexChargeClient):
     def authenticate(self) -> dict[str, Any]:
         return self._call("authenticate")
 
-    def tokenize(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call("tokenize", body=body)
+    def tokenize(self, body: Any) -> dict[str, Any]:
+        return self._call("tokenize", body=reveal(body))
 
     def transmit(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("transmit", body=body)

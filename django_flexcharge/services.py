@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from . import payloads
 from .accounts import DEFAULT, check_alias
@@ -29,6 +30,7 @@ from .delivery import create_with_task
 from .exceptions import FlexChargeAPIError, FlexChargeValidationError
 from .models import FlexChargeOrder, Transmission, VaultedCard
 from .order_actions import cancel_order, refund_order, sync_order
+from .redaction import Secret
 from .tasks import deliver_evaluation, deliver_transmission
 from .types import BillingAddress, Card, Payer, Payment, Subscription
 
@@ -53,6 +55,7 @@ def _require(name: str, value: object, kind: type | tuple[type, ...], what: str)
         raise FlexChargeValidationError(name, f"must be {what}")
 
 
+@sensitive_variables()
 def vault_card(
     card: Card,
     *,
@@ -81,9 +84,11 @@ def vault_card(
             raise FlexChargeValidationError("email", "is not a valid email address") from err
     if customer is not None and not getattr(customer, "is_authenticated", False):
         customer = None
-    body = payloads.tokenize_body(card, email=email, sense_key=sense_key.strip())
-    data = get_client(account).tokenize(body)
-    del body  # holds the PAN: no reference outlives the request
+    # The body holds the PAN: it is wrapped at once (a Secret's repr is redacted)
+    # and is no local of this frame, so no error report or tracker shows it.
+    data = get_client(account).tokenize(
+        Secret(payloads.tokenize_body(card, email=email, sense_key=sense_key.strip()))
+    )
     method = (data.get("transaction") or {}).get("payment_method") or {}
     token = str(method.get("token") or "") if isinstance(method, dict) else ""
     if not token:

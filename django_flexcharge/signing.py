@@ -16,9 +16,35 @@ import hmac
 import secrets
 from collections.abc import Iterable, Mapping
 from email.utils import formatdate
+from typing import NamedTuple
 
 SIGNED_HEADERS = "x-fc-nonce;x-fc-date;host;x-fc-content-sha512"
 AUTHORIZATION_PREFIX = f"HMAC-SHA512 SignedHeaders={SIGNED_HEADERS}&Signature="
+#: Shortest key (decoded bytes) ever used to verify. A blank entry decodes to an
+#: empty HMAC key, which anyone can sign with; FlexCharge's keys are 64 bytes.
+MIN_KEY_BYTES = 16
+
+
+class KeyProblem(NamedTuple):
+    """Why a subscriber key is never used to verify. ``text`` never holds the key."""
+
+    kind: str  # "type", "blank", "base64" or "short"
+    text: str
+
+
+def key_problem(subscriber_key: object) -> KeyProblem | None:
+    """None when ``subscriber_key`` may verify signatures; otherwise why not."""
+    if not isinstance(subscriber_key, str):
+        return KeyProblem("type", f"is a {type(subscriber_key).__name__}, not a str")
+    if not subscriber_key.strip():
+        return KeyProblem("blank", "is blank")
+    try:
+        size = len(decode_key(subscriber_key))
+    except ValueError:
+        return KeyProblem("base64", "is not valid base64")
+    if size < MIN_KEY_BYTES:
+        return KeyProblem("short", f"decodes to {size} bytes (at least {MIN_KEY_BYTES} needed)")
+    return None
 
 
 def decode_key(subscriber_key: str) -> bytes:
@@ -102,10 +128,11 @@ def verify(
         return False
     matched = False
     for subscriber_key in subscriber_keys:
-        try:
-            key = decode_key(subscriber_key)
-        except ValueError:
+        # A blank or short key would let anyone sign: never verify with one,
+        # whatever the caller passed.
+        if key_problem(subscriber_key) is not None:
             continue
+        key = decode_key(subscriber_key)
         expected = compute_signature(key, nonce, date, host, body)
         matched |= hmac.compare_digest(expected.encode(), given.encode())
     return matched

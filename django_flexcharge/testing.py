@@ -11,6 +11,8 @@
 
 Webhooks are signed with ``django_flexcharge.signing``, the code the webhook
 view verifies with, using the first of ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS``.
+``EmulatorControl(url, token)`` calls a running emulator's ``/_emulator/``
+control endpoints with the token it printed (``Emulator.control`` in-process).
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from urllib.parse import urlsplit
 from django.urls import reverse
 
 from .conf import conf
+from .emulator.control import EmulatorControl
 from .exceptions import FlexChargeConfigurationError
 from .fake_client import Call, FakeFlexChargeClient
 from .signing import sign_headers
 
 __all__ = [
     "Call",
+    "EmulatorControl",
     "FakeFlexChargeClient",
     "meta_headers",
     "post_webhook",

@@ -3,7 +3,9 @@
 Each dataclass validates itself on construction and raises
 ``FlexChargeValidationError`` naming the field, so bad input is refused before
 anything is stored or sent. ``Card`` holds the PAN and CVV in memory only: its
-``repr`` masks them, so a traceback or a log line cannot carry them.
+``repr`` masks them, so a traceback or a log line cannot carry them, and when
+it refuses its input no frame of this module still holds them as a local (an
+error tracker that collects frame locals sees only the masked ``Card``).
 """
 
 from __future__ import annotations
@@ -86,7 +88,16 @@ def _email(name: str, value: object, *, blank: bool) -> str:
     return text
 
 
-@dataclass(frozen=True)
+def _number_problem(value: object) -> str:
+    """Why ``value`` is no card number, "" if it is one. Never raises: no frame that
+    holds the number is ever on a traceback."""
+    number = re.sub(r"[\s-]", "", value) if isinstance(value, str) else ""
+    if not number or not _DIGITS.match(number) or not 12 <= len(number) <= 19:
+        return "must be 12 to 19 digits"
+    return "" if luhn_ok(number) else "fails the Luhn check"
+
+
+@dataclass(frozen=True, init=False)
 class Card:
     """A card as typed by the customer. Lives in memory for one call; never stored."""
 
@@ -97,15 +108,34 @@ class Card:
     first_name: str
     last_name: str
 
-    def __post_init__(self) -> None:
-        number = re.sub(r"[\s-]", "", self.number) if isinstance(self.number, str) else None
-        if not number or not _DIGITS.match(number) or not 12 <= len(number) <= 19:
-            raise FlexChargeValidationError("card.number", "must be 12 to 19 digits")
-        if not luhn_ok(number):
-            raise FlexChargeValidationError("card.number", "fails the Luhn check")
+    def __init__(
+        self,
+        number: str,
+        cvv: str,
+        exp_month: int,
+        exp_year: int,
+        first_name: str,
+        last_name: str,
+    ) -> None:
+        # The dataclass __init__, written out so that the number and CVV are no
+        # longer locals of this frame when validation raises.
         object.__setattr__(self, "number", number)
-        cvv = self.cvv if isinstance(self.cvv, str) else None
-        if cvv is None or (cvv and not re.fullmatch(r"[0-9]{3,4}", cvv)):
+        object.__setattr__(self, "cvv", cvv)
+        del number, cvv
+        object.__setattr__(self, "exp_month", exp_month)
+        object.__setattr__(self, "exp_year", exp_year)
+        object.__setattr__(self, "first_name", first_name)
+        object.__setattr__(self, "last_name", last_name)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        problem = _number_problem(self.number)
+        if problem:
+            raise FlexChargeValidationError("card.number", problem)
+        object.__setattr__(self, "number", re.sub(r"[\s-]", "", self.number))
+        if not isinstance(self.cvv, str) or (
+            self.cvv and not re.fullmatch(r"[0-9]{3,4}", self.cvv)
+        ):
             raise FlexChargeValidationError("card.cvv", "must be 3 or 4 digits (or empty)")
         if isinstance(self.exp_month, bool) or not isinstance(self.exp_month, int):
             raise FlexChargeValidationError("card.exp_month", "must be an integer 1-12")

@@ -22,8 +22,8 @@ nothing, and the renewal run charges the active subscriptions once more.
 from __future__ import annotations
 
 import errno
-import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -83,6 +83,8 @@ class Config:
     rescue_delay: str
     expire_delay: str
     fresh: bool
+    #: What the emulator's control endpoints require (X-Emulator-Token); new each run.
+    control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -192,6 +194,8 @@ def demo_environment(config: Config) -> dict[str, str]:
         # The emulator's webhooks say IsTestMode: true and are signed for 127.0.0.1:PORT.
         "FLEXCHARGE_TEST_MODE": "True",
         "FLEXCHARGE_WEBHOOK_HOST": "",
+        # The emulator's control endpoints take this token (read by flexcharge_emulator).
+        "FLEXCHARGE_EMULATOR_CONTROL_TOKEN": config.control_token,
     }
     os.environ.update(overrides)
     return dict(os.environ)
@@ -367,12 +371,12 @@ def summary(started: Any) -> tuple[str, int, int]:
 
 def refused_deliveries(config: Config) -> tuple[int, str]:
     """Webhook attempts the site did not accept (non-2xx or no answer), and the last reason."""
+    from django_flexcharge.emulator import EmulatorControl
+
     try:
-        with urllib.request.urlopen(  # noqa: S310 (loopback only)
-            f"{config.emulator}_emulator/state", timeout=2
-        ) as answer:
-            deliveries = json.load(answer).get("deliveries", [])
-    except (OSError, ValueError):
+        control = EmulatorControl(config.emulator, config.control_token, timeout=2)
+        deliveries = control.state().get("deliveries", [])
+    except (OSError, ValueError):  # requests' errors are OSErrors
         return 0, ""
     refused = [
         d for d in deliveries if not (isinstance(d.get("status"), int) and d["status"] < 300)
@@ -457,7 +461,8 @@ def run(config: Config) -> None:
         print(
             f"\nThe site:     {config.site}  (log in as demo02 / demo, or admin / admin)\n"
             f"The admin:    {config.site}admin/django_flexcharge/flexchargeorder/\n"
-            f"The emulator: {config.emulator}_emulator/state\n"
+            f"The emulator: curl -H 'X-Emulator-Token: {config.control_token}' "
+            f"{config.emulator}_emulator/state\n"
             f"Rescues arrive by signed webhook after {config.rescue_delay} s, expiries after "
             f"{config.expire_delay} s. Ctrl-C stops everything.\n"
         )

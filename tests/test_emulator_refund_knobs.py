@@ -116,19 +116,19 @@ def test_a_portal_refund_sends_order_refunded_without_an_api_call(emu: Emulator)
 
 def test_refund_knobs_over_the_control_plane(emu: Emulator) -> None:
     _, key, _ = approved_order(emu)
-    control = emu.url + "/_emulator/"
+    control = emu.control
 
-    knobs = requests.post(control + "refunds", json={"lose_answer": "504", "times": 2})
+    knobs = control.post("refunds", json={"lose_answer": "504", "times": 2})
     assert (knobs.status_code, knobs.json()["lose_answer"], knobs.json()["times"]) == (
         200,
         "504",
         2,
     )
-    assert requests.post(control + "refunds", json={"lose_answer": "later"}).status_code == 400
-    assert requests.post(control + "refunds", json={"bogus": True}).status_code == 400
-    portal = requests.post(control + f"orders/{key}/refund", json={"amount": 300})
+    assert control.post("refunds", json={"lose_answer": "later"}).status_code == 400
+    assert control.post("refunds", json={"bogus": True}).status_code == 400
+    portal = control.post(f"orders/{key}/refund", json={"amount": 300})
     assert portal.json()["refundedAmount"] == 300
-    assert requests.post(control + f"orders/{key}/refund", json={"amount": 0}).status_code == 409
-    assert requests.post(control + "orders/nope/refund", json={"amount": 1}).status_code == 404
-    requests.post(control + "reset")
+    assert control.post(f"orders/{key}/refund", json={"amount": 0}).status_code == 409
+    assert control.post("orders/nope/refund", json={"amount": 1}).status_code == 404
+    control.post("reset")
     assert emu.summary()["refund_knobs"]["lose_answer"] == ""

@@ -7,7 +7,15 @@ imports nothing from Django, so it runs without settings.
 """
 
 from .config import EmulatorConfig, webhook_host
+from .control import EmulatorControl
 from .core import Emulator
 from .scenarios import NOT_RESCUED_CARD, RESCUE_CARD
 
-__all__ = ["NOT_RESCUED_CARD", "RESCUE_CARD", "Emulator", "EmulatorConfig", "webhook_host"]
+__all__ = [
+    "NOT_RESCUED_CARD",
+    "RESCUE_CARD",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorControl",
+    "webhook_host",
+]

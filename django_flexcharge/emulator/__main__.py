@@ -2,20 +2,24 @@
 
 Prints one ``listening on <base_url>`` line (flushed) once it accepts
 connections, so a test or benchmark that starts it with ``--port 0`` can read
-the port from stdout. Runs until SIGINT or SIGTERM.
+the port from stdout, then the control token its ``/_emulator/`` endpoints
+require. Binds to 127.0.0.1 unless ``--host`` says otherwise (and warns when it
+does). Runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .config import DEFAULT_PORT, EmulatorConfig
+from .config import DEFAULT_PORT, EmulatorConfig, is_loopback_host
+from .control import TOKEN_ENV, TOKEN_HEADER
 from .core import Emulator
 
 
@@ -44,6 +48,12 @@ def add_arguments(parser: Any, defaults: EmulatorConfig) -> None:
     parser.add_argument("--expire-delay", type=delay, default=defaults.expire_delay)
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl)
     parser.add_argument("--webhook-max-attempts", type=int, default=defaults.webhook_max_attempts)
+    parser.add_argument(
+        "--control-token",
+        default=os.environ.get(TOKEN_ENV) or None,
+        help=f"token the /_emulator/ control endpoints require as {TOKEN_HEADER} "
+        f"(default: ${TOKEN_ENV}, else a random one printed at start)",
+    )
 
 
 def config_from(options: Any) -> EmulatorConfig:
@@ -61,6 +71,7 @@ def config_from(options: Any) -> EmulatorConfig:
         host=options.host,
         port=options.port,
         webhook_max_attempts=options.webhook_max_attempts,
+        **({"control_token": options.control_token} if options.control_token else {}),
     )
 
 
@@ -75,9 +86,16 @@ def serve(config: EmulatorConfig, announce: Any = print) -> None:
     emulator = Emulator(config).start()
     try:
         announce(f"FlexCharge emulator listening on {emulator.base_url}")
+        if not is_loopback_host(config.host):
+            announce(
+                f"WARNING: bound to {config.host}, not loopback: anyone who can reach this port "
+                "can use the emulator's public credentials. Use --host 127.0.0.1 unless you "
+                "need it (e.g. inside a container)."
+            )
         announce(
             f"webhooks: {config.webhook_url or 'disabled'}; control: {emulator.url}/_emulator/"
         )
+        announce(f"control token ({TOKEN_HEADER} header): {config.control_token}")
         while not done.wait(0.5):
             pass
     finally:

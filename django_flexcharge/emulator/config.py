@@ -10,7 +10,9 @@ control endpoints instead.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import ipaddress
+import secrets
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 DEFAULT_APP_KEY = "emu-app-key"
@@ -22,6 +24,22 @@ DEFAULT_SUBSCRIBER_KEY = base64.b64encode(
     b"django-flexcharge emulator subscriber key, not a secret"
 ).decode("ascii")
 DEFAULT_PORT = 8765
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets and a port allowed)."""
+    name = (host or "").strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -42,6 +60,8 @@ class EmulatorConfig:
     pickup_delay: float = 0.5
     #: Access-token lifetime; FlexCharge's is 10 minutes (flexcharge-api.md §3).
     token_ttl: int = 600
+    #: Loopback unless told otherwise: the emulator holds no real secret, but its
+    #: control plane makes it send signed deliveries.
     host: str = "127.0.0.1"
     #: 0 asks the OS for a free port; read it back from ``Emulator.port``.
     port: int = 0
@@ -52,6 +72,8 @@ class EmulatorConfig:
     webhook_backoff_max: float = 30.0
     #: Seconds an idle keep-alive connection is held before the server closes it.
     idle_timeout: float = 30.0
+    #: What ``/_emulator/...`` requests must send as ``X-Emulator-Token``; random per run.
+    control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 
     def backoff(self, attempt: int) -> float:
         """Delay before delivery attempt ``attempt + 1``: 0.5, 1, 2, 4 ... capped."""

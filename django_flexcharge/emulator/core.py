@@ -16,6 +16,7 @@ from .api import Api
 from .auth import TokenIssuer
 from .clock import Scheduler
 from .config import EmulatorConfig
+from .control import EmulatorControl
 from .faults import Faults
 from .orders import Orders
 from .refund_knobs import RefundKnobs
@@ -83,6 +84,11 @@ class Emulator:
     def url(self) -> str:
         """Root URL (the control plane lives under ``/_emulator/``)."""
         return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def control(self) -> EmulatorControl:
+        """A client of the HTTP control plane that carries this run's token."""
+        return EmulatorControl(self.url, self.config.control_token)
 
     @property
     def base_url(self) -> str:

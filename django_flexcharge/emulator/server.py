@@ -1,7 +1,8 @@
 """HTTP plumbing: routing, faults, bearer check, JSON in and out, one log line per request.
 
-``/v1/...`` is the FlexCharge API; ``/_emulator/...`` is the unauthenticated
-control plane for demos and tests, which faults never touch. The handler
+``/v1/...`` is the FlexCharge API; ``/_emulator/...`` is the control plane
+for demos and tests, which faults never touch and ``control.refusal`` guards
+(per-run token, loopback ``Host``, no foreign ``Origin``). The handler
 speaks HTTP/1.1 with keep-alive (clients keep a ``requests.Session``) and
 ``Server: Kestrel`` as the sandbox does.
 """
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from . import control
 from . import faults as fault_actions
 from .payloads import validation_error
 from .refund_knobs import DROP_CONNECTION
@@ -31,7 +33,7 @@ logger = logging.getLogger("django_flexcharge.emulator")
 
 ID = r"(?P<id>[^/]+)"
 # (method, path regex, handler name, kind): kind "open" needs no bearer, "api" does,
-# "control" is the unauthenticated, fault-free control plane. /tokenize is "open":
+# "control" is the token-guarded, fault-free control plane. /tokenize is "open":
 # its credential is mid + environment (§4); a bearer, as the client sends, is tolerated.
 ROUTES = [
     ("POST", r"/v1/oauth2/token", "token", "open"),
@@ -145,6 +147,11 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
                 self._send(route, None, path)
                 return
             name, kind, match = route
+            if kind == "control":
+                refused = control.refusal(emulator.config, emulator.port, self.headers)
+                if refused is not None:
+                    self._send(refused[0], {"error": refused[1]}, path)
+                    return
             decision = emulator.faults.decide(path) if kind != "control" else None
             if decision is not None and not self._apply(decision, path):
                 return

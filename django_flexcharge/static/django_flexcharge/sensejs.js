@@ -12,8 +12,9 @@
  * setKey() writes into every input named flexcharge_sense_key, now and once the
  * document has loaded, since the field may come after the script. A page that
  * has no such input (the {% flexcharge_sense_key_field %} tag was not used)
- * gets a hidden one in each of its POST forms, so the key still reaches the
- * server in the field CONTRACT §3 names.
+ * gets a hidden one in each of its POST forms that posts to the page's own
+ * origin (never to a form, or a button's formaction, that sends it elsewhere),
+ * so the key still reaches the server in the field CONTRACT §3 names.
  */
 (function (w, d) {
   "use strict";
@@ -26,11 +27,37 @@
   var FIELD = 'input[name="flexcharge_sense_key"]';
   var current = "";
 
+  function sameOrigin(url) {
+    // Resolved against the document: "", "/pay/" and "pay/" are the page's own.
+    try {
+      return new URL(url || "", d.baseURI).origin === w.location.origin;
+    } catch (err) {
+      return false;
+    }
+  }
+
+  function postsHome(form) {
+    // getAttribute, not form.action: an input named "action" would shadow it.
+    if (!sameOrigin(form.getAttribute("action"))) {
+      return false;
+    }
+    var overrides = form.querySelectorAll("[formaction]");
+    for (var i = 0; i < overrides.length; i++) {
+      if (!sameOrigin(overrides[i].getAttribute("formaction"))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   function addFields() {
     var forms = d.querySelectorAll("form");
     for (var i = 0; i < forms.length; i++) {
       if ((forms[i].getAttribute("method") || "").toLowerCase() !== "post") {
         continue;
+      }
+      if (!postsHome(forms[i])) {
+        continue; // the key is for this site, never for a form posting elsewhere
       }
       var input = d.createElement("input");
       input.type = "hidden";
