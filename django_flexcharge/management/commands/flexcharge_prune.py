@@ -6,7 +6,8 @@ delivery that never applied or an approval copy never sent is past use, and a
 retention policy that keeps them for ever is not one. ``--keep-unprocessed``
 keeps ``received``/``failed`` events and ``queued`` transmissions for a person
 to look at. Orders and refunds are the money trail and are never pruned.
-Deletes in batches so a large table is not locked for long.
+Deletes in batches so a large table is not locked for long. ``--account ALIAS``
+(repeatable) prunes only those FlexCharge accounts' rows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from django.db import models
 from django.utils import timezone
 
 from ...models import Transmission, WebhookEvent
+from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 BATCH = 1000
 
@@ -44,6 +46,7 @@ class Command(BaseCommand):
             help="keep received/failed webhook events and queued transmissions",
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        add_account_option(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         given = [d for d in (options["days_arg"], options["days"]) if d is not None]
@@ -52,9 +55,10 @@ class Command(BaseCommand):
         days = given[0] if given else 90
         if days < 1:
             raise CommandError("--days must be 1 or more.")
+        accounts = chosen_accounts(options)
         cutoff = timezone.now() - dt.timedelta(days=days)
-        events = WebhookEvent.objects.filter(received_at__lt=cutoff)
-        transmissions = Transmission.objects.filter(created__lt=cutoff)
+        events = of_accounts(WebhookEvent.objects.filter(received_at__lt=cutoff), accounts)
+        transmissions = of_accounts(Transmission.objects.filter(created__lt=cutoff), accounts)
         if options["keep_unprocessed"]:
             events = events.exclude(
                 status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
