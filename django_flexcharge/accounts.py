@@ -101,6 +101,11 @@ def aliases() -> list[str]:
     return [DEFAULT, *(alias for alias in declared() if alias != DEFAULT)]
 
 
+def several_accounts() -> bool:
+    """Whether the site declares accounts beyond "default" (or loads them)."""
+    return bool(declared()) or bool(getattr(settings, "FLEXCHARGE_ACCOUNT_LOADER", None))
+
+
 def account_problems(alias: str, config: object) -> list[str]:
     """What is wrong with an account's configuration dict (empty when usable)."""
     if not isinstance(alias, str) or not alias or len(alias) > ALIAS_MAX or "/" in alias:
