@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 from .client import get_client
 from .delivery import hold, release
 from .exceptions import (
+    FlexChargeAPIError,
     FlexChargeConnectionError,
     FlexChargeError,
     FlexChargeNotFound,
@@ -108,10 +109,32 @@ def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
         get_client(order.account).external_cancel(
             order.order_id, idempotency_key=cancel_idempotency_key(order)
         )
-    except FlexChargeNotFound:
+    except FlexChargeAPIError as err:
         # Every earlier /evaluate failed before FlexCharge created the order.
-        if not missing_ok:
+        if not (missing_ok and is_not_found(err)):
             raise
+
+
+#: How FlexCharge may say "no such order" besides a 404 (its docs leave it open).
+NOT_FOUND_WORDS = ("notfound", "not found", "does not exist")
+
+
+def is_not_found(err: BaseException) -> bool:
+    """True when an error answer means FlexCharge has no such order.
+
+    A 404 says so. So does, by assumption (docs/assumptions.md), a 400 or a
+    ``success: false`` envelope whose ``status``/``statusName`` is ``NOTFOUND``
+    or whose message or errors say "not found": FlexCharge's ``/outcome``
+    answers ``NOTFOUND`` that way, and its other error codes are undocumented.
+    """
+    if isinstance(err, FlexChargeNotFound):
+        return True
+    if not isinstance(err, FlexChargeAPIError) or err.status not in (200, 400, 422):
+        return False
+    response = err.response if isinstance(err.response, dict) else {}
+    labels = [str(response.get(key) or "") for key in ("status", "statusName", "result")]
+    texts = [str(err), *labels, *(m for ms in err.errors.values() for m in ms)]
+    return any(word in text.lower() for text in texts for word in NOT_FOUND_WORDS)
 
 
 # --- sync ---
@@ -191,14 +214,81 @@ def _outcome_status(client: Any, order: FlexChargeOrder) -> str:
     return str(answer.get("status") or "").strip().upper()
 
 
+#: ``GET /orders`` keys that may hold the page's orders, and the names an order's
+#: ``orderId`` (ours) may have in it: the list's item shape is undocumented.
+LIST_KEYS = ("results", "items", "data", "orders")
+EXTERNAL_ID_KEYS = ("externalorderid", "externalid", "merchantorderid")
+
+
+def find_by_order_id(client: Any, order: FlexChargeOrder) -> dict[str, Any] | None:
+    """FlexCharge's order for our ``order_id`` (``GET /orders?query=``), or None.
+
+    For an order whose ``/evaluate`` answer never came: FlexCharge may hold it
+    under an id we were never told. Only an item whose external id is exactly
+    ours counts, and only when it is the one such item.
+    """
+    data = client.list_orders(query=order.order_id, pageSize=50)
+    items: list[Any] = next((data[key] for key in LIST_KEYS if isinstance(data.get(key), list)), [])
+    matches = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        fields = {str(name).lower(): value for name, value in item.items()}
+        if any(str(fields.get(key) or "") == order.order_id for key in EXTERNAL_ID_KEYS):
+            matches.append(item)
+    if len(matches) != 1 or not str(matches[0].get("id") or "").strip():
+        return None
+    return matches[0]
+
+
+def _learn_session_key(order: FlexChargeOrder, client: Any) -> FlexChargeOrder | None:
+    """Look ``order`` up by our id and store FlexCharge's id; None when FlexCharge has none."""
+    found = find_by_order_id(client, order)
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked(order)
+        locked.last_synced_at = now
+        if found is None:
+            locked.save(update_fields=["last_synced_at", "updated"])
+            logger.info("Order %s: FlexCharge lists no order for it", locked.order_id)
+            return None
+        if not locked.order_session_key:
+            key = str(found["id"]).strip()[:64]
+            taken = FlexChargeOrder.objects.filter(account=locked.account, order_session_key=key)
+            if taken.exists():
+                logger.warning("Order %s: FlexCharge id %s belongs to another order", order, key)
+                locked.save(update_fields=["last_synced_at", "updated"])
+                return None
+            locked.order_session_key = key
+        locked.save(update_fields=["order_session_key", "last_synced_at", "updated"])
+    logger.info("Order %s: found at FlexCharge as %s", locked.order_id, locked.order_session_key)
+    return locked
+
+
+def may_be_held(order: FlexChargeOrder) -> bool:
+    """Whether FlexCharge may hold ``order`` under an id we were never told."""
+    return order.status == Status.PENDING or (order.status == Status.FAILED and order.attempts > 0)
+
+
 def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
-    """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards."""
+    """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards.
+
+    An order without FlexCharge's id that may have reached it (pending after a
+    lost answer, or failed after attempts) is first looked up by our id with
+    ``GET /orders?query=``; found, its id is stored and it is reconciled as
+    usual; not found, it is returned unchanged.
+    """
     current = FlexChargeOrder.objects.get(pk=order.pk)
+    client = get_client(current.account)
+    if not current.order_session_key and may_be_held(current):
+        found = _learn_session_key(current, client)
+        if found is None:
+            return FlexChargeOrder.objects.get(pk=order.pk)
+        current = found
     if not current.order_session_key:
         raise FlexChargeStateError(
             f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
         )
-    client = get_client(current.account)
     data = client.get_order(current.order_session_key)
     outcome = ""
     if _status_name(data) == "cancelled":

@@ -116,13 +116,17 @@ def billing_body(billing: BillingAddress) -> dict[str, Any]:
     return body
 
 
-def card_metadata(card: Card | VaultedCard | None) -> dict[str, Any]:
-    """``paymentMethod`` without a card number: what ``/transmit`` needs (§5)."""
+def card_metadata(card: Card | VaultedCard | None, card_type: str = "") -> dict[str, Any]:
+    """``paymentMethod`` without a card number: what ``/transmit`` needs.
+
+    Only what is known is sent: ``cardType`` when the payment says (a card
+    number does not tell credit from debit), no empty strings.
+    """
     if card is None:
         return {}
     body: dict[str, Any] = {
         "holderName": card.holder_name,
-        "cardType": "CREDIT",
+        "cardType": card_type,
         "cardBrand": card.brand,
         "cardBinNumber": card.bin,
         "cardLast4Digits": card.last4,
@@ -132,9 +136,9 @@ def card_metadata(card: Card | VaultedCard | None) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value not in ("", None)}
 
 
-def vaulted_payment_method(card: VaultedCard) -> dict[str, Any]:
+def vaulted_payment_method(card: VaultedCard, card_type: str = "") -> dict[str, Any]:
     """``paymentMethod`` of ``/evaluate``: the vault token in ``cardNumber`` with ``token: true``."""
-    return {"cardNumber": card.token, "token": True, **card_metadata(card)}
+    return {"cardNumber": card.token, "token": True, **card_metadata(card, card_type)}
 
 
 def subscription_body(subscription: Subscription) -> dict[str, Any]:
@@ -163,18 +167,22 @@ def transmit_body(
     account: str = "default",
 ) -> dict[str, Any]:
     """``/transmit`` for an approved payment. ``idempotencyKey`` is an extra FlexCharge ignores
-    (§5 has none) that lets duplicates be counted; ``isMIT`` is false because an approval
-    copy does not say whether it was a rebill."""
+    (FlexCharge defines none) that lets duplicates be counted; ``isMIT`` is ``payment.is_mit`` (a
+    renewal is merchant-initiated). Without a card, ``paymentMethod`` is left out rather
+    than sent empty: FlexCharge's documents mark it required, so an empty object would
+    only be refused or misread; a missing one at least names the field."""
     body: dict[str, Any] = {
         "isDeclined": False,
         "idempotencyKey": idempotency_key,
         "mid": conf.account(account).MID,
         "orderId": payment.order_id,
-        "isMIT": False,
+        "isMIT": payment.is_mit,
         "transaction": transaction(payment, status="APPROVED"),
         "payer": payer_body(payer),
-        "paymentMethod": card_metadata(card),
     }
+    method = card_metadata(card, payment.card_type)
+    if method:
+        body["paymentMethod"] = method
     # An approval copy may come without a processor code; never send "" for them.
     txn = body["transaction"]
     txn["responseCode"] = txn["responseCode"] or APPROVED_CODE
@@ -215,7 +223,7 @@ def evaluate_body(
     body["transaction"] = transaction(payment, status="DECLINED")
     body["payer"] = payer_body(payer)
     body["billingInformation"] = billing_body(billing)
-    body["paymentMethod"] = vaulted_payment_method(card)
+    body["paymentMethod"] = vaulted_payment_method(card, payment.card_type)
     if subscription is not None:
         body["subscription"] = subscription_body(subscription)
     return body

@@ -32,7 +32,7 @@ from .exceptions import (
     FlexChargeRateLimited,
 )
 from .models import FlexChargeOrder, Transmission
-from .order_actions import sync_order
+from .order_actions import is_not_found, sync_order
 from .payloads import cancel_idempotency_key
 from .transitions import transition
 
@@ -173,6 +173,7 @@ def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
 
 def _evaluation_error(order_pk: int, err: BaseException) -> str:
     now = timezone.now()
+    unconfirmed = False
     with transaction.atomic():
         order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
         order.locked_until = None
@@ -188,22 +189,38 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
             if isinstance(err, FlexChargeAPIError):
                 order.api_errors = err.errors
                 fields.append("api_errors")
-            transition(order, Status.FAILED, update_fields=tuple(fields))
-            logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
-            return "failed"
-        next_at = now + backoff(order.attempts, _retry_after(err))
-        if next_at <= window_end(order):
-            order.next_attempt_at = next_at
-            order.save(update_fields=[*fields, "next_attempt_at", "updated"])
-            enqueue_on_commit(deliver_evaluation, order.pk, run_after=next_at)
-            logger.warning(
-                "Order %s: /evaluate attempt %s failed (%s); next at %s",
-                order.order_id,
-                order.attempts,
-                order.last_error,
-                next_at.isoformat(),
-            )
-            return "retry"
+            if order.attempts > 1 and not proves_refusal(err):
+                # An earlier attempt went out and its answer was lost: an error
+                # answer to the retry (FlexCharge's replay behaviour is undocumented)
+                # does not say it refused the order. It may hold it: keep it pending.
+                order.last_error = (
+                    f"FlexCharge answered a retry with: {order.last_error}. An earlier "
+                    "attempt may have reached it, so the order is kept pending until "
+                    "flexcharge_sync or a webhook says what became of it."
+                )[:2000]
+                _hold_unconfirmed(order, fields)
+                unconfirmed = True
+            else:
+                transition(order, Status.FAILED, update_fields=tuple(fields))
+                logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
+                return "failed"
+        else:
+            next_at = now + backoff(order.attempts, _retry_after(err))
+            if next_at <= window_end(order):
+                order.next_attempt_at = next_at
+                order.save(update_fields=[*fields, "next_attempt_at", "updated"])
+                enqueue_on_commit(deliver_evaluation, order.pk, run_after=next_at)
+                logger.warning(
+                    "Order %s: /evaluate attempt %s failed (%s); next at %s",
+                    order.order_id,
+                    order.attempts,
+                    order.last_error,
+                    next_at.isoformat(),
+                )
+                return "retry"
+    if unconfirmed:
+        logger.warning("Order %s: %s", order.order_id, order.last_error)
+        return _reconcile(order_pk)
     # Requests refused before FlexCharge looked at them cannot have created an order.
     unseen = isinstance(
         err, FlexChargeRateLimited | FlexChargeAuthError | FlexChargeConfigurationError
@@ -215,29 +232,93 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
     )
 
 
+def proves_refusal(err: BaseException) -> bool:
+    """True when an error answer to ``/evaluate`` shows FlexCharge refused the body itself.
+
+    A 400 listing field errors does: the same bytes went out every time,
+    so the first attempt was refused too. A 409, another 4xx, or a business
+    failure does not: it may be FlexCharge's answer to a replay of an order it
+    holds. A field error about the idempotency key is a replay answer as well.
+    """
+    if not isinstance(err, FlexChargeAPIError) or err.status != 400 or not err.errors:
+        return False
+    text = " ".join(f"{key} {' '.join(msgs)}" for key, msgs in err.errors.items()).lower()
+    return "idempotency" not in text
+
+
+def _hold_unconfirmed(order: FlexChargeOrder, fields: list[str]) -> None:
+    """Keep a queued order FlexCharge may hold as ``pending`` (the caller holds its lock).
+
+    Pending is what it may be: the host must not charge it again
+    (``is_under_rescue``), a webhook applies to it, ``flexcharge_sync`` finds it
+    by our order id, and ``cancel_order`` cancels it by our order id.
+    """
+    order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
+    order.next_attempt_at = None
+    fields = [*fields, "expiry_date", "next_attempt_at"]
+    if not transition(order, Status.PENDING, update_fields=tuple(fields)):
+        order.save(update_fields=[*fields, "updated"])
+
+
+def _reconcile(order_pk: int) -> str:
+    """Best effort: ask FlexCharge by our order id what became of an unconfirmed order."""
+    order = FlexChargeOrder.objects.get(pk=order_pk)
+    try:
+        order = sync_order(order)
+    except FlexChargeError as err:
+        logger.warning("Order %s: could not reconcile yet (%s)", order.order_id, err)
+        return "unconfirmed"
+    if order.status == Status.PENDING and not order.order_session_key:
+        return "unconfirmed"
+    return str(order.status)
+
+
 def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
-    """Mark a never-accepted order failed; if a request may have reached FlexCharge, cancel it.
+    """Stop sending an order FlexCharge never accepted; failed, or pending if it may hold it.
 
     A timeout, a 5xx or a crash does not say whether FlexCharge created the
-    order, so it is asked to drop it by our id: it must not rescue an order
-    the host now handles itself. Best effort: an unknown id is harmless.
+    order, so it is first asked to drop it by our id: it must not rescue an
+    order the host now handles itself. The order is ``failed`` when nothing
+    was sent, or when FlexCharge cancelled it or says it has no such order.
+    If the cancel is refused (e.g. "COMPLETED": it charged the customer) or
+    unanswered, FlexCharge may hold it: it stays ``pending`` for a webhook or
+    ``flexcharge_sync`` to settle, and the host does not charge it again.
     """
-    with transaction.atomic():
-        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
-        order.locked_until = None
-        order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
-        fields = ("locked_until", "last_error")
-        if not transition(order, Status.FAILED, update_fields=fields):
-            order.save(update_fields=["locked_until", "updated"])
-            return "skipped"
-    logger.error("Order %s failed: %s", order.order_id, order.last_error)
+    order = FlexChargeOrder.objects.get(pk=order_pk)
+    held = ""
     if maybe_sent:
         try:
             get_client(order.account).external_cancel(
                 order.order_id, idempotency_key=cancel_idempotency_key(order)
             )
         except FlexChargeError as err:
-            logger.warning("Order %s: external-cancel after giving up: %s", order.order_id, err)
+            if not is_not_found(err):
+                held = _describe(err)
+                logger.warning(
+                    "Order %s: external-cancel after giving up: %s", order.order_id, held
+                )
+    with transaction.atomic():
+        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
+        order.locked_until = None
+        fields = ["locked_until", "last_error"]
+        if held:
+            order.last_error = (
+                f"Not confirmed by FlexCharge: {reason}; external-cancel answered: {held}. "
+                "FlexCharge may hold the order: kept pending for a webhook or flexcharge_sync."
+            )[:2000]
+            if order.status != Status.QUEUED:
+                order.save(update_fields=["locked_until", "updated"])
+                return "skipped"
+            _hold_unconfirmed(order, fields)
+        else:
+            order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
+            if not transition(order, Status.FAILED, update_fields=tuple(fields)):
+                order.save(update_fields=["locked_until", "updated"])
+                return "skipped"
+    if held:
+        logger.error("Order %s unconfirmed: %s", order.order_id, order.last_error)
+        return _reconcile(order_pk)
+    logger.error("Order %s failed: %s", order.order_id, order.last_error)
     return "failed"
 
 

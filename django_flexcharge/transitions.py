@@ -43,7 +43,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     Status.EXPIRED: frozenset(),
     Status.CANCELLED: frozenset(),
     Status.REFUNDED: frozenset(),
-    Status.FAILED: frozenset(),
+    # We stopped handing it over, but a request may have reached FlexCharge. If
+    # FlexCharge says it charged the order (webhook, sync), money moved: the
+    # host must hear order_approved rather than charge the customer again.
+    Status.FAILED: frozenset({Status.APPROVED}),
 }
 
 #: The specific signal sent (besides ``order_status_changed``) on entering a status.

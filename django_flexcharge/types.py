@@ -188,9 +188,19 @@ class Payment:
     avs_result_code: str = ""
     cvv_result_code: str = ""
     cavv_result_code: str = ""
+    #: A merchant-initiated charge (a renewal): ``/transmit`` sends it as ``isMIT``.
+    is_mit: bool = False
+    #: ``CREDIT`` or ``DEBIT`` (FlexCharge's ``cardType``) when the processor says; "" omits it.
+    card_type: str = ""
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
+        if not isinstance(self.is_mit, bool):
+            raise FlexChargeValidationError("payment.is_mit", "must be True or False")
+        card_type = _require_text("payment.card_type", self.card_type, max_length=16, blank=True)
+        if card_type and not re.fullmatch(r"[A-Za-z_]+", card_type):
+            raise FlexChargeValidationError("payment.card_type", "must be a word such as CREDIT")
+        set_(self, "card_type", card_type.upper())
         set_(self, "order_id", _require_text("payment.order_id", self.order_id, max_length=100))
         set_(
             self,

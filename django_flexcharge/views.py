@@ -97,17 +97,22 @@ class WebhookView(APIView):
         except RequestDataTooBig:
             return _refused("body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE", 413)
         # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
-        # verify_delivery also accepts a signature for this host without its port.
+        # verify_signature also accepts a signature for this host without its port.
         host = settings.WEBHOOK_HOST or request.get_host()
         try:
             event = webhooks.receive(body, request.headers, host, account=account)
         except FlexChargeWebhookError as err:
-            logger.info("webhook refused (%s): %s", err.status_code, err)
+            # A 401 is someone (or a clock) failing the signature checks: worth a warning.
+            level = logging.WARNING if err.status_code == 401 else logging.INFO
+            logger.log(level, "webhook refused (%s): %s", err.status_code, err)
             return _refused(str(err), err.status_code)
         except Exception:
             # Our failure: FlexCharge retries on 5xx; the row (if any) keeps the error.
             logger.exception("webhook could not be processed")
             return Response({"status": "failed"}, status=500)
+        if getattr(event, "redelivered", "") == "duplicate":
+            # A resend of a stored delivery that had already been dealt with.
+            return Response({"status": "duplicate", "event": event.pk, "stored": event.status})
         return Response({"status": event.status, "event": event.pk})
 
 

@@ -2,22 +2,30 @@
 
 ``receive()`` is the whole pipeline the view calls:
 
-1. size, signature (any configured key; the host as seen or without its port),
-   ``x-fc-date`` window (unless ``FLEXCHARGE_WEBHOOK_TOLERANCE`` is 0) and nonce
-   format; a failure raises ``FlexChargeWebhookError`` (413/401) and stores nothing.
-2. the row is written on its own, before anything is applied, so it survives a
-   failed apply. The unique nonce makes a replay fail here (401). A signed body
-   the app cannot use is stored as ``failed`` with the reason and answered 400.
-3. the event is applied under ``select_for_update`` on the order: concurrent
+1. size, then the signature (any configured key; the host as seen or without
+   its port) and the nonce format; a failure raises ``FlexChargeWebhookError``
+   (413/401) naming the check that failed, and stores nothing.
+2. a delivery whose nonce *and* body match a stored event is a redelivery
+   (FlexCharge may resend with the original headers; its docs leave it open): it
+   is answered 200 whatever its date, and applied again only if the stored
+   event failed. A known nonce with another body is a 401 ("reused nonce").
+3. a new delivery must carry an ``x-fc-date`` inside ``FLEXCHARGE_WEBHOOK_TOLERANCE``
+   (unless it is 0), then its row is written on its own, before anything is
+   applied, so it survives a failed apply. A signed body the app cannot use is
+   stored as ``failed`` with the reason and answered 400.
+4. the event is applied under ``select_for_update`` on the order: concurrent
    deliveries of one event queue on that lock, so exactly one changes the order
    and one set of signals goes out (after commit, from ``transitions``).
 
 ``IsResent`` is stored but not trusted on its own: a redelivery after our own
 500 must still apply. A duplicate is "this event already applied to this order".
+A ``TimeStamp`` further ahead than the date tolerance is not trusted to order
+events (one bad clock must not make every later event of the order "older").
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from datetime import UTC
@@ -43,13 +51,16 @@ __all__ = [
     "Payload",
     "PayloadError",
     "apply_event",
+    "check_date",
     "check_test_mode",
     "parse_payload",
     "reapply_event",
     "receive",
+    "redeliver",
     "signed_hosts",
     "store_event",
     "verify_delivery",
+    "verify_signature",
 ]
 
 logger = logging.getLogger("django_flexcharge.webhooks")
@@ -66,6 +77,8 @@ EVENT_STATUS = {
 }
 #: ``WebhookEvent.nonce`` length; FlexCharge sends 32 hex characters.
 MAX_NONCE = 64
+#: Seconds a ``TimeStamp`` may run ahead when ``FLEXCHARGE_WEBHOOK_TOLERANCE`` is 0.
+DEFAULT_TOLERANCE = 300
 
 
 def receive(
@@ -75,33 +88,95 @@ def receive(
 
     Only ``account``'s subscriber keys verify it and only its orders are looked at:
     a delivery signed for another account is a 401, and changes nothing.
+    A redelivery of a stored event comes back with ``redelivered`` set
+    ("duplicate": nothing done; "reapplied"); see ``redeliver``.
     """
     if len(body) > conf.WEBHOOK_MAX_BODY:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
-    nonce = verify_delivery(body, headers, host, account=account)
-    # A replay is refused before anything is written; a racing one is caught
-    # by the unique constraint in store_event.
-    if WebhookEvent.objects.filter(account=account, nonce=nonce).exists():
-        raise FlexChargeWebhookError("nonce already used", 401)
+    lowered = _lowered(headers)
+    nonce = verify_signature(body, lowered, host, account=account)
+    stored = _stored(nonce, account)
+    if stored is not None:
+        return redeliver(stored, body)
+    check_date(lowered, account=account)
     payload: Payload | None = None
     try:
         payload = parse_payload(body)
         check_test_mode(payload, account)
     except PayloadError as err:
         # Stored (failed, with the reason) so the merchant can see what FlexCharge sent.
-        event = store_event(nonce, body, payload, str(err), account=account)
+        try:
+            event = store_event(nonce, body, payload, str(err), account=account)
+        except NonceTaken:
+            return redeliver(WebhookEvent.objects.get(account=account, nonce=nonce), body)
         logger.warning("webhook #%s rejected: %s", event.pk, err)
         raise FlexChargeWebhookError(str(err), 400) from err
-    return _apply(store_event(nonce, body, payload, "", account=account), payload, fresh=True)
+    try:
+        event = store_event(nonce, body, payload, "", account=account)
+    except NonceTaken:
+        # The same delivery arriving twice at once: the other request stored it.
+        return redeliver(WebhookEvent.objects.get(account=account, nonce=nonce), body)
+    return _apply(event, payload, fresh=True)
+
+
+def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
+    """A delivery whose nonce is ``stored``'s: a duplicate if the body is the same, else 401.
+
+    The same nonce and body is FlexCharge resending the original delivery (its
+    signature was just checked): 200 whatever ``x-fc-date`` says. If the stored
+    event failed (our 500, or a body refused under a setting since fixed) or
+    never finished (a crash), it is applied now; otherwise nothing changes.
+    """
+    if stored.body != stored_text(body):
+        raise FlexChargeWebhookError(
+            "reused nonce: x-fc-nonce belongs to an earlier delivery with another body", 401
+        )
+    if stored.status not in (Stored.FAILED, Stored.RECEIVED):
+        logger.info("webhook #%s delivered again: already %s", stored.pk, stored.status)
+        stored.redelivered = "duplicate"  # type: ignore[attr-defined]
+        return stored
+    try:
+        payload = parse_payload(body)
+        check_test_mode(payload, stored.account)
+    except PayloadError as err:
+        _finish(stored, Stored.FAILED, str(err))
+        logger.warning("webhook #%s redelivered, still rejected: %s", stored.pk, err)
+        raise FlexChargeWebhookError(str(err), 400) from err
+    logger.info("webhook #%s redelivered after it %s: applying it", stored.pk, stored.status)
+    event = apply_event(stored, payload)
+    event.redelivered = "reapplied"  # type: ignore[attr-defined]
+    return event
+
+
+def _stored(nonce: str, account: str) -> WebhookEvent | None:
+    return WebhookEvent.objects.filter(account=account, nonce=nonce).first()
+
+
+def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
+    return {str(name).lower(): str(value) for name, value in headers.items()}
 
 
 def verify_delivery(
     body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
 ) -> str:
     """Check signature (``account``'s keys) and date of a delivery; its nonce, or a 401."""
-    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
-    settings = conf.account(account)
-    keys = settings.WEBHOOK_SUBSCRIBER_KEYS
+    lowered = _lowered(headers)
+    nonce = verify_signature(body, lowered, host, account=account)
+    check_date(lowered, account=account)
+    return nonce
+
+
+#: The headers without which no signature can be checked.
+SIGNATURE_HEADERS = ("x-fc-nonce", "x-fc-date", "x-fc-authorization")
+
+
+def verify_signature(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> str:
+    """The delivery's nonce once its signature verifies with one of ``account``'s keys;
+    FlexChargeWebhookError(401) naming the check that failed otherwise. ``headers`` has
+    lower-case names. Never names a key."""
+    keys = conf.account(account).WEBHOOK_SUBSCRIBER_KEYS
     if not keys:
         # Our misconfiguration, not the sender's: surfaces as a 500 so FlexCharge retries.
         where = "" if account == DEFAULT else f" for FlexCharge account {account!r}"
@@ -109,34 +184,43 @@ def verify_delivery(
             f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set{where}.",
             setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
         )
+    missing = [name for name in SIGNATURE_HEADERS if not headers.get(name, "").strip()]
+    if missing:
+        raise FlexChargeWebhookError(f"no signature headers: {', '.join(missing)} missing", 401)
     hosts = signed_hosts(host)
     verified = False
     for candidate in hosts:
         # Every form is tried (no short cut), each in constant time per key.
-        verified |= signing.verify(body, lowered, candidate, keys)
+        verified |= signing.verify(body, headers, candidate, keys)
     if not verified:
         names = " or ".join(repr(name) for name in hosts)
-        raise FlexChargeWebhookError(f"invalid or missing signature for host {names}", 401)
-    nonce = lowered["x-fc-nonce"].strip()
-    if not nonce or len(nonce) > MAX_NONCE:
+        raise FlexChargeWebhookError(
+            f"invalid or missing signature: no key matches for host {names}", 401
+        )
+    nonce = headers["x-fc-nonce"].strip()
+    if len(nonce) > MAX_NONCE:
         raise FlexChargeWebhookError("x-fc-nonce is empty or too long", 401)
+    return nonce
+
+
+def check_date(headers: Mapping[str, str], *, account: str = DEFAULT) -> None:
+    """Refuse (401) an ``x-fc-date`` that is unreadable, or outside the tolerance."""
     try:
-        sent = parsedate_to_datetime(lowered["x-fc-date"])
+        sent = parsedate_to_datetime(headers.get("x-fc-date", ""))
     except (TypeError, ValueError, IndexError) as err:
         raise FlexChargeWebhookError("x-fc-date is not an RFC 1123 date", 401) from err
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
-    tolerance = settings.WEBHOOK_TOLERANCE
+    tolerance = conf.account(account).WEBHOOK_TOLERANCE
     if tolerance > 0:
         # 0 turns the window off (FlexCharge documents none, §19.2); nonces stay unique.
         skew = (timezone.now() - sent).total_seconds()
         if skew > tolerance:
             raise FlexChargeWebhookError(
-                f"x-fc-date is {skew:.0f} s old (limit {tolerance} s)", 401
+                f"stale date: x-fc-date is {skew:.0f} s old (limit {tolerance} s)", 401
             )
         if skew < -tolerance:
-            raise FlexChargeWebhookError("x-fc-date is in the future", 401)
-    return nonce
+            raise FlexChargeWebhookError("stale date: x-fc-date is in the future", 401)
 
 
 def signed_hosts(host: str) -> list[str]:
@@ -164,13 +248,29 @@ def _is_port(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+class NonceTaken(FlexChargeWebhookError):
+    """``store_event`` found the nonce stored already (a racing delivery stored it)."""
+
+    def __init__(self) -> None:
+        super().__init__("reused nonce: x-fc-nonce belongs to an earlier delivery", 401)
+
+
+def stored_text(body: bytes) -> str:
+    """The body as ``WebhookEvent.body`` keeps it (also what a redelivery is compared with)."""
+    # PostgreSQL text cannot hold NUL; the stored body is for people, the signature is done.
+    return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+
+
 def store_event(
     nonce: str, body: bytes, payload: Payload | None, error: str, *, account: str = DEFAULT
 ) -> WebhookEvent:
-    """Write the delivery row on its own; a reused nonce (even a racing one) is a 401."""
-    # PostgreSQL text cannot hold NUL; the stored body is for people, the signature is done.
-    text = body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
-    values: dict[str, Any] = {"account": account, "nonce": nonce, "body": text, "error": error}
+    """Write the delivery row on its own; a nonce stored already raises ``NonceTaken`` (401)."""
+    values: dict[str, Any] = {
+        "account": account,
+        "nonce": nonce,
+        "body": stored_text(body),
+        "error": error,
+    }
     if payload is not None:
         values.update(
             event=payload.event,
@@ -187,7 +287,7 @@ def store_event(
         with transaction.atomic():
             return WebhookEvent.objects.create(**values)
     except IntegrityError as err:
-        raise FlexChargeWebhookError("nonce already used", 401) from err
+        raise NonceTaken() from err
 
 
 def apply_event(event: WebhookEvent, payload: Payload) -> WebhookEvent:
@@ -283,8 +383,13 @@ def _apply_locked(
     earlier = _applied_before(event, order, payload) if careful else None
     if earlier:
         return _finish(event, Stored.DUPLICATE, f"already applied by event #{earlier}")
-    if payload.timestamp and order.last_event_at and payload.timestamp < order.last_event_at:
+    stamp = trusted_timestamp(payload.timestamp, order.account)
+    last = trusted_timestamp(order.last_event_at, order.account)
+    if stamp and last and stamp < last:
         return _finish(event, Stored.IGNORED, "older than the last event applied to the order")
+    if target == Status.REFUNDED and order.status == Status.QUEUED and not order.attempts:
+        # Never sent: FlexCharge cannot have charged, let alone refunded, this order.
+        return _finish(event, Stored.IGNORED, "order was never sent to FlexCharge")
     new_status, refunded, unknown = target, order.refunded_amount, order.refunded_amount_unknown
     if target == Status.REFUNDED:
         new_status, refunded, unknown = _refund_total(order, payload)
@@ -308,8 +413,16 @@ def _apply_locked(
         transition(order, Status.APPROVED, event=event)
         order = _orders(lock=True).get(pk=order.pk)
         event.order = order
+    if order.status == Status.FAILED:
+        # We gave up on handing it over, yet FlexCharge charged it: money moved, so
+        # the host must hear it (the one way out of ``failed``, see transitions).
+        logger.warning(
+            "Order %s was failed, but FlexCharge sent %s: approving it",
+            order.order_id,
+            payload.event,
+        )
     order.refunded_amount, order.refunded_amount_unknown = refunded, unknown
-    order.last_event_at = payload.timestamp or order.last_event_at
+    order.last_event_at = stamp or last
     order.confirmation_id = payload.confirmation_id or order.confirmation_id
     fields = ("refunded_amount", "refunded_amount_unknown", "last_event_at", "confirmation_id")
     if unknown and target == Status.REFUNDED:
@@ -321,6 +434,23 @@ def _apply_locked(
     else:
         transition(order, new_status, event=event, update_fields=fields)
     return _finish(event, Stored.APPLIED)
+
+
+def trusted_timestamp(value: dt.datetime | None, account: str = DEFAULT) -> dt.datetime | None:
+    """``value`` unless it is further ahead of our clock than the date tolerance allows.
+
+    FlexCharge's ``TimeStamp`` orders the events of an order. One far in the
+    future would make every later event look older and be ignored, so it is
+    not trusted (the event still applies; it just orders nothing). With the
+    date check off, the default tolerance bounds it.
+    """
+    if value is None:
+        return None
+    ahead = conf.account(account).WEBHOOK_TOLERANCE or DEFAULT_TOLERANCE
+    if value > timezone.now() + dt.timedelta(seconds=ahead):
+        logger.warning("webhook TimeStamp %s is in the future: not used to order events", value)
+        return None
+    return value
 
 
 def _find_order(payload: Payload, account: str, *, lock: bool) -> FlexChargeOrder | None:

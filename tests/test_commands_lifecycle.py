@@ -168,11 +168,13 @@ def test_sync_exits_non_zero_when_an_order_could_not_be_checked(mocked):
     make_order("INV-a", Status.PENDING, session_key="fc-a")
     make_order("INV-q", Status.PENDING, session_key=None)
     mocked.add(responses.GET, API + "orders/fc-a", status=404, json={})
+    mocked.add(responses.GET, API + "orders", json={"results": []})
     out = StringIO()
     with pytest.raises(CommandError, match="1 orders could not be checked"):
         call_command("flexcharge_sync", stdout=out, stderr=out)
     assert "INV-a: " in out.getvalue()
-    assert "1 skipped (pending, no FlexCharge id yet)" in out.getvalue()
+    # Looked up by our order id (GET /orders?query=INV-q): FlexCharge lists none.
+    assert "1 not found at FlexCharge (pending, no FlexCharge id)" in out.getvalue()
 
 
 # --- flexcharge_prune ---

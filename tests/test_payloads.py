@@ -99,7 +99,6 @@ def test_evaluate_body_has_every_documented_field(payment, payer, billing, subsc
         "cardNumber": "tok-123",
         "token": True,
         "holderName": "Jane Doe",
-        "cardType": "CREDIT",
         "cardBrand": "VISA",
         "cardBinNumber": "400000",
         "cardLast4Digits": "3184",
@@ -185,8 +184,37 @@ def test_transmit_body_from_a_card_holds_metadata_only(card):
 def test_transmit_body_without_payer_sends_na_email_and_no_billing():
     body = payloads.transmit_body(make_payment(), idempotency_key=KEY)
     assert body["payer"] == {"email": "NA"}
-    assert body["paymentMethod"] == {}
     assert "billingInformation" not in body
+
+
+def test_transmit_body_without_a_card_omits_the_payment_method_never_sends_it_empty():
+    body = payloads.transmit_body(make_payment(card_type="DEBIT"), idempotency_key=KEY)
+    assert "paymentMethod" not in body
+
+
+def test_transmit_body_sends_what_the_payment_says_about_mit_and_card_type(card):
+    renewal = make_payment(is_mit=True, card_type="debit")
+    body = payloads.transmit_body(renewal, idempotency_key=KEY, card=card)
+    assert body["isMIT"] is True
+    assert body["paymentMethod"]["cardType"] == "DEBIT"
+
+
+def test_transmit_body_leaves_card_type_out_when_the_payment_does_not_say(card):
+    body = payloads.transmit_body(make_payment(), idempotency_key=KEY, card=card)
+    assert body["isMIT"] is False
+    assert "cardType" not in body["paymentMethod"]
+    assert "" not in body["paymentMethod"].values()
+
+
+def test_evaluate_body_sends_the_payment_card_type(payer, billing, vaulted):
+    body = payloads.evaluate_body(
+        make_payment(card_type="CREDIT"),
+        idempotency_key=KEY,
+        card=vaulted,
+        payer=payer,
+        billing=billing,
+    )
+    assert body["paymentMethod"]["cardType"] == "CREDIT"
 
 
 def test_payer_birthdate_is_an_iso_date():

@@ -281,14 +281,19 @@ def test_a_timeout_when_the_window_is_about_to_close_gives_up_and_cancels(mocked
     assert cancel.call_count == 1
 
 
-def test_a_failed_best_effort_cancel_still_fails_the_order(mocked, queued, caplog):
+def test_an_unanswered_cancel_after_giving_up_keeps_the_order_pending(mocked, queued, caplog):
+    # FlexCharge may hold the order: the host must not charge it again meanwhile.
     mocked.add(responses.POST, API + "evaluate", body=requests.exceptions.ReadTimeout())
     mocked.add(responses.POST, API + "orders/INV-100045/external-cancel", status=500, json={})
+    mocked.add(responses.GET, API + "orders", json={"results": []})
     send_evaluation(queued.pk)
     late = timezone.now() - dt.timedelta(hours=25)
     FlexChargeOrder.objects.filter(pk=queued.pk).update(declined_at=late, next_attempt_at=None)
-    assert send_evaluation(queued.pk) == "failed"
+    assert send_evaluation(queued.pk) == "unconfirmed"
     assert "external-cancel after giving up" in caplog.text
+    queued.refresh_from_db()
+    assert (queued.status, queued.order_session_key) == (Status.PENDING, None)
+    assert "may hold the order" in queued.last_error
 
 
 def test_a_leased_row_is_not_sent_by_a_second_worker(mocked, queued):

@@ -96,6 +96,11 @@ def test_card_brand_from_the_bin(number, brand):
 # --- Payment ---
 
 
+def test_a_payment_is_customer_initiated_with_an_unknown_card_type_unless_told():
+    assert (make_payment().is_mit, make_payment().card_type) == (False, "")
+    assert make_payment(is_mit=True, card_type=" debit ").card_type == "DEBIT"
+
+
 def test_a_payment_defaults_its_time_to_now_and_upper_cases_the_currency():
     payment = make_payment(currency="usd", occurred_at=None)
     assert payment.currency == "USD"
@@ -117,6 +122,11 @@ def test_a_payment_defaults_its_time_to_now_and_upper_cases_the_currency():
         ({"response_code": 51}, "payment.response_code"),
         ({"occurred_at": dt.datetime(2024, 1, 1)}, "payment.occurred_at"),  # naive
         ({"occurred_at": "2024-01-01T00:00:00Z"}, "payment.occurred_at"),
+        ({"is_mit": "yes"}, "payment.is_mit"),
+        ({"is_mit": None}, "payment.is_mit"),
+        ({"card_type": 1}, "payment.card_type"),
+        ({"card_type": "CREDIT CARD"}, "payment.card_type"),
+        ({"card_type": "X" * 17}, "payment.card_type"),
     ],
 )
 def test_a_bad_payment_is_refused_naming_the_field(change, field):

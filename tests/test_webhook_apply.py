@@ -480,7 +480,8 @@ def test_refund_totals_do_not_depend_on_pruned_events(sync_tasks):
 def test_a_refund_of_an_order_whose_completion_was_lost_approves_then_refunds_it(
     before, signal_log, django_capture_on_commit_callbacks
 ):
-    order = make_order(status=before)
+    # Queued with an attempt made: /evaluate went out, its answer was lost.
+    order = make_order(status=before, attempts=1)
 
     with django_capture_on_commit_callbacks(execute=True):
         stored = refund(

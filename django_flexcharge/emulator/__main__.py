@@ -49,6 +49,18 @@ def add_arguments(parser: Any, defaults: EmulatorConfig) -> None:
     parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl)
     parser.add_argument("--webhook-max-attempts", type=int, default=defaults.webhook_max_attempts)
     parser.add_argument(
+        "--resend-original-headers",
+        action="store_true",
+        default=defaults.webhook_resend_original_headers,
+        help="redeliver a webhook with its first body, nonce and date",
+    )
+    parser.add_argument(
+        "--evaluate-replay-conflict",
+        action="store_true",
+        default=defaults.evaluate_replay_conflict,
+        help="answer 409 to an /evaluate replay (same idempotency key and body)",
+    )
+    parser.add_argument(
         "--control-token",
         default=os.environ.get(TOKEN_ENV) or None,
         help=f"token the /_emulator/ control endpoints require as {TOKEN_HEADER} "
@@ -71,6 +83,8 @@ def config_from(options: Any) -> EmulatorConfig:
         host=options.host,
         port=options.port,
         webhook_max_attempts=options.webhook_max_attempts,
+        webhook_resend_original_headers=options.resend_original_headers,
+        evaluate_replay_conflict=options.evaluate_replay_conflict,
         **({"control_token": options.control_token} if options.control_token else {}),
     )
 

@@ -191,6 +191,11 @@ class Api:
             seen = self.state.evaluate_keys.get(key)
             if seen is not None and seen[0] != text:
                 return 409, failure("The idempotency key was used with a different payload", "409")
+            if seen is not None and self.config.evaluate_replay_conflict:
+                # The knob: a replay is refused although the order exists and goes on.
+                self.state.evaluate_requests.append(body)
+                self.state.count("evaluate_replay", key)
+                return 409, failure("The idempotency key was already used", "409")
             # Same key and body: replay. Same merchant orderId under a new key: FlexCharge
             # matches retries by orderId (§13), so answer with that order's current state.
             order = (

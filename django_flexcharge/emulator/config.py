@@ -72,6 +72,12 @@ class EmulatorConfig:
     webhook_backoff_max: float = 30.0
     #: Seconds an idle keep-alive connection is held before the server closes it.
     idle_timeout: float = 30.0
+    #: Redeliver with the first attempt's exact body, nonce and date (``IsResent``
+    #: stays false) instead of fresh ones: FlexCharge may do either (undocumented).
+    webhook_resend_original_headers: bool = False
+    #: Answer 409 to an ``/evaluate`` replay (same idempotency key and body) instead
+    #: of replaying the first answer: FlexCharge's replay behaviour is undocumented.
+    evaluate_replay_conflict: bool = False
     #: What ``/_emulator/...`` requests must send as ``X-Emulator-Token``; random per run.
     control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
 

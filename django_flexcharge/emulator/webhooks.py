@@ -9,8 +9,9 @@ verifies with), for the host the site sees in ``Host``.
 FlexCharge documents no retry policy (§11.5, §19.2); the emulator's is
 invented: redeliver on a non-2xx answer or a connection error after 0.5 s,
 1 s, 2 s, 4 s ... (capped at 30 s) up to ``webhook_max_attempts`` attempts,
-each with ``IsResent: true``, a fresh nonce and a fresh date. ``TimeStamp``
-stays the event's time. Deliveries run in their own thread so an API request
+each with ``IsResent: true``, a fresh nonce and a fresh date; with
+``webhook_resend_original_headers`` each redelivery repeats the first
+attempt's exact bytes and headers instead. ``TimeStamp`` stays the event's time. Deliveries run in their own thread so an API request
 never waits for the site.
 """
 
@@ -71,19 +72,29 @@ class WebhookSender:
             return
         self._scheduler.call_later(0, lambda: self._attempt(payload, 1))
 
-    def _attempt(self, payload: dict[str, Any], attempt: int) -> None:
+    def _attempt(
+        self,
+        payload: dict[str, Any],
+        attempt: int,
+        first: tuple[bytes, dict[str, str]] | None = None,
+    ) -> None:
         url = self.config.webhook_url
         if not url:
             return
-        payload = {**payload, "IsResent": attempt > 1}
-        body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
-        host = webhook_host(url)
-        headers = {
-            "Host": host,
-            "Content-Type": "text/plain; charset=utf-8",
-            "User-Agent": "django-flexcharge-emulator",
-            **sign_headers(self.config.subscriber_key, host, body),
-        }
+        if first is not None and self.config.webhook_resend_original_headers:
+            body, headers = first
+            payload = {**payload, "IsResent": False}
+        else:
+            payload = {**payload, "IsResent": attempt > 1}
+            body = json.dumps(payload, separators=(",", ":")).encode("utf-8")
+            host = webhook_host(url)
+            headers = {
+                "Host": host,
+                "Content-Type": "text/plain; charset=utf-8",
+                "User-Agent": "django-flexcharge-emulator",
+                **sign_headers(self.config.subscriber_key, host, body),
+            }
+        first = first or (body, headers)
         status, error = self._post(url, body, headers)
         ok = status is not None and 200 <= status < 300
         self.state.record_delivery(
@@ -110,7 +121,7 @@ class WebhookSender:
         )
         if not ok and attempt < self.config.webhook_max_attempts:
             delay = self.config.backoff(attempt)
-            self._scheduler.call_later(delay, lambda: self._attempt(payload, attempt + 1))
+            self._scheduler.call_later(delay, lambda: self._attempt(payload, attempt + 1, first))
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None, str]:
         """POST without following redirects; (status, "") or (None, error text)."""

@@ -241,4 +241,5 @@ class Charge(models.Model):
             avs_result_code=self.avs_result_code or "NA",
             cvv_result_code=self.cvv_result_code or "NA",
             cavv_result_code="NA",  # no 3-D Secure in this example
+            is_mit=self.is_mit,  # renewals are merchant-initiated
         )

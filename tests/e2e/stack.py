@@ -212,6 +212,8 @@ def site_environment(database: Path, api_url: str, static_root: Path) -> dict[st
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
+            # This checkout's package, not whichever one the environment has installed.
+            "PYTHONPATH": str(REPO),
             "DJANGO_SETTINGS_MODULE": "example_project.settings",
             "DJANGO_SECRET_KEY": "e2e-tests-only-not-secret",
             "DJANGO_DEBUG": "False",

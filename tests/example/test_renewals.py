@@ -77,7 +77,8 @@ def test_an_approved_renewal_extends_the_period_and_is_copied_to_flexcharge(cust
     assert subscription.current_period_end == add_interval(period_end, plan.interval)
     assert subscription.payment_number == 2
     charge = Charge.objects.get(subscription=subscription)
-    assert Transmission.objects.filter(order_id=charge.order_id).exists()
+    copy = Transmission.objects.get(order_id=charge.order_id)
+    assert copy.payload["isMIT"] is True  # a renewal is merchant-initiated
     assert not FlexChargeOrder.objects.exists()
 
 

@@ -1,10 +1,12 @@
 """``manage.py flexcharge_sync``: reconcile orders with FlexCharge (``GET /orders/{id}``).
 
-Without arguments: every pending order, and every order whose refunds need
-FlexCharge's refunded total (a refund whose answer was lost, a refund webhook
-without an amount). ``--order ORDER_ID`` (repeatable):
-those orders, whatever their status. ``--account ALIAS`` (repeatable): only
-that FlexCharge account's orders (default: every account's). Run it from cron (hourly, say) as a
+Without arguments: every pending order, including those whose ``/evaluate``
+answer was lost (no FlexCharge id: looked up by our order id with
+``GET /orders?query=``), and every order whose refunds need FlexCharge's
+refunded total (a refund whose answer was lost, a refund webhook without an
+amount). ``--order ORDER_ID`` (repeatable): those orders, whatever their status
+(a failed one FlexCharge says it charged is approved). ``--account ALIAS``
+(repeatable): only that FlexCharge account's orders (default: every account's). Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
 order could not be checked, so cron reports it.
 """
@@ -19,7 +21,7 @@ from django.db.models import Q
 
 from ...exceptions import FlexChargeError
 from ...models import FlexChargeOrder, Refund
-from ...order_actions import sync_order
+from ...order_actions import may_be_held, sync_order
 from ...refunds import needs_refund_sync
 from ._accounts import add_account_option, chosen_accounts, of_accounts
 
@@ -55,15 +57,20 @@ class Command(BaseCommand):
         results: Counter[str] = Counter()
         errors = 0
         for order in orders.order_by("pk").iterator():
-            if not order.order_session_key:
+            if not order.order_session_key and not may_be_held(order):
                 results[f"skipped ({order.status}, no FlexCharge id yet)"] += 1
                 continue
             before = order.status
             try:
-                after = sync_order(order).status
+                synced = sync_order(order)
             except FlexChargeError as err:
                 errors += 1
                 self.stderr.write(f"{order.order_id}: {err}")
+                continue
+            after = synced.status
+            if not synced.order_session_key:
+                # Looked up by our order id (its /evaluate answer was lost): not there.
+                results[f"not found at FlexCharge ({after}, no FlexCharge id)"] += 1
                 continue
             results["unchanged" if after == before else f"{before} -> {after}"] += 1
             self._report_unsettled(order)
