@@ -230,3 +230,36 @@ def check_refund_vocabularies(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+@register(Tags.compatibility)
+def check_health_settings(**kwargs: Any) -> list[CheckMessage]:
+    """The health thresholds are numbers >= 0; a health token is long enough to resist guessing."""
+    messages: list[CheckMessage] = []
+    for name in (
+        "FLEXCHARGE_HEALTH_MAX_QUEUE_AGE",
+        "FLEXCHARGE_HEALTH_MAX_REFUSALS",
+        "FLEXCHARGE_HEALTH_WEBHOOK_SILENCE",
+    ):
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            messages.append(
+                Error(
+                    f"{name} must be a number of 0 or more, not {value!r}.",
+                    hint="See docs/on-call.md for what each health threshold means.",
+                    id=ID.format("E045"),
+                )
+            )
+    token = getattr(settings, "FLEXCHARGE_HEALTH_TOKEN", "") or ""
+    if token and len(str(token)) < 24:
+        messages.append(
+            Warning(
+                "FLEXCHARGE_HEALTH_TOKEN is shorter than 24 characters.",
+                hint="Use a long random value, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'.",
+                id=ID.format("W045"),
+            )
+        )
+    return messages

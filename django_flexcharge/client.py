@@ -41,7 +41,7 @@ import requests
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from . import __version__
+from . import __version__, telemetry
 from .accounts import account_conf, check_alias
 from .conf import FlexChargeSettings
 from .exceptions import (
@@ -305,7 +305,9 @@ class FlexChargeClient:
             body = Secret(body)
         for attempt in (1, 2):
             token = Secret(self.get_token()) if auth else None
-            response = self._send(method, path, body=body, params=params, token=token)
+            with telemetry.exchange(method, path, self.account) as exchange:
+                response = self._send(method, path, body=body, params=params, token=token)
+                exchange.answered(response)
             if response.status_code == 401 and auth and attempt == 1:
                 # Expired or revoked early: one retry with a fresh token.
                 self.drop_token(reveal(token))

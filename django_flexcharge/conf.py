@@ -258,6 +258,27 @@ class FlexChargeSettings:
         return frozenset(word.upper() if upper else word for word in words if word)
 
     @property
+    def HEALTH_TOKEN(self) -> str:
+        """Bearer token that opens the health view to a monitor; empty: staff only."""
+        return str(self._get("FLEXCHARGE_HEALTH_TOKEN", "") or "")
+
+    @property
+    def HEALTH_MAX_QUEUE_AGE(self) -> float:
+        """Seconds a row may wait queued before health reports it (default 15 min)."""
+        return float(self._get("FLEXCHARGE_HEALTH_MAX_QUEUE_AGE", 900))
+
+    @property
+    def HEALTH_MAX_REFUSALS(self) -> int:
+        """Webhook signature refusals per hour above which health reports them (default 10)."""
+        return int(self._get("FLEXCHARGE_HEALTH_MAX_REFUSALS", 10))
+
+    @property
+    def HEALTH_WEBHOOK_SILENCE(self) -> float | None:
+        """Seconds without any webhook that health reports; None (default): not checked."""
+        value = self._get("FLEXCHARGE_HEALTH_WEBHOOK_SILENCE", None)
+        return None if value is None else float(value)
+
+    @property
     def is_production_api(self) -> bool:
         return (urlsplit(self.API_URL).hostname or "").lower() in PRODUCTION_API_HOSTS
 

@@ -1,10 +1,12 @@
-"""The "FlexCharge rescue" admin page: aggregate figures and a server-rendered SVG chart.
+"""The "FlexCharge rescue" admin page: recovery figures for a period, SVG charts, CSV exports.
 
-Every figure is one aggregate query (``GROUP BY`` status, currency or day):
-the page costs four queries however many orders there are. The chart is plain
-SVG computed here and drawn by a template, so it needs no JavaScript, no CDN
-and works under a strict CSP; it carries a title, a description and axis
-labels, and the same numbers are in a table for screen readers.
+Every figure is one aggregate query (``GROUP BY`` status, currency, day or a
+breakdown's value), so the page costs the same ten queries however many
+orders there are (``tests/test_dashboard_recovery.py`` counts them at 10^5).
+The figures themselves live in ``recovery``; this module turns them into
+page context. Charts are plain SVG computed here and drawn by templates, so
+they need no JavaScript, no CDN and work under a strict CSP; each carries a
+title, a description and axis labels, and its numbers are in a table.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.formats import date_format
 
+from . import charts, recovery
+from .display import money_text
 from .models import FlexChargeOrder
-from .money import format_amount
-from .transitions import RESOLVED
+from .recovery import FINISHED, RESCUED, Period
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -32,10 +34,6 @@ if TYPE_CHECKING:
 
 Status = FlexChargeOrder.Status
 
-#: Money FlexCharge brought in, whatever happened to it later.
-RESCUED = frozenset({Status.APPROVED, Status.PARTIALLY_REFUNDED, Status.REFUNDED})
-#: Orders with a final answer; refunds only happen to approved orders.
-FINISHED = RESOLVED | RESCUED
 DAYS = 30
 
 # Chart geometry, in SVG user units (the element scales with its container).
@@ -43,9 +41,10 @@ WIDTH, HEIGHT = 720, 280
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 16, 56
 
 
-def status_counts() -> dict[str, int]:
-    """Orders per status, every status present (zero when none)."""
-    rows = FlexChargeOrder.objects.order_by().values("status").annotate(n=Count("pk"))
+def status_counts(period: Period | None = None) -> dict[str, int]:
+    """Orders per status (handed over in ``period``, or ever), every status present."""
+    orders = recovery.orders_for("status", period) if period else FlexChargeOrder.objects
+    rows = orders.order_by().values("status").annotate(n=Count("pk"))
     counts = dict.fromkeys(Status.values, 0)
     counts.update({row["status"]: row["n"] for row in rows})
     return counts
@@ -60,30 +59,11 @@ def rescue_rate(counts: dict[str, int]) -> Decimal | None:
     return (Decimal(100 * rescued) / finished).quantize(Decimal("0.1"))
 
 
-def recovered_by_currency() -> list[dict[str, Any]]:
-    """Per currency: rescued orders, recovered amount, refunded amount and what remains."""
+def _per_day(
+    field: str, start: dt.datetime, end: dt.datetime, **filters: Any
+) -> dict[dt.date, int]:
     rows = (
-        FlexChargeOrder.objects.filter(status__in=RESCUED)
-        .order_by()
-        .values("currency")
-        .annotate(orders=Count("pk"), recovered=Sum("amount"), refunded=Sum("refunded_amount"))
-        .order_by("currency")
-    )
-    return [
-        {
-            "currency": row["currency"],
-            "orders": row["orders"],
-            "recovered": format_amount(row["recovered"], row["currency"]),
-            "refunded": format_amount(row["refunded"], row["currency"]),
-            "net": format_amount(row["recovered"] - row["refunded"], row["currency"]),
-        }
-        for row in rows
-    ]
-
-
-def _per_day(field: str, start: dt.datetime, **filters: Any) -> dict[dt.date, int]:
-    rows = (
-        FlexChargeOrder.objects.filter(**{f"{field}__gte": start}, **filters)
+        FlexChargeOrder.objects.filter(**{f"{field}__gte": start, f"{field}__lt": end}, **filters)
         .annotate(day=TruncDate(field))
         .order_by()
         .values("day")
@@ -99,28 +79,21 @@ class Day:
     approved: int
 
 
-def daily_series(days: int = DAYS, today: dt.date | None = None) -> list[Day]:
+def daily_series(
+    days: int = DAYS, today: dt.date | None = None, *, period: Period | None = None
+) -> list[Day]:
     """Submitted (orders created) and approved (rescued, by approval date) per local day."""
-    today = today or timezone.localdate()
-    first = today - dt.timedelta(days=days - 1)
-    start = timezone.make_aware(dt.datetime.combine(first, dt.time.min))
-    submitted = _per_day("created", start)
-    approved = _per_day("resolved_at", start, status__in=RESCUED)
-    dates = [first + dt.timedelta(days=i) for i in range(days)]
-    return [Day(d, submitted.get(d, 0), approved.get(d, 0)) for d in dates]
+    period = period or Period.last_days(days, today)
+    submitted = _per_day("created", period.start, period.end)
+    approved = _per_day("resolved_at", period.start, period.end, status__in=RESCUED)
+    return [Day(d, submitted.get(d, 0), approved.get(d, 0)) for d in period.dates()]
 
 
-def _nice_step(peak: int, ticks: int = 4) -> int:
-    """A whole step so that ``ticks`` steps cover ``peak``: 1-5, then 1/2/2.5/5 x 10^n."""
-    raw = max(peak, 1) / ticks
-    if raw <= 5:
-        return math.ceil(raw)
-    magnitude = 10 ** max(0, math.floor(math.log10(raw)))
-    for factor in (1, 2, 2.5, 5):
-        value = factor * magnitude
-        if value >= raw and value == int(value):
-            return int(value)
-    return int(10 * magnitude)
+_nice_step = charts.nice_step
+
+
+def _every(count: int) -> int:
+    return 5 if count <= 40 else math.ceil(count / 8)
 
 
 def chart(series: list[Day]) -> dict[str, Any]:
@@ -161,26 +134,50 @@ def chart(series: list[Day]) -> dict[str, Any]:
         "points": points,
         "line": " ".join(f"{p['x']},{p['y']}" for p in points),
         "y_ticks": [{"value": v, "y": y(v)} for v in range(0, top_value + 1, step)],
-        # A date label every fifth day keeps 30 labels from overlapping.
+        # At most about eight date labels, so 90 days do not overlap; the last day always.
         "x_labels": [
             {"x": p["x"], "label": date_format(p["day"].date, "j M")}
-            for p in points[(len(points) - 1) % 5 :: 5]
+            for p in points[(len(points) - 1) % _every(len(points)) :: _every(len(points))]
         ],
         "total_submitted": sum(d.submitted for d in series),
         "total_approved": sum(d.approved for d in series),
     }
 
 
-def dashboard_view(model_admin: ModelAdmin[FlexChargeOrder], request: HttpRequest) -> Any:
-    """Staff page (wrapped by ``admin_view``); orders' view permission is needed as well."""
-    if not model_admin.has_view_permission(request):
-        raise PermissionDenied
-    counts = status_counts()
-    series = daily_series()
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.opts,
-        "title": "FlexCharge rescue",
+def _money(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
+    """``rows`` with each of ``fields`` also formatted in its row's currency (``<field>_text``)."""
+    return [
+        {**row, **{f"{f}_text": money_text(row[f], row["currency"]) for f in fields}}
+        for row in rows
+    ]
+
+
+def _breakdown_rows(period: Period, name: str) -> list[dict[str, Any]]:
+    rows = recovery.breakdown(period, name)
+    for row in rows:
+        row["recovered_text"] = [money_text(amount, cur) for cur, amount in row["recovered"]]
+    return rows
+
+
+BREAKDOWN_TITLES = {
+    "decline_code": "By decline code",
+    "processor": "By processor",
+    "brand": "By card brand",
+}
+
+
+def context(period: Period) -> dict[str, Any]:
+    """Every figure of the page for ``period`` (ten aggregate queries)."""
+    counts = status_counts(period)
+    series = daily_series(period=period)
+    per_day = recovery.recovered_per_day(period)
+    median = recovery.median_time_to_rescue(period)
+    return {
+        "period": period,
+        "period_query": period.query(),
+        "presets": [
+            {"days": d, "current": period.query() == f"period={d}"} for d in recovery.PRESETS
+        ],
         "counts": [
             {"status": value, "label": label, "count": counts[value]}
             for value, label in Status.choices
@@ -189,10 +186,52 @@ def dashboard_view(model_admin: ModelAdmin[FlexChargeOrder], request: HttpReques
         "rescued": sum(counts[s] for s in RESCUED),
         "finished": sum(counts[s] for s in FINISHED),
         "rate": rescue_rate(counts),
-        "recovered": recovered_by_currency(),
+        "totals": _money(recovery.totals(period), "recovered", "refunded", "net"),
+        "under_rescue": _money(recovery.under_rescue(), "held", "ends_24h", "ends_7d"),
+        "money_charts": [
+            {
+                "chart": charts.money_chart(currency, days),
+                "days": [
+                    {"date": d, "amount": money_text(a, currency), "total": money_text(t, currency)}
+                    for d, a, t in days
+                ],
+            }
+            for currency, days in per_day.items()
+        ],
+        "breakdowns": [
+            {"name": name, "title": title, "rows": _breakdown_rows(period, name)}
+            for name, title in BREAKDOWN_TITLES.items()
+        ],
+        "median": median,
+        "median_text": _duration(median),
         "days": series,
         "chart": chart(series),
     }
-    return TemplateResponse(
-        request, "admin/django_flexcharge/flexchargeorder/dashboard.html", context
-    )
+
+
+def _duration(value: dt.timedelta | None) -> str:
+    if value is None:
+        return ""
+    minutes = int(value.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    parts = [f"{days} d"] if days else []
+    if hours or days:
+        parts.append(f"{hours} h")
+    parts.append(f"{minutes} min")
+    return " ".join(parts)
+
+
+def dashboard_view(model_admin: ModelAdmin[FlexChargeOrder], request: HttpRequest) -> Any:
+    """Staff page (wrapped by ``admin_view``); orders' view permission is needed as well."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    period, error = Period.from_query(request.GET)
+    page = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "title": "FlexCharge rescue",
+        "period_error": error,
+        **context(period),
+    }
+    return TemplateResponse(request, "admin/django_flexcharge/flexchargeorder/dashboard.html", page)

@@ -102,7 +102,7 @@ class FlexChargeOrder(models.Model):
     subscription_id = models.CharField(max_length=100, blank=True)
     transaction_id = models.CharField(_("processor transaction id"), max_length=100, blank=True)
     email = models.EmailField(blank=True)
-    is_mit = models.BooleanField(default=True)
+    is_mit = models.BooleanField(_("merchant-initiated"), default=True)
     declined_at = models.DateTimeField(default=timezone.now)
     decline_code = models.CharField(max_length=32, blank=True)
     decline_message = models.CharField(max_length=255, blank=True)
@@ -110,7 +110,7 @@ class FlexChargeOrder(models.Model):
     expiry_date = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     confirmation_id = models.CharField(max_length=32, blank=True)
-    is_test_mode = models.BooleanField(default=True)
+    is_test_mode = models.BooleanField(_("test mode"), default=True)
     #: The /evaluate body (card token, never a PAN), kept so every retry sends the same bytes.
     request_payload = models.JSONField(default=dict, blank=True)
     #: FlexCharge's last answer about this order (evaluate, GET order).
@@ -246,8 +246,8 @@ class WebhookEvent(models.Model):
     #: Unique per account (each account's deliveries are signed with its own keys).
     nonce = models.CharField(max_length=64)
     confirmation_id = models.CharField(max_length=32, blank=True)
-    is_resent = models.BooleanField(default=False)
-    is_test_mode = models.BooleanField(null=True)
+    is_resent = models.BooleanField(_("resent"), default=False)
+    is_test_mode = models.BooleanField(_("test mode"), null=True)
     body = models.TextField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     error = models.TextField(blank=True)
@@ -321,3 +321,73 @@ class Refund(models.Model):
 
     def __str__(self) -> str:
         return f"refund {format_amount(self.amount, self.currency)} of {self.order.order_id}"
+
+
+class CallAttempt(models.Model):
+    """One call to FlexCharge (one endpoint method, after its token and 401 retry), as it went.
+
+    Written by the layer that makes the call (``attempts.record_call``), never by
+    the client, so the HTTP code stays free of database writes. ``error`` is the
+    app's own safe description of a failure, scrubbed again before it is stored:
+    never a card number, key or token. Pruned by age with the webhook events.
+    """
+
+    #: The account the call was made for (its row's).
+    account = account_field(db_index=True)
+    order = models.ForeignKey(
+        FlexChargeOrder, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    )
+    transmission = models.ForeignKey(
+        Transmission, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    )
+    refund = models.ForeignKey(
+        Refund, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    )
+    #: Low-cardinality name such as ``POST evaluate`` or ``POST orders/{id}/refund``.
+    endpoint = models.CharField(max_length=64)
+    #: The row's delivery attempt (``attempts`` after the claim); 1 for one-off calls.
+    attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField(default=timezone.now)
+    #: The last HTTP status FlexCharge answered with; None when no answer came.
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    trace_id = models.CharField(_("FlexCharge trace id"), max_length=128, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("FlexCharge call")
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["started_at"], name="flexcharge_call_started")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} #{self.attempt} -> {self.http_status or 'no answer'}"
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.error and self.http_status is not None and self.http_status < 300
+
+
+class StatusChange(models.Model):
+    """One change of an order's status, with who or what caused it (``transitions.transition``)."""
+
+    order = models.ForeignKey(
+        FlexChargeOrder, on_delete=models.CASCADE, related_name="status_changes"
+    )
+    previous = models.CharField(max_length=24, choices=FlexChargeOrder.Status.choices)
+    status = models.CharField(max_length=24, choices=FlexChargeOrder.Status.choices)
+    #: Human-readable cause: "/evaluate answered APPROVED", "webhook order.approved", "refund"...
+    cause = models.CharField(max_length=255, blank=True)
+    event = models.ForeignKey(
+        WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("status change")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}: {self.previous} -> {self.status}"

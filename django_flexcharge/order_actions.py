@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .attempts import record_call
 from .client import get_client
 from .delivery import hold, release
 from .exceptions import (
@@ -66,9 +67,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
     current = FlexChargeOrder.objects.get(pk=order.pk)
     who = _who(user) or "code"
     if current.status == Status.PENDING and current.order_session_key:
-        get_client(current.account).cancel(
-            current.order_session_key, idempotency_key=cancel_idempotency_key(current)
-        )
+        with record_call(endpoint="POST orders/{id}/cancel", order=current):
+            get_client(current.account).cancel(
+                current.order_session_key, idempotency_key=cancel_idempotency_key(current)
+            )
     elif current.status == Status.QUEUED:
         if not hold(FlexChargeOrder, current.pk):
             raise FlexChargeStateError(
@@ -98,7 +100,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
                 f"FlexCharge approved order {locked.order_id} before the cancel reached it; "
                 "the customer was charged. Refund it instead."
             )
-        if not transition(locked, Status.CANCELLED, update_fields=("locked_until",)):
+        fields = ("locked_until",)
+        if not transition(
+            locked, Status.CANCELLED, update_fields=fields, cause="cancel", user=user
+        ):
             locked.save(update_fields=["locked_until", "updated"])
     logger.info("Order %s cancel by %s: now %s", locked.order_id, who, locked.status)
     return locked
@@ -106,9 +111,10 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
 
 def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
     try:
-        get_client(order.account).external_cancel(
-            order.order_id, idempotency_key=cancel_idempotency_key(order)
-        )
+        with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
+            get_client(order.account).external_cancel(
+                order.order_id, idempotency_key=cancel_idempotency_key(order)
+            )
     except FlexChargeAPIError as err:
         # Every earlier /evaluate failed before FlexCharge created the order.
         if not (missing_ok and is_not_found(err)):
@@ -207,7 +213,8 @@ def order_status_from(
 def _outcome_status(client: Any, order: FlexChargeOrder) -> str:
     """``POST /outcome``'s status, or "" when it cannot say (deprecated, so it may be gone)."""
     try:
-        answer = client.outcome(order.order_session_key)
+        with record_call(endpoint="POST outcome", order=order):
+            answer = client.outcome(order.order_session_key)
     except FlexChargeError as err:
         logger.info("Order %s: /outcome unavailable (%s); reading Cancelled alone", order, err)
         return ""
@@ -227,7 +234,8 @@ def find_by_order_id(client: Any, order: FlexChargeOrder) -> dict[str, Any] | No
     under an id we were never told. Only an item whose external id is exactly
     ours counts, and only when it is the one such item.
     """
-    data = client.list_orders(query=order.order_id, pageSize=50)
+    with record_call(endpoint="GET orders", order=order):
+        data = client.list_orders(query=order.order_id, pageSize=50)
     items: list[Any] = next((data[key] for key in LIST_KEYS if isinstance(data.get(key), list)), [])
     matches = []
     for item in items:
@@ -270,13 +278,15 @@ def may_be_held(order: FlexChargeOrder) -> bool:
     return order.status == Status.PENDING or (order.status == Status.FAILED and order.attempts > 0)
 
 
-def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
+def sync_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder:
     """Reconcile ``order`` with ``GET /orders/{id}``; returns it as stored afterwards.
 
     An order without FlexCharge's id that may have reached it (pending after a
     lost answer, or failed after attempts) is first looked up by our id with
     ``GET /orders?query=``; found, its id is stored and it is reconciled as
     usual; not found, it is returned unchanged.
+
+    ``user``, when a person asked for it, is recorded on the status changes it makes.
     """
     current = FlexChargeOrder.objects.get(pk=order.pk)
     client = get_client(current.account)
@@ -289,7 +299,8 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         raise FlexChargeStateError(
             f"Order {current.order_id} has no FlexCharge order id yet (still {current.status})."
         )
-    data = client.get_order(current.order_session_key)
+    with record_call(endpoint="GET orders/{id}", order=current):
+        data = client.get_order(current.order_session_key)
     outcome = ""
     if _status_name(data) == "cancelled":
         outcome = _outcome_status(client, current)
@@ -299,7 +310,7 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
         target = order_status_from(data, locked, now, outcome=outcome)
         if target == Status.REFUNDED and locked.status == Status.PENDING:
             # Rescued, then refunded: the host hears both, in order.
-            transition(locked, Status.APPROVED)
+            transition(locked, Status.APPROVED, cause="sync from FlexCharge", user=user)
             locked = _locked(current)
         locked.response_payload = data
         locked.last_synced_at = now
@@ -310,7 +321,10 @@ def sync_order(order: FlexChargeOrder) -> FlexChargeOrder:
             fields.append("expiry_date")
         if target == Status.REFUNDED:
             target = None  # settle_refunds moves it, with the amount
-        if target is None or not transition(locked, target, update_fields=tuple(fields)):
+        changed = target is not None and transition(
+            locked, target, update_fields=tuple(fields), cause="sync from FlexCharge", user=user
+        )
+        if not changed:
             locked.save(update_fields=[*fields, "updated"])
         total = refunded_total(data, locked.amount, locked.currency)
         if total is None and _status_name(data) == "returned":

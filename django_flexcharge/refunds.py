@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from .attempts import record_call
 from .client import get_client
 from .conf import conf
 from .exceptions import (
@@ -93,12 +94,13 @@ def refund_order(
         raise FlexChargeValidationError("reason", "must be a string of at most 255 characters")
     refund = _start(order, amount, reason.strip(), user)
     try:
-        data = get_client(refund.order.account).refund(
-            refund.order.order_session_key or "",
-            refund.amount,
-            refund.currency,
-            message=refund.reason,
-        )
+        with record_call(endpoint="POST orders/{id}/refund", order=refund.order, refund=refund):
+            data = get_client(refund.order.account).refund(
+                refund.order.order_session_key or "",
+                refund.amount,
+                refund.currency,
+                message=refund.reason,
+            )
         verdict = classify_answer(data)
     except Exception as err:
         verdict = classify_error(err)
@@ -191,7 +193,8 @@ def _finish(refund: Refund, verdict: Verdict, response: dict[str, Any], error: s
             updated=timezone.now(),
         )
         if changed and outcome == Outcome.SUCCEEDED:
-            _raise_total(locked, refund.refunded_before + refund.amount)
+            total = refund.refunded_before + refund.amount
+            _raise_total(locked, total, cause="refund", user=refund.requested_by)
     if outcome != Outcome.SUCCEEDED:
         logger.warning(
             "Refund %s of order %s %s: %s %s",
@@ -203,7 +206,14 @@ def _finish(refund: Refund, verdict: Verdict, response: dict[str, Any], error: s
         )
 
 
-def _raise_total(order: FlexChargeOrder, total: int, *, known: bool = False) -> None:
+def _raise_total(
+    order: FlexChargeOrder,
+    total: int,
+    *,
+    known: bool = False,
+    cause: str = "refund settled from FlexCharge's order",
+    user: Any = None,
+) -> None:
     """Set the refunded total to at least ``total`` (``known``: exactly FlexCharge's figure).
 
     The caller holds the order's lock. Reaching the amount makes it refunded;
@@ -217,7 +227,10 @@ def _raise_total(order: FlexChargeOrder, total: int, *, known: bool = False) -> 
         order.refunded_amount_unknown = False
         fields.append("refunded_amount_unknown")
     target = Status.REFUNDED if total >= order.amount else Status.PARTIALLY_REFUNDED
-    if total <= 0 or not transition(order, target, update_fields=tuple(fields)):
+    changed = total > 0 and transition(
+        order, target, update_fields=tuple(fields), cause=cause, user=user
+    )
+    if not changed:
         order.save(update_fields=[*fields, "updated"])
 
 
@@ -302,7 +315,8 @@ def settle_by_hand(refund: Refund, *, made: bool, user: Any = None) -> Refund:
             updated=now,
         )
         if made:
-            _raise_total(order, current.refunded_before + current.amount)
+            total = current.refunded_before + current.amount
+            _raise_total(order, total, cause="refund settled by hand", user=user)
     logger.info("Refund %s of order %s settled by %s: %s", current.pk, order.order_id, who, verdict)
     current.refresh_from_db()
     return current

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from .attempts import record_call
 from .client import get_client
 from .compat import task
 from .conf import conf
@@ -122,7 +123,8 @@ def send_evaluation(order_pk: int) -> str:
             maybe_sent=order.attempts > 1,
         )
     try:
-        data = get_client(order.account).evaluate(order.request_payload)
+        with record_call(endpoint="POST evaluate", order=order, attempt=order.attempts):
+            data = get_client(order.account).evaluate(order.request_payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
@@ -165,7 +167,8 @@ def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
         if target == Status.PENDING:
             order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
             fields.append("expiry_date")
-        if not transition(order, target, update_fields=tuple(fields)):
+        cause = f"/evaluate answered {answer or 'no status'}"
+        if not transition(order, target, update_fields=tuple(fields), cause=cause):
             order.save(update_fields=[*fields, "updated"])
     logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
     return str(order.status)
@@ -201,7 +204,8 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
                 _hold_unconfirmed(order, fields)
                 unconfirmed = True
             else:
-                transition(order, Status.FAILED, update_fields=tuple(fields))
+                cause = "FlexCharge refused /evaluate"
+                transition(order, Status.FAILED, update_fields=tuple(fields), cause=cause)
                 logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
                 return "failed"
         else:
@@ -256,7 +260,8 @@ def _hold_unconfirmed(order: FlexChargeOrder, fields: list[str]) -> None:
     order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
     order.next_attempt_at = None
     fields = [*fields, "expiry_date", "next_attempt_at"]
-    if not transition(order, Status.PENDING, update_fields=tuple(fields)):
+    cause = "FlexCharge may hold it: answer not confirmed"
+    if not transition(order, Status.PENDING, update_fields=tuple(fields), cause=cause):
         order.save(update_fields=[*fields, "updated"])
 
 
@@ -288,9 +293,10 @@ def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
     held = ""
     if maybe_sent:
         try:
-            get_client(order.account).external_cancel(
-                order.order_id, idempotency_key=cancel_idempotency_key(order)
-            )
+            with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
+                get_client(order.account).external_cancel(
+                    order.order_id, idempotency_key=cancel_idempotency_key(order)
+                )
         except FlexChargeError as err:
             if not is_not_found(err):
                 held = _describe(err)
@@ -312,7 +318,8 @@ def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
             _hold_unconfirmed(order, fields)
         else:
             order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
-            if not transition(order, Status.FAILED, update_fields=tuple(fields)):
+            cause = f"not handed over: {reason}"
+            if not transition(order, Status.FAILED, update_fields=tuple(fields), cause=cause):
                 order.save(update_fields=["locked_until", "updated"])
                 return "skipped"
     if held:
@@ -335,7 +342,8 @@ def send_transmission(transmission_pk: int) -> str:
         # Only after crashes mid-call: each claim counted an attempt.
         return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")
     try:
-        data = get_client(row.account).transmit(row.payload)
+        with record_call(endpoint="POST transmit", transmission=row, attempt=row.attempts):
+            data = get_client(row.account).transmit(row.payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /transmit %s", row)

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import signals
-from .models import FlexChargeOrder
+from . import signals, telemetry
+from .models import FlexChargeOrder, StatusChange
 
 if TYPE_CHECKING:
     from .models import WebhookEvent
@@ -74,13 +74,16 @@ def transition(
     *,
     event: WebhookEvent | None = None,
     update_fields: tuple[str, ...] = (),
+    cause: str = "",
+    user: Any = None,
 ) -> bool:
     """Move ``order`` to ``new_status`` if the table allows it; save; signal after commit.
 
     Returns False (and saves nothing) for a disallowed or no-op change. Fields
     named in ``update_fields`` (already set on ``order`` by the caller) are
     saved with the status in the same UPDATE. Call inside ``transaction.atomic``
-    with the row locked.
+    with the row locked. Each change is recorded as a ``StatusChange`` with its
+    ``cause`` (a webhook's event name when ``event`` is given) and ``user``.
     """
     previous = order.status
     if not can_transition(previous, new_status):
@@ -95,6 +98,18 @@ def transition(
         order.submitted_at = now
         fields.add("submitted_at")
     order.save(update_fields=sorted(fields))
+    StatusChange.objects.create(
+        order=order,
+        previous=previous,
+        status=new_status,
+        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
+        event=event,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        at=now,
+    )
+    if new_status == Status.APPROVED:
+        amount, currency = order.amount, order.currency
+        transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))
     transaction.on_commit(partial(send_status_signals, order, previous, event))
     return True
 

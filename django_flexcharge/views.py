@@ -25,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import webhooks
+from . import health, telemetry, webhooks
 from .accounts import DEFAULT
 from .conf import conf
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
@@ -99,17 +99,22 @@ class WebhookView(APIView):
         # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
         # verify_signature also accepts a signature for this host without its port.
         host = settings.WEBHOOK_HOST or request.get_host()
-        try:
-            event = webhooks.receive(body, request.headers, host, account=account)
-        except FlexChargeWebhookError as err:
-            # A 401 is someone (or a clock) failing the signature checks: worth a warning.
-            level = logging.WARNING if err.status_code == 401 else logging.INFO
-            logger.log(level, "webhook refused (%s): %s", err.status_code, err)
-            return _refused(str(err), err.status_code)
-        except Exception:
-            # Our failure: FlexCharge retries on 5xx; the row (if any) keeps the error.
-            logger.exception("webhook could not be processed")
-            return Response({"status": "failed"}, status=500)
+        with telemetry.webhook_span(account) as span:
+            try:
+                event = webhooks.receive(body, request.headers, host, account=account)
+            except FlexChargeWebhookError as err:
+                # A 401 is someone (or a clock) failing the signature checks: worth a warning.
+                level = logging.WARNING if err.status_code == 401 else logging.INFO
+                logger.log(level, "webhook refused (%s): %s", err.status_code, err)
+                span["verdict"] = "refused"
+                if err.status_code == 401:
+                    health.note_signature_refusal()
+                return _refused(str(err), err.status_code)
+            except Exception:
+                # Our failure: FlexCharge retries on 5xx; the row (if any) keeps the error.
+                logger.exception("webhook could not be processed")
+                return Response({"status": "failed"}, status=500)
+            span.update(verdict=event.status, event=event.event)
         if getattr(event, "redelivered", "") == "duplicate":
             # A resend of a stored delivery that had already been dealt with.
             return Response({"status": "duplicate", "event": event.pk, "stored": event.status})

@@ -390,6 +390,14 @@ def refused_deliveries(config: Config) -> tuple[int, str]:
     return len(refused), f"{last.get('event')} {last.get('external_order_id')}: {reason}"
 
 
+def set_faults(config: Config, **knobs: Any) -> None:
+    """Switch the emulator's fault injection (``/_emulator/faults``) to ``knobs``."""
+    from django_flexcharge.emulator import EmulatorControl
+
+    control = EmulatorControl(config.emulator, config.control_token, timeout=5)
+    control.post("faults", json=knobs).raise_for_status()
+
+
 # --- main -----------------------------------------------------------------------------------
 
 
@@ -455,6 +463,9 @@ def run(config: Config) -> None:
 
         print("\nSeeding demo customers (cards vaulted at the emulator):")
         run_step(manage("seed_demo"), "manage.py seed_demo", env)
+        # The first three /evaluate calls get a 503, so some orders' timelines in the
+        # admin show a failed attempt and its retry (same idempotency key).
+        set_faults(config, error_rate=1.0, error_codes=[503], paths=["evaluate"], times=3)
         print("\nRenewal run (declines go to FlexCharge for rescue):")
         run_step(manage("renew_subscriptions", "--all"), "manage.py renew_subscriptions", env)
 

@@ -1,4 +1,4 @@
-"""Migration 0003_accounts on a database holding rows of the schema before it."""
+"""Migration 0004_accounts on a database holding rows of the schema before it."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 APP = "django_flexcharge"
-TARGET = (APP, "0003_accounts")
+TARGET = (APP, "0004_accounts")
 
 
 def _previous(executor: MigrationExecutor) -> list[tuple[str, str]]:
-    # Whatever 0003_accounts depends on in this app (renumbered at merges).
+    # Whatever 0004_accounts depends on in this app (renumbered at merges).
     parents = executor.loader.graph.node_map[TARGET].parents
     return [node.key for node in parents if node.key[0] == APP]
 
@@ -46,11 +46,13 @@ def test_existing_rows_become_the_default_accounts_and_ids_are_unique_per_accoun
         event="order.completed", nonce="n-old", body="{}", received_at=now
     )
     old.get_model(APP, "Refund").objects.create(order=order, amount=100, currency="USD")
+    old.get_model(APP, "CallAttempt").objects.create(order=order, endpoint="POST evaluate")
 
     executor = MigrationExecutor(connection)
     executor.migrate([TARGET])
     new = executor.loader.project_state(TARGET).apps
-    for name in ("VaultedCard", "FlexChargeOrder", "Transmission", "WebhookEvent", "Refund"):
+    models = ("VaultedCard", "FlexChargeOrder", "Transmission", "WebhookEvent", "Refund")
+    for name in (*models, "CallAttempt"):
         accounts = list(new.get_model(APP, name).objects.values_list("account", flat=True))
         assert accounts == ["default"], name
     Order = new.get_model(APP, "FlexChargeOrder")

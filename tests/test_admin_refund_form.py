@@ -225,7 +225,7 @@ def test_an_order_with_an_unsettled_refund_says_why_from_its_page(admin_client, 
 def test_an_unknown_refunded_amount_is_shown_as_such(admin_client) -> None:
     order = make_order(Status.PARTIALLY_REFUNDED, refunded_amount=500, refunded_amount_unknown=True)
     html = admin_client.get(CHANGELIST).content.decode()
-    assert "unknown, at least 5.00 USD (waiting for flexcharge_sync)" in html
+    assert "unknown, at least 5.00\u00a0USD (waiting for flexcharge_sync)" in html
     assert order.order_id in html
 
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from django_flexcharge import dashboard
+from django_flexcharge import dashboard, recovery
 from django_flexcharge.models import FlexChargeOrder
 
 pytestmark = pytest.mark.django_db
@@ -85,24 +85,12 @@ def test_rescue_rate_without_finished_orders_is_none() -> None:
     assert dashboard.rescue_rate(dashboard.status_counts()) is None
 
 
-def test_recovered_per_currency(seeded: None, django_assert_num_queries) -> None:
+def test_recovered_per_currency_in_the_period(seeded: None, django_assert_num_queries) -> None:
     with django_assert_num_queries(1):
-        rows = dashboard.recovered_by_currency()
+        rows = recovery.totals(recovery.Period.last_days(30))
     assert rows == [
-        {
-            "currency": "JPY",
-            "orders": 1,
-            "recovered": "5000 JPY",
-            "refunded": "5000 JPY",
-            "net": "0 JPY",
-        },
-        {
-            "currency": "USD",
-            "orders": 2,
-            "recovered": "39.99 USD",
-            "refunded": "5.00 USD",
-            "net": "34.99 USD",
-        },
+        {"currency": "JPY", "orders": 1, "recovered": 5000, "refunded": 5000, "net": 0},
+        {"currency": "USD", "orders": 2, "recovered": 3999, "refunded": 500, "net": 3499},
     ]
 
 
@@ -148,11 +136,16 @@ def test_chart_bar_heights_are_proportional() -> None:
 def test_page_shows_counts_rate_amounts_and_chart(seeded: None, admin_client) -> None:
     assert reverse("admin:django_flexcharge_dashboard") == URL
     html = admin_client.get(URL).content.decode()
-    assert re.search(r'data-status="approved">.*?<td class="flexcharge-count">1</td>', html, re.S)
-    assert re.search(r'data-status="pending">.*?<td class="flexcharge-count">1</td>', html, re.S)
-    assert 'data-rate="42.9"' in html
-    assert "39.99 USD" in html
-    assert "5000 JPY" in html
+    assert re.search(
+        r'data-status="approved">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S
+    )
+    assert re.search(
+        r'data-status="pending">.*?<td class="flexcharge-count fc-num">1</td>', html, re.S
+    )
+    # The period (30 days) holds 4 finished orders, 3 of them rescued.
+    assert 'data-rate="75.0"' in html
+    assert "39.99\u00a0USD" in html
+    assert "5,000\u00a0JPY" in html
     assert '<svg id="flexcharge-dashboard-chart"' in html
     assert '<title id="flexcharge-chart-title">' in html
     assert '<desc id="flexcharge-chart-desc">' in html

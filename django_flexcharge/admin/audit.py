@@ -24,6 +24,7 @@ from ..exceptions import FlexChargeError
 from ..models import FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
 from ..money import format_amount
 from ..refunds import settle_by_hand
+from . import columns
 
 #: Message level per outcome of a re-apply; duplicate and ignored are information.
 REAPPLY_LEVELS: dict[str, int] = {
@@ -34,6 +35,10 @@ REAPPLY_LEVELS: dict[str, int] = {
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only in the stubs
     """View-only for everyone, superusers included: these rows are an audit trail."""
+
+    class Media:
+        # Badges and amounts of the list columns (admin/columns.py): a file, for strict CSPs.
+        css = {"all": ("django_flexcharge/admin.css",)}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Every model field, so the page also shows the non-editable ones
@@ -75,7 +80,15 @@ def order_link(order: FlexChargeOrder | None) -> str:
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyAdmin):
-    list_display = ("event", "order_display", "status", "timestamp", "received_at", "is_resent")
+    list_display = (
+        "event",
+        "order_display",
+        columns.event_status,
+        columns.event_reason,
+        "timestamp",
+        "received_at",
+        columns.event_resent,
+    )
     list_filter = ("status", "event", "is_test_mode", "received_at")
     search_fields = ("=order_session_key", "external_order_id", "=nonce", "confirmation_id")
     list_select_related = ("order",)
@@ -109,7 +122,14 @@ class WebhookEventAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ("__str__", "order_display", "outcome", "reason", "requested_by", "created")
+    list_display = (
+        columns.refund_amount,
+        "order_display",
+        columns.refund_outcome,
+        "reason",
+        "requested_by",
+        "created",
+    )
     list_filter = ("outcome", "created")
     search_fields = ("order__order_id", "=order__order_session_key", "reason")
     list_select_related = ("order", "requested_by")
@@ -151,7 +171,14 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.register(Transmission)
 class TransmissionAdmin(ReadOnlyAdmin):
-    list_display = ("order_id", "transaction_id", "amount_display", "status", "attempts", "created")
+    list_display = (
+        "order_id",
+        "transaction_id",
+        columns.transmission_amount,
+        columns.transmission_status,
+        "attempts",
+        "created",
+    )
     list_filter = ("status", "created")
     search_fields = ("order_id", "transaction_id", "=transmit_id")
 

@@ -23,12 +23,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from .. import dashboard, services
+from .. import dashboard, exports, services
 from ..exceptions import FlexChargeAPIError, FlexChargeError, FlexChargeRefundUnconfirmed
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..refunds import REFUNDABLE, open_refunds, refundable_rest, unsettled_message
+from . import buttons, columns
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
@@ -85,13 +86,26 @@ class RefundInline(ReadOnlyInline):
 class WebhookEventInline(ReadOnlyInline):
     model = WebhookEvent
     fk_name = "order"
-    fields = ("event", "status", "timestamp", "received_at", "is_resent", "error")
+    fields = ("event", "status", "timestamp", "received_at", "resent", "error")
     readonly_fields = fields
+
+    @admin.display(description=_("resent"))
+    def resent(self, obj: WebhookEvent) -> str:
+        return columns.event_resent(obj)
 
 
 @admin.register(FlexChargeOrder)
 class FlexChargeOrderAdmin(ReadOnlyAdmin):
-    list_display = ("order_id", "status", "amount_display", "refunded_display", "email", "created")
+    list_display = (
+        "order_id",
+        columns.order_status,
+        columns.order_amount,
+        columns.order_refunded,
+        "email",
+        columns.order_mode,
+        columns.order_initiator,
+        "created",
+    )
     list_filter = ("status", "created", "is_test_mode")
     search_fields = ("order_id", "=order_session_key", "email")
     date_hierarchy = "created"
@@ -156,6 +170,12 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         order_view = self.admin_site.admin_view(self.order_action_view)
         return [
             path("dashboard/", view, name="django_flexcharge_dashboard"),
+            path(
+                "dashboard/export/",
+                self.admin_site.admin_view(lambda request: exports.export_view(self, request)),
+                name="django_flexcharge_dashboard_export",
+            ),
+            *buttons.urls(self),
             # The order page's own Refund and Cancel buttons: the actions, for one order.
             path(
                 "<path:object_id>/refund/",

@@ -1,11 +1,13 @@
-"""``manage.py flexcharge_prune [N] [--days N]``: delete webhook events and transmissions older than N days.
+"""``manage.py flexcharge_prune [N] [--days N]``: delete webhook events, transmissions and call attempts older than N days.
 
 Age is the criterion (``received_at`` of an event, ``created`` of a
 transmission), whatever the row's status: after N days (90 by default) a
 delivery that never applied or an approval copy never sent is past use, and a
 retention policy that keeps them for ever is not one. ``--keep-unprocessed``
 keeps ``received``/``failed`` events and ``queued`` transmissions for a person
-to look at. Orders and refunds are the money trail and are never pruned.
+to look at. Call attempts (``CallAttempt``, the timeline's record of each call to
+FlexCharge) go by ``started_at``. Orders, refunds and status changes are the money
+trail and are never pruned.
 Deletes in batches so a large table is not locked for long. ``--account ALIAS``
 (repeatable) prunes only those FlexCharge accounts' rows.
 """
@@ -19,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import models
 from django.utils import timezone
 
-from ...models import Transmission, WebhookEvent
+from ...models import CallAttempt, Transmission, WebhookEvent
 from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 BATCH = 1000
@@ -35,7 +37,10 @@ def delete_in_batches(queryset: models.QuerySet[Any]) -> int:
 
 
 class Command(BaseCommand):
-    help = "Delete FlexCharge webhook events and transmissions older than N days (default 90)."
+    help = (
+        "Delete FlexCharge webhook events, transmissions and call attempts older than N days "
+        "(default 90)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("days_arg", nargs="?", type=int, metavar="N", help="age in days")
@@ -64,7 +69,12 @@ class Command(BaseCommand):
                 status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)
             )
             transmissions = transmissions.exclude(status=Transmission.Status.QUEUED)
-        targets = (("webhook events", events), ("transmissions", transmissions))
+        calls = CallAttempt.objects.filter(started_at__lt=cutoff)
+        targets = (
+            ("webhook events", events),
+            ("transmissions", transmissions),
+            ("call attempts", calls),
+        )
         for label, queryset in targets:
             if options["dry_run"]:
                 self.stdout.write(f"Would delete {queryset.count()} {label} older than {days} days")
