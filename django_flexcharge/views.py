@@ -114,8 +114,9 @@ class WebhookView(APIView):
                 # Our failure: FlexCharge retries on 5xx; the row (if any) keeps the error.
                 logger.exception("webhook could not be processed")
                 return Response({"status": "failed"}, status=500)
-            span.update(verdict=event.status, event=event.event)
-        if getattr(event, "redelivered", "") == "duplicate":
+            duplicate = getattr(event, "redelivered", "") == "duplicate"
+            span.update(verdict="duplicate" if duplicate else event.status, event=event.event)
+        if duplicate:
             # A resend of a stored delivery that had already been dealt with.
             return Response({"status": "duplicate", "event": event.pk, "stored": event.status})
         return Response({"status": event.status, "event": event.pk})

@@ -136,13 +136,26 @@ def test_webhooks_are_spans_and_counted_by_verdict(client, spans):
         "/flexcharge/webhook/", data=body, content_type="text/plain", **meta_headers(headers)
     )
     assert response.status_code == 200
-    again = client.post(
+    resent = client.post(
         "/flexcharge/webhook/", data=body, content_type="text/plain", **meta_headers(headers)
     )
-    assert again.status_code == 401  # the nonce is spent
-    (applied, refused) = [s for s in spans.get_finished_spans() if s.name == "FlexCharge webhook"]
+    assert resent.json()["status"] == "duplicate"  # same nonce and body: a redelivery
+    other_body, other_headers = signed_webhook(
+        "order.expired", order_id="fc-w", external_order_id="INV-W", nonce=headers["x-fc-nonce"]
+    )
+    again = client.post(
+        "/flexcharge/webhook/",
+        data=other_body,
+        content_type="text/plain",
+        **meta_headers(other_headers),
+    )
+    assert again.status_code == 401  # the nonce is spent on another body
+    (applied, duplicate, refused) = [
+        s for s in spans.get_finished_spans() if s.name == "FlexCharge webhook"
+    ]
     assert applied.attributes["flexcharge.webhook.verdict"] == "applied"
     assert applied.attributes["flexcharge.webhook.event"] == "order.completed"
+    assert duplicate.attributes["flexcharge.webhook.verdict"] == "duplicate"
     assert refused.attributes["flexcharge.webhook.verdict"] == "refused"
     assert total("flexcharge.webhooks", **{"flexcharge.webhook.verdict": "applied"}) == before + 1
     assert (
