@@ -1,8 +1,10 @@
-"""Two FlexCharge accounts against two emulators over real HTTP, webhooks to a live site.
+"""Two FlexCharge accounts against the emulator over real HTTP, webhooks to a live site.
 
-Each emulator is one merchant (its own app key, MID, site id, tokenization and
-subscriber keys): a call that reached the wrong account would be refused there,
-and each emulator's own records show which calls it got.
+Each merchant has its own app key, MID, site id, tokenization and subscriber
+keys: a call that reached the wrong account would be refused there, and each
+merchant's own records show which calls it got. Every test runs twice: two
+emulators (one URL per account), and one emulator serving both merchants at one
+URL (as FlexCharge does, telling them apart by their credentials).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import requests
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.emulator import Emulator, EmulatorConfig, MultiEmulator
 from django_flexcharge.exceptions import FlexChargeValidationError
 from django_flexcharge.models import FlexChargeOrder, Refund, Transmission, WebhookEvent
 from django_flexcharge.services import (
@@ -44,6 +46,9 @@ BRAND_B = {
 }
 
 
+BRAND_B_ONLY = {"brand-b": BRAND_B}
+
+
 @dataclass
 class Pair:
     a: Emulator  # the default account (flat settings)
@@ -60,8 +65,8 @@ def _wait(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
-@pytest.fixture
-def pair(live_server) -> Iterator[Pair]:
+@pytest.fixture(params=["two emulators", "one emulator, two merchants"])
+def pair(request, live_server) -> Iterator[Pair]:
     common = {"rescue_delay": None, "expire_delay": None, "pickup_delay": 0.0}
     config_a = EmulatorConfig(
         app_key=django_settings.FLEXCHARGE_APP_KEY,
@@ -83,9 +88,16 @@ def pair(live_server) -> Iterator[Pair]:
         webhook_url=f"{live_server.url}/flexcharge/webhook/brand-b/",
         **common,
     )
-    with Emulator(config_a) as a, Emulator(config_b) as b:
-        accounts = {"brand-b": {**BRAND_B, "API_URL": b.base_url}}
-        with override_settings(FLEXCHARGE_API_URL=a.base_url, FLEXCHARGE_ACCOUNTS=accounts):
+    if request.param == "two emulators":
+        with Emulator(config_a) as a, Emulator(config_b) as b:
+            accounts = {"brand-b": {**BRAND_B, "API_URL": b.base_url}}
+            with override_settings(FLEXCHARGE_API_URL=a.base_url, FLEXCHARGE_ACCOUNTS=accounts):
+                yield Pair(a, b, live_server.url)
+        return
+    with MultiEmulator([config_a, config_b]) as multi:
+        a, b = multi.merchant(config_a.mid), multi.merchant(config_b.mid)
+        # One API URL for both accounts: the flat setting, which brand-b inherits.
+        with override_settings(FLEXCHARGE_API_URL=multi.base_url, FLEXCHARGE_ACCOUNTS=BRAND_B_ONLY):
             yield Pair(a, b, live_server.url)
 
 
@@ -136,11 +148,15 @@ def test_each_call_reaches_its_own_account_and_no_other(pair, card, payer, billi
     order_b.refresh_from_db()
     refund = refund_order(order_b, 500, reason="goodwill")
     assert (refund.account, refund.outcome) == ("brand-b", Refund.Outcome.SUCCEEDED)
+    # Its order.refunded webhook goes to B's URL; let it land before the next write
+    # (SQLite takes one writer at a time, and the live server is another thread).
+    assert b.flush_webhooks()
     assert [(r["order_id"], r["amount"], r["status"]) for r in b.state.refunds] == [
         (order_b.order_session_key, 500, "SUCCESS")
     ]
     assert a.state.refunds == []
     assert cancel_order(order_a).status == Status.CANCELLED
+    assert a.flush_webhooks()
     assert len(a.state.cancels) == 1
     assert b.state.cancels == []
     order_b.refresh_from_db()
