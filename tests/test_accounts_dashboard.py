@@ -55,7 +55,9 @@ def test_per_account_breakdown_and_its_csv(admin_client, two_accounts):
     export = reverse("admin:django_flexcharge_dashboard_export")
     response = admin_client.get(export, {"figure": "account", "key": "brand-b", "period": 30})
     text = b"".join(response.streaming_content).decode()
-    assert {row["order_id"] for row in csv.DictReader(io.StringIO(text))} == {"B-1"}
+    assert [(r["order_id"], r["account"]) for r in csv.DictReader(io.StringIO(text))] == [
+        ("B-1", "brand-b")
+    ]
     response = admin_client.get(export, {"figure": "under_rescue", "account": "default"})
     text = b"".join(response.streaming_content).decode()
     assert list(csv.DictReader(io.StringIO(text))) == []  # B-2 is brand-b's
