@@ -9,7 +9,8 @@ PYTEST := $(BIN)/pytest
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
 
 .PHONY: demo test test-unit test-example test-postgres test-browser test-reliability \
-        lint migrations-check format typecheck matrix bench wheel-check clean venv
+        lint migrations-check format typecheck matrix bench wheel-check readme-trial docs \
+        clean venv
 
 venv: $(STAMP)
 
@@ -65,5 +66,15 @@ bench: $(STAMP)
 wheel-check: $(STAMP)
 	bash .ci/wheel-check.sh
 
+# README.md's "Try it locally in five minutes", step by step, against the built
+# wheel in a new directory; prints how long it took. Needs ports 8000 and 8765.
+readme-trial: $(STAMP)
+	$(BIN)/python .ci/readme_trial.py
+
+# The documentation site (MkDocs + Material + mkdocstrings), warnings as errors.
+docs: $(STAMP)
+	$(BIN)/python -m pip install -q --group docs
+	$(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .nox .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .nox .mypy_cache .ruff_cache site

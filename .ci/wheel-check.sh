@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # A built wheel installs into a fresh virtualenv beside a new startproject site;
-# migrate and check run there with the app.
+# migrate and check run there with the app. A second new site with NO FlexCharge
+# settings (no secrets needed to develop): migrate, check (warnings only),
+# `manage.py test` and `flexcharge_emulator --help` succeed, and only
+# `check --deploy` fails, naming each missing setting.
 set -euo pipefail
 root=$(pwd)
 work=$(mktemp -d)
@@ -32,10 +35,39 @@ FLEXCHARGE_TOKENIZATION_KEY = "tok"
 FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = ["ZW11bGF0b3ItdGVzdC1zdWJzY3JpYmVyLWtleS0wMDAx"]
 PY
 sed -i 's|from django.urls import path|from django.urls import include, path|' site_check/urls.py
-sed -i 's|    path("admin/", admin.site.urls),|    path("admin/", admin.site.urls),\n    path("flexcharge/", include("django_flexcharge.urls")),|' site_check/urls.py
+# Either quote style of the project template (Django 5.2 writes 'admin/').
+sed -i -E 's|^(    path\(.admin/., admin.site.urls\),)$|\1\n    path("flexcharge/", include("django_flexcharge.urls")),|' site_check/urls.py
+grep -q 'include("django_flexcharge.urls")' site_check/urls.py
 "$work/venv/bin/python" manage.py migrate -v 0
 "$work/venv/bin/python" manage.py check --fail-level WARNING
 "$work/venv/bin/python" manage.py showmigrations django_flexcharge > "$work/migrations.txt"
 grep -q "\[X\] 0001_initial" "$work/migrations.txt"
 echo "wheel-check: $(basename "$wheel") installs; migrate and check pass in a new startproject site"
+
+cd "$work"
+"$work/venv/bin/django-admin" startproject no_secrets
+cd no_secrets
+cat >> no_secrets/settings.py <<'PY'
+
+INSTALLED_APPS += ["rest_framework", "django_tasks", "django_tasks_db", "django_flexcharge"]
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+PY
+sed -i 's|from django.urls import path|from django.urls import include, path|' no_secrets/urls.py
+sed -i -E 's|^(    path\(.admin/., admin.site.urls\),)$|\1\n    path("flexcharge/", include("django_flexcharge.urls")),|' no_secrets/urls.py
+py="$work/venv/bin/python"
+"$py" manage.py migrate -v 0
+"$py" manage.py check 2> "$work/check.txt"
+grep -q "django_flexcharge.W001" "$work/check.txt" || { echo "no W001 warning"; cat "$work/check.txt"; exit 1; }
+"$py" manage.py test > "$work/test.txt" 2>&1 || { echo "manage.py test failed"; cat "$work/test.txt"; exit 1; }
+"$py" manage.py flexcharge_emulator --help > "$work/help.txt"
+grep -q -- "--site-url" "$work/help.txt"
+if "$py" manage.py check --deploy > "$work/deploy.txt" 2>&1; then
+  echo "check --deploy passed without FlexCharge settings"; exit 1
+fi
+for name in FLEXCHARGE_APP_KEY FLEXCHARGE_APP_SECRET FLEXCHARGE_MID FLEXCHARGE_SITE_ID \
+            FLEXCHARGE_TOKENIZATION_KEY FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS; do
+  grep -q "(django_flexcharge.E001) $name is not set" "$work/deploy.txt" \
+    || { echo "check --deploy does not name $name"; cat "$work/deploy.txt"; exit 1; }
+done
+echo "wheel-check: without FlexCharge settings migrate, check, test and flexcharge_emulator --help pass; check --deploy names each missing setting"
 cd "$root"

@@ -80,9 +80,9 @@ class AccountSettings(FlexChargeSettings):
             if not name.isupper() or str(err).startswith("FlexCharge account"):
                 raise
             alias = object.__getattribute__(self, "alias")
-            raise FlexChargeConfigurationError(
-                f"FlexCharge account {alias!r}: {err}", setting=err.setting
-            ) from err
+            # The same error (its class, setting and hint), its message naming the account.
+            err.args = (f"FlexCharge account {alias!r}: {err}", *err.args[1:])
+            raise
 
 
 def declared() -> dict[str, Any]:

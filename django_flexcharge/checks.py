@@ -8,44 +8,144 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import NoReverseMatch, reverse
 
 from .conf import conf
+from .exceptions import FlexChargeConfigurationError
+from .setting_types import SettingTypeError, as_guid
 
 ID = "django_flexcharge.{}"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
+CREDENTIALS = (
+    "FLEXCHARGE_APP_KEY",
+    "FLEXCHARGE_APP_SECRET",
+    "FLEXCHARGE_MID",
+    "FLEXCHARGE_SITE_ID",
+)
+#: What a deployed site needs: the credentials, vaulting and webhook verification.
+DEPLOY_REQUIRED = (
+    *CREDENTIALS,
+    "FLEXCHARGE_TOKENIZATION_KEY",
+    "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
+)
+_EMULATOR_HINT = (
+    "In development run `python manage.py flexcharge_emulator` and set "
+    "FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/' and any values for the credentials "
+    "(GUIDs for MID and SITE_ID): the emulator accepts the site's own."
+)
+
+
 @register(Tags.compatibility)
 def check_credentials(**kwargs: Any) -> list[CheckMessage]:
-    missing = [
-        name
-        for name in (
-            "FLEXCHARGE_APP_KEY",
-            "FLEXCHARGE_APP_SECRET",
-            "FLEXCHARGE_MID",
-            "FLEXCHARGE_SITE_ID",
-        )
-        if not conf.is_configured(name)
-    ]
+    """Missing credentials are only warnings here: migrate, runserver and test must run without them."""
+    missing = [name for name in CREDENTIALS if not conf.is_configured(name)]
     messages: list[CheckMessage] = []
     if missing:
         messages.append(
-            Error(
-                f"Missing FlexCharge credentials: {', '.join(missing)}.",
-                hint="Copy them from the FlexCharge portal (Developers > Api Keys, Sites) "
-                "into your settings, e.g. FLEXCHARGE_APP_KEY = env('FLEXCHARGE_APP_KEY').",
-                id=ID.format("E001"),
+            Warning(
+                f"FlexCharge credentials not set: {', '.join(missing)}. Calls to FlexCharge "
+                "raise FlexChargeConfigurationError until they are; "
+                "`check --deploy` reports them as errors.",
+                hint=_EMULATOR_HINT + " In production copy them from the FlexCharge portal "
+                "(Developers > Api Keys, Sites), e.g. FLEXCHARGE_APP_KEY = env('FLEXCHARGE_APP_KEY').",
+                id=ID.format("W001"),
             )
         )
     if not conf.is_configured("FLEXCHARGE_TOKENIZATION_KEY"):
         messages.append(
             Warning(
                 "FLEXCHARGE_TOKENIZATION_KEY is not set: cards cannot be vaulted.",
-                hint="Copy the key from the FlexCharge portal, Developers > Tokenization.",
+                hint="Copy the key from the FlexCharge portal, Developers > Tokenization. "
+                + _EMULATOR_HINT,
                 id=ID.format("W002"),
             )
         )
     return messages
+
+
+@register(Tags.compatibility, deploy=True)
+def check_credentials_deploy(**kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy``: every setting a live site needs, one error each."""
+    return [
+        Error(
+            f"{name} is not set.",
+            hint=f"Copy it from the FlexCharge portal into your settings, e.g. "
+            f"{name} = env({name!r}); see docs/configuration.md.",
+            id=ID.format("E001"),
+        )
+        for name in DEPLOY_REQUIRED
+        if not conf.is_configured(name)
+    ]
+
+
+#: Every typed setting, by its ``conf`` property (the subscriber keys and the webhook
+#: tolerance have checks of their own: security_checks.py).
+TYPED_SETTINGS = (
+    "APP_KEY",
+    "APP_SECRET",
+    "TOKENIZATION_KEY",
+    "API_URL",
+    "SENSEJS_URL",
+    "SENSEJS_INVOKE",
+    "SENSEJS_KEY_EVENT",
+    "SENSEJS_KEY_GLOBAL",
+    "WEBHOOK_HOST",
+    "WEBHOOK_MAX_BODY",
+    "MIT_EXPIRY_DAYS",
+    "DECLINE_MAX_AGE",
+    "TIMEOUT",
+    "TEST_MODE",
+    "MAX_ATTEMPTS",
+    "RETRY_BASE_DELAY",
+    "RETRY_MAX_DELAY",
+    "TASK_BACKEND",
+    "TASK_QUEUE",
+)
+
+
+@register(Tags.compatibility)
+def check_setting_types(**kwargs: Any) -> list[CheckMessage]:
+    """A setting of the wrong type is an error in every mode (E020); a MID or site id that is no GUID, E021."""
+    messages: list[CheckMessage] = []
+    for prop in (*TYPED_SETTINGS, "MID", "SITE_ID"):
+        try:
+            value = getattr(conf, prop)
+            if prop in ("MID", "SITE_ID"):
+                as_guid(f"FLEXCHARGE_{prop}", value)
+        except SettingTypeError as err:
+            if any(m.msg == err.check_message for m in messages):
+                continue  # a setting others derive from (TEST_MODE reads API_URL): once
+            guid = "GUID" in err.check_message
+            messages.append(
+                Error(
+                    err.check_message,
+                    hint=err.hint or None,
+                    id=ID.format("E021" if guid else "E020"),
+                )
+            )
+        except FlexChargeConfigurationError:
+            pass  # not set: W001/W002 in development, E001 under --deploy
+    return messages
+
+
+@register(Tags.urls)
+def check_webhook_routed(**kwargs: Any) -> list[CheckMessage]:
+    try:
+        reverse("django_flexcharge:webhook")
+    except NoReverseMatch:
+        return [
+            Warning(
+                "django_flexcharge.urls is not routed: every FlexCharge webhook would get a 404.",
+                hint='Add path("flexcharge/", include("django_flexcharge.urls")) to your '
+                "urlpatterns (from django.urls import include, path).",
+                id=ID.format("W022"),
+            )
+        ]
+    except Exception:  # noqa: S110 - a broken URLconf is reported by Django's own url checks
+        pass
+    return []
 
 
 @register(Tags.compatibility)
@@ -58,10 +158,11 @@ def check_webhook_keys(**kwargs: Any) -> list[CheckMessage]:
 @register(Tags.compatibility)
 def check_expiry_and_window(**kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
+    # A value of the wrong type is E020's; the ranges below are for numbers.
     try:
         days = conf.MIT_EXPIRY_DAYS
-    except (TypeError, ValueError):
-        days = -1
+    except FlexChargeConfigurationError:
+        days = 14
     if days < 14:
         messages.append(
             Error(
@@ -72,8 +173,8 @@ def check_expiry_and_window(**kwargs: Any) -> list[CheckMessage]:
         )
     try:
         hours = conf.DECLINE_MAX_AGE
-    except (TypeError, ValueError):
-        hours = -1
+    except FlexChargeConfigurationError:
+        hours = 24
     if not 0 < hours <= 24:
         messages.append(
             Error(
@@ -85,8 +186,8 @@ def check_expiry_and_window(**kwargs: Any) -> list[CheckMessage]:
     try:
         connect, read = conf.TIMEOUT
         valid_timeout = connect > 0 and read > 0
-    except (TypeError, ValueError):
-        valid_timeout = False
+    except FlexChargeConfigurationError:
+        valid_timeout = True
     if not valid_timeout:
         messages.append(
             Error(
@@ -110,10 +211,11 @@ def _url_problem(url: str) -> str:
 @register(Tags.compatibility)
 def check_urls(**kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
-    for name, url in (
-        ("FLEXCHARGE_API_URL", conf.API_URL),
-        ("FLEXCHARGE_SENSEJS_URL", conf.SENSEJS_URL),
-    ):
+    try:
+        urls = (("FLEXCHARGE_API_URL", conf.API_URL), ("FLEXCHARGE_SENSEJS_URL", conf.SENSEJS_URL))
+    except FlexChargeConfigurationError:
+        return []  # not a string: E020
+    for name, url in urls:
         problem = _url_problem(url)
         if problem:
             messages.append(
@@ -124,7 +226,7 @@ def check_urls(**kwargs: Any) -> list[CheckMessage]:
                     id=ID.format("E008"),
                 )
             )
-    if conf.is_production_api and getattr(settings, "FLEXCHARGE_TEST_MODE", None):
+    if conf.is_production_api and getattr(settings, "FLEXCHARGE_TEST_MODE", None) is True:
         messages.append(
             Error(
                 "FLEXCHARGE_TEST_MODE is True but FLEXCHARGE_API_URL is FlexCharge production.",
@@ -141,11 +243,15 @@ def check_task_backend(**kwargs: Any) -> list[CheckMessage]:
     from .compat import ImmediateBackend, task_backends
 
     try:
-        backend = task_backends[conf.TASK_BACKEND]
+        alias = conf.TASK_BACKEND
+    except FlexChargeConfigurationError:
+        return []  # not a string: E020
+    try:
+        backend = task_backends[alias]
     except Exception as err:  # the handler raises its own InvalidTaskBackend types
         return [
             Error(
-                f"Task backend {conf.TASK_BACKEND!r} is not usable: {err}",
+                f"Task backend {alias!r} is not usable: {err}",
                 hint="Configure TASKS, e.g. {'default': {'BACKEND': "
                 "'django_tasks_db.DatabaseBackend'}} and run manage.py db_worker.",
                 id=ID.format("E010"),

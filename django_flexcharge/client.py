@@ -41,7 +41,7 @@ import requests
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from . import __version__, telemetry
+from . import __version__, error_hints, telemetry
 from .accounts import account_conf, check_alias
 from .conf import FlexChargeSettings
 from .exceptions import (
@@ -348,15 +348,19 @@ class FlexChargeClient:
             # Never chained: the exception text may hold the URL with its query
             # string (the tokenization key), and its traceback runs through
             # requests' frames, whose locals hold the body and the bearer token
-            # (error reporters and trackers print the chain). Its class name is kept.
+            # (error reporters and trackers print the chain). Its class name is kept,
+            # with the base URL tried (never a query string or user info).
+            shown = error_hints.base_url(self.api_url)
             if isinstance(err, requests.Timeout):
-                logger.warning("FlexCharge %s /%s timed out", method, path)
+                logger.warning("FlexCharge %s %s%s timed out", method, shown, path)
                 raise FlexChargeTimeout(
-                    f"FlexCharge {method} /{path} timed out ({type(err).__name__})"
+                    f"FlexCharge {method} {shown}{path} timed out ({type(err).__name__}, "
+                    "FLEXCHARGE_TIMEOUT)"
                 ) from None
-            logger.warning("FlexCharge %s /%s failed: %s", method, path, type(err).__name__)
+            logger.warning("FlexCharge %s %s%s failed: %s", method, shown, path, type(err).__name__)
             raise FlexChargeConnectionError(
-                f"FlexCharge {method} /{path} could not be reached ({type(err).__name__})"
+                f"FlexCharge {method} /{path} could not be reached ({type(err).__name__}): "
+                + error_hints.unreachable_hint(self.api_url)
             ) from None
         logger.info(
             "FlexCharge %s /%s -> %s in %.0f ms",
@@ -434,6 +438,9 @@ class FlexChargeClient:
             or data.get("title")
             or f"FlexCharge {method} /{path} failed ({redact_text(response.reason or '') or status})"
         )
+        hint = error_hints.setting_hint(path, status, errors, self.api_url)
+        if hint:
+            message = f"{message} ({hint})"
         kwargs: dict[str, Any] = {
             "status": status,
             "code": code,
@@ -442,7 +449,11 @@ class FlexChargeClient:
             "response": data,
         }
         logger.warning(
-            "FlexCharge %s /%s error %s code=%s trace=%s", method, path, status, code, trace_id
+            "FlexCharge %s /%s error %s%s",
+            method,
+            path,
+            status,
+            error_hints.log_fields(code=code, trace=trace_id),
         )
         if status == 401 or (status == 400 and path == "oauth2/token"):
             raise FlexChargeAuthError(message, **kwargs)

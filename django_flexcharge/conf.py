@@ -14,12 +14,23 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from . import setting_types as types
 from .exceptions import FlexChargeConfigurationError
 from .signing import key_problem
 
 DEFAULT_API_URL = "https://api-sandbox.flex-charge.com/v1/"
 DEFAULT_SENSEJS_URL = "https://sensejs.flexfactor.io/widget.js"
 PRODUCTION_API_HOSTS = frozenset({"api.flex-charge.com", "api.flexfactor.io"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Where ``manage.py flexcharge_emulator`` serves its SenseJS stand-in (emulator/sensejs.py).
+EMULATOR_SENSEJS_PATH = "/sensejs/widget.js"
+#: What to do about a missing credential, in development and in production.
+MISSING_HINT = (
+    "Copy it from the FlexCharge portal into your settings, e.g. {name} = env({name!r}). "
+    "To develop without a FlexCharge account, run `python manage.py flexcharge_emulator` "
+    "and set FLEXCHARGE_API_URL = 'http://127.0.0.1:8765/v1/' and any values for the "
+    "credentials (GUIDs for MID and SITE_ID): the emulator accepts the site's own."
+)
 SUBSCRIBER_KEYS = "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"
 
 
@@ -70,11 +81,17 @@ class FlexChargeSettings:
 
         return account_conf(alias)
 
-    def _required(self, name: str) -> str:
+    def _required(self, name: str, *, secret: bool = True) -> str:
         value = self._get(name, "")
-        if not value:
-            raise FlexChargeConfigurationError(f"{name} is not set.", setting=name)
-        return str(value)
+        if value is None or value == "":
+            raise FlexChargeConfigurationError(
+                f"{name} is not set. " + MISSING_HINT.format(name=name), setting=name
+            )
+        return types.as_str(name, value, secret=secret)
+
+    def _str(self, name: str, default: str) -> str:
+        value = self._get(name, default)
+        return default if value is None else types.as_str(name, value)
 
     @property
     def APP_KEY(self) -> str:
@@ -84,13 +101,14 @@ class FlexChargeSettings:
     def APP_SECRET(self) -> str:
         return self._required("FLEXCHARGE_APP_SECRET")
 
+    # Their GUID form is a system check (E021), not checked here: the tag escapes whatever it gets.
     @property
     def MID(self) -> str:
-        return self._required("FLEXCHARGE_MID")
+        return self._required("FLEXCHARGE_MID", secret=False)
 
     @property
     def SITE_ID(self) -> str:
-        return self._required("FLEXCHARGE_SITE_ID")
+        return self._required("FLEXCHARGE_SITE_ID", secret=False)
 
     @property
     def TOKENIZATION_KEY(self) -> str:
@@ -114,31 +132,41 @@ class FlexChargeSettings:
 
     @property
     def API_URL(self) -> str:
-        url = str(self._get("FLEXCHARGE_API_URL", DEFAULT_API_URL) or DEFAULT_API_URL)
+        url = self._str("FLEXCHARGE_API_URL", DEFAULT_API_URL) or DEFAULT_API_URL
         return url if url.endswith("/") else url + "/"
 
     @property
     def SENSEJS_URL(self) -> str:
-        return str(self._get("FLEXCHARGE_SENSEJS_URL", DEFAULT_SENSEJS_URL))
+        """The setting; unset with the API on a loopback http URL (the emulator), its stand-in."""
+        url = self._str("FLEXCHARGE_SENSEJS_URL", "")
+        if url:
+            return url
+        try:
+            api = urlsplit(self.API_URL)
+        except types.SettingTypeError:
+            return DEFAULT_SENSEJS_URL  # FLEXCHARGE_API_URL's own error says what is wrong
+        if api.scheme == "http" and (api.hostname or "") in LOOPBACK_HOSTS:
+            return f"http://{api.netloc}{EMULATOR_SENSEJS_PATH}"
+        return DEFAULT_SENSEJS_URL
 
     @property
     def SENSEJS_INVOKE(self) -> str:
         """Name of the per-order SenseJS call, ``fc(<this>, orderId, callback)`` (undocumented)."""
-        return str(self._get("FLEXCHARGE_SENSEJS_INVOKE", "order") or "order")
+        return self._str("FLEXCHARGE_SENSEJS_INVOKE", "order") or "order"
 
     @property
     def SENSEJS_KEY_EVENT(self) -> str:
         """Window event whose ``detail`` carries the sense key (an assumption, see docs/checkout.md)."""
-        return str(self._get("FLEXCHARGE_SENSEJS_KEY_EVENT", "flexcharge:sensekey"))
+        return self._str("FLEXCHARGE_SENSEJS_KEY_EVENT", "flexcharge:sensekey")
 
     @property
     def SENSEJS_KEY_GLOBAL(self) -> str:
         """A global variable to poll for the sense key; empty = off."""
-        return str(self._get("FLEXCHARGE_SENSEJS_KEY_GLOBAL", "") or "")
+        return self._str("FLEXCHARGE_SENSEJS_KEY_GLOBAL", "")
 
     @property
     def WEBHOOK_HOST(self) -> str:
-        return str(self._get("FLEXCHARGE_WEBHOOK_HOST", "") or "")
+        return self._str("FLEXCHARGE_WEBHOOK_HOST", "")
 
     @property
     def WEBHOOK_TOLERANCE(self) -> int:
@@ -166,31 +194,33 @@ class FlexChargeSettings:
     @property
     def WEBHOOK_MAX_BODY(self) -> int:
         """Largest webhook body accepted, bytes (real deliveries are ~300 bytes)."""
-        return int(self._get("FLEXCHARGE_WEBHOOK_MAX_BODY", 64 * 1024))
+        return types.as_int(
+            "FLEXCHARGE_WEBHOOK_MAX_BODY", self._get("FLEXCHARGE_WEBHOOK_MAX_BODY", 64 * 1024)
+        )
 
     @property
     def MIT_EXPIRY_DAYS(self) -> int:
-        return int(self._get("FLEXCHARGE_MIT_EXPIRY_DAYS", 21))
+        return types.as_int(
+            "FLEXCHARGE_MIT_EXPIRY_DAYS", self._get("FLEXCHARGE_MIT_EXPIRY_DAYS", 21)
+        )
 
     @property
     def DECLINE_MAX_AGE(self) -> float:
         """Hours after a decline during which ``/evaluate`` may still be called."""
-        return float(self._get("FLEXCHARGE_DECLINE_MAX_AGE", 24))
+        return types.as_number(
+            "FLEXCHARGE_DECLINE_MAX_AGE", self._get("FLEXCHARGE_DECLINE_MAX_AGE", 24)
+        )
 
     @property
     def TIMEOUT(self) -> tuple[float, float]:
-        value = self._get("FLEXCHARGE_TIMEOUT", (3.05, 30))
-        if isinstance(value, int | float):
-            return (float(value), float(value))
-        connect, read = value
-        return (float(connect), float(read))
+        return types.as_timeout("FLEXCHARGE_TIMEOUT", self._get("FLEXCHARGE_TIMEOUT", (3.05, 30)))
 
     @property
     def TEST_MODE(self) -> bool:
         value = self._get("FLEXCHARGE_TEST_MODE", None)
         if value is None:
             return not self.is_production_api
-        return bool(value)
+        return types.as_bool("FLEXCHARGE_TEST_MODE", value)
 
     @property
     def MAX_ATTEMPTS(self) -> int:
@@ -200,25 +230,29 @@ class FlexChargeSettings:
         average) ride out about a day of FlexCharge outage, the window in which
         FlexCharge wants its copies.
         """
-        return int(self._get("FLEXCHARGE_MAX_ATTEMPTS", 200))
+        return types.as_int("FLEXCHARGE_MAX_ATTEMPTS", self._get("FLEXCHARGE_MAX_ATTEMPTS", 200))
 
     @property
     def RETRY_BASE_DELAY(self) -> float:
         """Seconds before the first retry; doubles per attempt, with jitter."""
-        return float(self._get("FLEXCHARGE_RETRY_BASE_DELAY", 2.0))
+        return types.as_number(
+            "FLEXCHARGE_RETRY_BASE_DELAY", self._get("FLEXCHARGE_RETRY_BASE_DELAY", 2.0)
+        )
 
     @property
     def RETRY_MAX_DELAY(self) -> float:
-        return float(self._get("FLEXCHARGE_RETRY_MAX_DELAY", 15 * 60))
+        return types.as_number(
+            "FLEXCHARGE_RETRY_MAX_DELAY", self._get("FLEXCHARGE_RETRY_MAX_DELAY", 15 * 60)
+        )
 
     @property
     def TASK_BACKEND(self) -> str:
         """Alias in ``TASKS`` the app enqueues on."""
-        return str(self._get("FLEXCHARGE_TASK_BACKEND", "default"))
+        return self._str("FLEXCHARGE_TASK_BACKEND", "default")
 
     @property
     def TASK_QUEUE(self) -> str:
-        return str(self._get("FLEXCHARGE_TASK_QUEUE", "default"))
+        return self._str("FLEXCHARGE_TASK_QUEUE", "default")
 
     # Refund vocabularies: FlexCharge documents SUCCESS/FAILED only, and its live sandbox
     # answered a refused refund with ``success: true`` and ``responseMessage: "DECLINED"``

@@ -20,6 +20,14 @@ ID = "django_flexcharge.{}"
 KEYS_FORM = "a list of base64 subscriber keys, e.g. ['<key from the portal>']"
 
 
+def _text_setting(name: str) -> str:
+    """``conf.<name>``, or "" when it is of the wrong type (the type check E020 reports that)."""
+    try:
+        return str(getattr(conf, name))
+    except FlexChargeConfigurationError:
+        return ""
+
+
 def webhook_key_messages() -> list[CheckMessage]:
     """What is wrong with ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS`` (run by ``checks.check_webhook_keys``)."""
     value = getattr(settings, SUBSCRIBER_KEYS, [])
@@ -70,7 +78,7 @@ def webhook_key_messages() -> list[CheckMessage]:
 @register(Tags.security)
 def check_public_credentials(**kwargs: Any) -> list[CheckMessage]:
     """E015: the emulator's public credentials on a site that does not talk to the emulator."""
-    api_url = conf.API_URL
+    api_url = _text_setting("API_URL")
     if is_loopback_url(api_url):
         return []
     found = [
@@ -100,7 +108,7 @@ def check_public_credentials(**kwargs: Any) -> list[CheckMessage]:
 @register(Tags.security, deploy=True)
 def check_webhook_host(**kwargs: Any) -> list[CheckMessage]:
     """E016: with a wildcard in ALLOWED_HOSTS the signed host is whatever the sender says."""
-    if "*" in getattr(settings, "ALLOWED_HOSTS", []) and not conf.WEBHOOK_HOST:
+    if "*" in getattr(settings, "ALLOWED_HOSTS", []) and not _text_setting("WEBHOOK_HOST"):
         return [
             Error(
                 "ALLOWED_HOSTS holds '*' and FLEXCHARGE_WEBHOOK_HOST is not set: webhook "
@@ -145,7 +153,7 @@ def check_webhook_tolerance(**kwargs: Any) -> list[CheckMessage]:
 @register(Tags.security)
 def check_emulator_in_production(**kwargs: Any) -> list[CheckMessage]:
     """W018: FLEXCHARGE_API_URL is the emulator (loopback) on a site with DEBUG off."""
-    if settings.DEBUG or not is_loopback_url(conf.API_URL):
+    if settings.DEBUG or not is_loopback_url(_text_setting("API_URL")):
         return []
     return [
         Warning(

@@ -14,6 +14,9 @@ VALID_KEY = (
 )
 ALL_CHECKS = (
     checks.check_credentials,
+    checks.check_credentials_deploy,
+    checks.check_setting_types,
+    checks.check_webhook_routed,
     checks.check_webhook_keys,
     checks.check_expiry_and_window,
     checks.check_urls,
@@ -34,17 +37,19 @@ def test_the_test_settings_pass_every_check_but_the_immediate_backend_warning():
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({"FLEXCHARGE_APP_KEY": ""}, "E001"),
-        ({"FLEXCHARGE_SITE_ID": None}, "E001"),
+        ({"FLEXCHARGE_APP_KEY": ""}, "W001"),
+        ({"FLEXCHARGE_SITE_ID": None}, "W001"),
+        ({"FLEXCHARGE_MID": "12345"}, "E021"),
+        ({"FLEXCHARGE_MAX_ATTEMPTS": "lots"}, "E020"),
         ({"FLEXCHARGE_TOKENIZATION_KEY": ""}, "W002"),
         ({"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS": []}, "W003"),
         ({"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS": [VALID_KEY, "not base64!"]}, "E004"),
         ({"FLEXCHARGE_MIT_EXPIRY_DAYS": 7}, "E005"),
-        ({"FLEXCHARGE_MIT_EXPIRY_DAYS": "three weeks"}, "E005"),
+        ({"FLEXCHARGE_MIT_EXPIRY_DAYS": "three weeks"}, "E020"),
         ({"FLEXCHARGE_DECLINE_MAX_AGE": 48}, "E006"),
         ({"FLEXCHARGE_DECLINE_MAX_AGE": 0}, "E006"),
         ({"FLEXCHARGE_TIMEOUT": (0, 30)}, "E007"),
-        ({"FLEXCHARGE_TIMEOUT": "fast"}, "E007"),
+        ({"FLEXCHARGE_TIMEOUT": "fast"}, "E020"),
         ({"FLEXCHARGE_API_URL": "http://api.example.com/v1/"}, "E008"),
         ({"FLEXCHARGE_SENSEJS_URL": "widget.js"}, "E008"),
         (
@@ -92,7 +97,7 @@ def test_manage_py_check_reports_the_ids():
         pytest.raises(SystemCheckError) as exc,
     ):
         call_command("check")
-    assert "django_flexcharge.E001" in str(exc.value)
+    assert "django_flexcharge.W001" in str(exc.value)
     assert "django_flexcharge.E005" in str(exc.value)
 
 

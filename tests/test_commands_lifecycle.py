@@ -159,9 +159,15 @@ def test_sync_reconciles_every_pending_order_and_summarises(mocked):
 def test_sync_of_named_orders_includes_finished_ones_and_reports_unknown_ids(mocked):
     make_order("INV-z", Status.APPROVED, session_key="fc-z")
     mocked.add(responses.GET, API + "orders/fc-z", json={"status": 6, "statusName": "RETURNED"})
-    out = run("flexcharge_sync", "--order", "INV-z", "--order", "INV-nope")
-    assert "INV-nope: no such FlexCharge order" in out
-    assert "Checked 1 orders: 1 approved -> refunded; 0 errors." in out
+    out = StringIO()
+    # An unknown id fails the command (a typo must not pass in cron), after the known ones synced.
+    with pytest.raises(CommandError, match="No FlexCharge order with order id 'INV-nope'"):
+        call_command(
+            "flexcharge_sync", "--order", "INV-z", "--order", "INV-nope", stdout=out, stderr=out
+        )
+    assert "INV-nope: no such FlexCharge order" in out.getvalue()
+    assert "Checked 1 orders: 1 approved -> refunded; 0 errors." in out.getvalue()
+    assert FlexChargeOrder.objects.get(order_id="INV-z").status == Status.REFUNDED
 
 
 def test_sync_exits_non_zero_when_an_order_could_not_be_checked(mocked):

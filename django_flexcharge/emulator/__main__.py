@@ -17,6 +17,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from .config import DEFAULT_PORT, EmulatorConfig, is_loopback_host
 from .control import TOKEN_ENV, TOKEN_HEADER
@@ -33,21 +34,98 @@ def delay(text: str) -> float | None:
     return value
 
 
-def add_arguments(parser: Any, defaults: EmulatorConfig) -> None:
-    """Options shared with ``manage.py flexcharge_emulator`` (defaults differ there)."""
-    parser.add_argument("--host", default=defaults.host)
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
-    parser.add_argument("--webhook-url", default=defaults.webhook_url, help='"" disables webhooks')
-    parser.add_argument("--subscriber-key", default=defaults.subscriber_key)
-    parser.add_argument("--app-key", default=defaults.app_key)
-    parser.add_argument("--app-secret", default=defaults.app_secret)
-    parser.add_argument("--mid", default=defaults.mid)
-    parser.add_argument("--site-id", default=defaults.site_id)
-    parser.add_argument("--tokenization-key", default=defaults.tokenization_key)
-    parser.add_argument("--rescue-delay", type=delay, default=defaults.rescue_delay)
-    parser.add_argument("--expire-delay", type=delay, default=defaults.expire_delay)
-    parser.add_argument("--token-ttl", type=int, default=defaults.token_ttl)
-    parser.add_argument("--webhook-max-attempts", type=int, default=defaults.webhook_max_attempts)
+#: Where CONTRACT §1 mounts the app's webhook view; the Django command reverses the real one.
+DEFAULT_WEBHOOK_PATH = "/flexcharge/webhook/"
+
+
+def add_arguments(
+    parser: Any,
+    defaults: EmulatorConfig,
+    *,
+    site_url: str | None = None,
+    webhook_path: str = DEFAULT_WEBHOOK_PATH,
+    credentials_from: str = "",
+) -> None:
+    """Options shared with ``manage.py flexcharge_emulator`` (defaults differ there).
+
+    ``credentials_from`` says in ``--help`` where the credential defaults come
+    from: their values are never printed.
+    """
+    source = credentials_from or "the emulator's built-in test value, which any site may use"
+    parser.set_defaults(webhook_path=webhook_path)
+    parser.add_argument(
+        "--host", default=defaults.host, help="interface to listen on (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="port to listen on; 0 picks a free one (default: %(default)s). Point the site at "
+        "it with FLEXCHARGE_API_URL = 'http://127.0.0.1:PORT/v1/'",
+    )
+    parser.add_argument(
+        "--site-url",
+        default=site_url,
+        help=f"root URL of your site; webhooks go to SITE_URL + {webhook_path} "
+        + ("(default: %(default)s)" if site_url else "(default: none: webhooks are only recorded)"),
+    )
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help='full URL to POST webhooks to, instead of --site-url\'s; "" disables webhooks '
+        "(they are still recorded)",
+    )
+    parser.add_argument(
+        "--app-key", default=defaults.app_key, help=f"AppKey accepted by /oauth2/token ({source})"
+    )
+    parser.add_argument(
+        "--app-secret",
+        default=defaults.app_secret,
+        help=f"AppSecret accepted by /oauth2/token ({source})",
+    )
+    parser.add_argument(
+        "--mid", default=defaults.mid, help=f"merchant id (GUID) /tokenize expects ({source})"
+    )
+    parser.add_argument(
+        "--site-id", default=defaults.site_id, help=f"site id (GUID) for SenseJS ({source})"
+    )
+    parser.add_argument(
+        "--tokenization-key",
+        default=defaults.tokenization_key,
+        help=f"the environment key /tokenize expects ({source})",
+    )
+    parser.add_argument(
+        "--subscriber-key",
+        default=defaults.subscriber_key,
+        help=f"base64 key webhooks are signed with ({source})",
+    )
+    parser.add_argument(
+        "--rescue-delay",
+        type=delay,
+        default=defaults.rescue_delay,
+        help="seconds until a declined renewal that will be rescued is approved and "
+        "order.completed is sent; 'never': only through the control endpoints "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--expire-delay",
+        type=delay,
+        default=defaults.expire_delay,
+        help="seconds until a renewal that will not be rescued expires (order.expired); "
+        "'never' as above (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=defaults.token_ttl,
+        help="lifetime of an access token, seconds (default: %(default)s, FlexCharge's)",
+    )
+    parser.add_argument(
+        "--webhook-max-attempts",
+        type=int,
+        default=defaults.webhook_max_attempts,
+        help="delivery attempts per webhook before it is given up (default: %(default)s)",
+    )
     parser.add_argument(
         "--resend-original-headers",
         action="store_true",
@@ -68,6 +146,34 @@ def add_arguments(parser: Any, defaults: EmulatorConfig) -> None:
     )
 
 
+def webhook_url_from(options: Any) -> str | None:
+    """``--webhook-url`` if given (``""``: none), else ``--site-url`` + the webhook path."""
+    url = getattr(options, "webhook_url", None)
+    if url is not None:
+        return str(url) or None
+    site = str(getattr(options, "site_url", None) or "")
+    if not site:
+        return None
+    path = str(getattr(options, "webhook_path", DEFAULT_WEBHOOK_PATH))
+    return site.rstrip("/") + "/" + path.lstrip("/")
+
+
+def webhook_url_problem(url: str | None) -> str:
+    """Why webhooks to ``url`` cannot reach a site's webhook view, or ``""``."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"webhook URL {url!r} is not an absolute http(s) URL"
+    if parts.path in ("", "/"):
+        return (
+            f"webhook URL {url} has no path: the site would answer every webhook with 404. "
+            f"Give --site-url {url.rstrip('/')} (the webhook path is added) or the full "
+            f"--webhook-url {url.rstrip('/')}{DEFAULT_WEBHOOK_PATH}"
+        )
+    return ""
+
+
 def config_from(options: Any) -> EmulatorConfig:
     return EmulatorConfig(
         app_key=options.app_key,
@@ -76,7 +182,7 @@ def config_from(options: Any) -> EmulatorConfig:
         site_id=options.site_id,
         tokenization_key=options.tokenization_key,
         subscriber_key=options.subscriber_key,
-        webhook_url=options.webhook_url or None,
+        webhook_url=webhook_url_from(options),
         rescue_delay=options.rescue_delay,
         expire_delay=options.expire_delay,
         token_ttl=options.token_ttl,
@@ -119,12 +225,20 @@ def serve(config: EmulatorConfig, announce: Any = print) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m django_flexcharge.emulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m django_flexcharge.emulator",
+        description="A local FlexCharge (API, vault, orders, signed webhooks) for development "
+        "and tests, no account needed. Runs until Ctrl-C.",
+    )
     add_arguments(parser, EmulatorConfig())
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default="INFO", help="(default: %(default)s)")
     options = parser.parse_args(argv)
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(message)s")
-    serve(config_from(options), announce=lambda line: print(line, flush=True))
+    config = config_from(options)
+    problem = webhook_url_problem(config.webhook_url)
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr, flush=True)
+    serve(config, announce=lambda line: print(line, flush=True))
     return 0
 
 

@@ -12,6 +12,7 @@ import json
 import threading
 from typing import Any
 
+from . import sensejs
 from .api import Api
 from .auth import TokenIssuer
 from .clock import Scheduler
@@ -159,6 +160,7 @@ class Emulator:
             "refund": lambda ident, body, **_: orders.refund(ident, body),
             "cancel": lambda ident, body, **_: orders.cancel(ident, body, external=False),
             "external_cancel": lambda ident, body, **_: orders.cancel(ident, body, external=True),
+            "sensejs": sensejs.widget,
             "control_approve": lambda ident, **_: self._control(self.approve, ident),
             "control_expire": lambda ident, **_: self._control(self.expire, ident),
             "control_event": self._control_event,

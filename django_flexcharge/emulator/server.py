@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import control
+from . import control, sensejs
 from . import faults as fault_actions
 from .payloads import validation_error
 from .refund_knobs import DROP_CONNECTION
@@ -33,7 +33,8 @@ logger = logging.getLogger("django_flexcharge.emulator")
 
 ID = r"(?P<id>[^/]+)"
 # (method, path regex, handler name, kind): kind "open" needs no bearer, "api" does,
-# "control" is the token-guarded, fault-free control plane. /tokenize is "open":
+# "control" is the token-guarded, fault-free control plane, "static" the SenseJS
+# stand-in (no bearer, no token, no faults). /tokenize is "open":
 # its credential is mid + environment (§4); a bearer, as the client sends, is tolerated.
 ROUTES = [
     ("POST", r"/v1/oauth2/token", "token", "open"),
@@ -46,6 +47,7 @@ ROUTES = [
     ("POST", rf"/v1/orders/{ID}/refund", "refund", "api"),
     ("POST", rf"/v1/orders/{ID}/cancel", "cancel", "api"),
     ("POST", rf"/v1/orders/{ID}/external-cancel", "external_cancel", "api"),
+    ("GET", re.escape(sensejs.PATH), "sensejs", "static"),
     ("POST", rf"/_emulator/orders/{ID}/approve", "control_approve", "control"),
     ("POST", rf"/_emulator/orders/{ID}/expire", "control_expire", "control"),
     ("POST", rf"/_emulator/orders/{ID}/webhooks", "control_event", "control"),
@@ -152,7 +154,8 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
                 if refused is not None:
                     self._send(refused[0], {"error": refused[1]}, path)
                     return
-            decision = emulator.faults.decide(path) if kind != "control" else None
+            # Faults are for the API; the control plane and the SenseJS stand-in never get one.
+            decision = emulator.faults.decide(path) if kind in ("api", "open") else None
             if decision is not None and not self._apply(decision, path):
                 return
             if kind == "api" and not emulator.issuer.valid(self.headers.get("Authorization")):
@@ -210,12 +213,16 @@ def make_handler(emulator: Emulator, routes: dict[str, Callable[..., tuple[int, 
         def _send(
             self, status: int, payload: Any, path: str, headers: dict[str, str] | None = None
         ) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode("utf-8")
+            content_type = "application/json; charset=utf-8"
+            if isinstance(payload, sensejs.RawBody):
+                data, content_type = payload.body, payload.content_type
+            else:
+                data = b"" if payload is None else json.dumps(payload).encode("utf-8")
             self.send_response_only(status)
             self.send_header("Date", self.date_time_string())
             self.send_header("Server", self.server_version)
             if payload is not None:
-                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for key, value in (headers or {}).items():
                 self.send_header(key, value)

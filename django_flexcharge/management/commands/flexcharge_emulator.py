@@ -3,11 +3,12 @@
 Credentials default to the site's own ``FLEXCHARGE_*`` settings when the site
 points at the emulator (``FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"``,
 any loopback URL), so it authenticates, vaults and verifies webhooks with no
-further flags. A site whose API URL is anything else (FlexCharge) holds real
+further flags, whatever values the site holds (unset ones: the emulator's
+own). A site whose API URL is anything else (FlexCharge) holds real
 credentials: the emulator then never copies them nor signs with its
-subscriber key, and uses its own public ones instead (and says so). Webhooks go
-to ``--webhook-url``, by default this site's webhook view on
-``http://127.0.0.1:8000``. Runs until Ctrl-C.
+subscriber key, and uses its own public ones instead (and says so). Webhooks
+go to ``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's
+webhook path, or to ``--webhook-url``. Runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -21,50 +22,73 @@ from django.urls import NoReverseMatch, reverse
 
 from django_flexcharge.conf import SUBSCRIBER_KEYS, subscriber_key_entries
 from django_flexcharge.emulator import EmulatorConfig
-from django_flexcharge.emulator.__main__ import add_arguments, config_from, serve
+from django_flexcharge.emulator.__main__ import (
+    DEFAULT_WEBHOOK_PATH,
+    add_arguments,
+    config_from,
+    serve,
+    webhook_url_problem,
+)
 from django_flexcharge.public_credentials import is_loopback_url
 from django_flexcharge.signing import key_problem
 
 DEFAULT_SITE = "http://127.0.0.1:8000"
-DEFAULT_WEBHOOK_PATH = "/flexcharge/webhook/"
+
+
+def _setting(name: str, default: str) -> str:
+    value = getattr(settings, name, None)
+    return value if isinstance(value, str) and value else default
 
 
 def settings_are_for_the_emulator() -> bool:
     """True when the site talks to a local emulator, so its credentials are not real ones."""
-    return is_loopback_url(str(getattr(settings, "FLEXCHARGE_API_URL", "") or ""))
+    value = getattr(settings, "FLEXCHARGE_API_URL", "")
+    return is_loopback_url(value if isinstance(value, str) else "")
 
 
 def defaults_from_settings() -> EmulatorConfig:
     """An ``EmulatorConfig`` whose credentials are the site's settings where set, if the
     site points at the emulator; the emulator's own public ones otherwise."""
     base = EmulatorConfig()
-    try:
-        path = reverse("django_flexcharge:webhook")
-    except (NoReverseMatch, ImportError):
-        path = DEFAULT_WEBHOOK_PATH  # where CONTRACT.md §1 mounts the app
     if not settings_are_for_the_emulator():
-        # Real credentials: never copied, never used to sign.
-        return EmulatorConfig(webhook_url=DEFAULT_SITE + path)
+        return base  # real credentials: never copied, never used to sign
     entries, _ = subscriber_key_entries(getattr(settings, SUBSCRIBER_KEYS, None))
     keys = [str(key).strip() for key in entries if not key_problem(key)]
     return EmulatorConfig(
-        app_key=getattr(settings, "FLEXCHARGE_APP_KEY", "") or base.app_key,
-        app_secret=getattr(settings, "FLEXCHARGE_APP_SECRET", "") or base.app_secret,
-        mid=getattr(settings, "FLEXCHARGE_MID", "") or base.mid,
-        site_id=getattr(settings, "FLEXCHARGE_SITE_ID", "") or base.site_id,
-        tokenization_key=getattr(settings, "FLEXCHARGE_TOKENIZATION_KEY", "")
-        or base.tokenization_key,
+        app_key=_setting("FLEXCHARGE_APP_KEY", base.app_key),
+        app_secret=_setting("FLEXCHARGE_APP_SECRET", base.app_secret),
+        mid=_setting("FLEXCHARGE_MID", base.mid),
+        site_id=_setting("FLEXCHARGE_SITE_ID", base.site_id),
+        tokenization_key=_setting("FLEXCHARGE_TOKENIZATION_KEY", base.tokenization_key),
         # With several keys configured (rotation), the emulator signs with the first.
         subscriber_key=next((k for k in keys if k), base.subscriber_key),
-        webhook_url=DEFAULT_SITE + path,
     )
 
 
+def webhook_path() -> str:
+    try:
+        return reverse("django_flexcharge:webhook")
+    except (NoReverseMatch, ImportError):
+        return DEFAULT_WEBHOOK_PATH  # where the README mounts the app
+
+
 class Command(BaseCommand):
-    help = "Run a local FlexCharge emulator (API, vault, orders, signed webhooks) until Ctrl-C."
+    help = (
+        "Run a local FlexCharge emulator (API, vault, orders, signed webhooks, a SenseJS "
+        "stand-in) for development without a FlexCharge account, until Ctrl-C. With "
+        "FLEXCHARGE_API_URL on the emulator, credentials default to this site's FLEXCHARGE_* "
+        "settings, so any values you set work."
+    )
 
     def add_arguments(self, parser: Any) -> None:
-        add_arguments(parser, defaults_from_settings())
+        add_arguments(
+            parser,
+            defaults_from_settings(),
+            site_url=DEFAULT_SITE,
+            webhook_path=webhook_path(),
+            credentials_from="this site's FLEXCHARGE_* setting when FLEXCHARGE_API_URL is the "
+            "emulator, else the emulator's own",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         logger = logging.getLogger("django_flexcharge.emulator")
@@ -81,4 +105,7 @@ class Command(BaseCommand):
                 "the emulator does not copy them and signs webhooks with its own public key "
                 "(point FLEXCHARGE_API_URL at the emulator to use the site's)."
             )
+        problem = webhook_url_problem(config.webhook_url)
+        if problem:
+            self.stderr.write(self.style.WARNING(f"Warning: {problem}"))
         serve(config, announce=lambda line: self.stdout.write(line))

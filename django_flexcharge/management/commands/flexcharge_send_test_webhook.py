@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...accounts import check_alias
 from ...conf import conf
 from ...exceptions import FlexChargeConfigurationError
+from ...signing import decode_key
 from ...testing import signed_webhook, webhook_host
 
 
@@ -74,19 +75,31 @@ class Command(BaseCommand):
             event_data = json.loads(options["event_data"]) if options["event_data"] else None
         except ValueError as err:
             raise CommandError("--event-data is not JSON") from err
+        if options["key"] is not None:
+            try:
+                decode_key(options["key"])
+            except ValueError as err:
+                raise CommandError(
+                    "--key is not valid base64: paste the subscriber key exactly as the "
+                    "FlexCharge portal shows it (Developers > Webhooks)."
+                ) from err
         test_mode = options["test_mode"]
-        body, headers = signed_webhook(
-            options["event"],
-            order_id=options["order_id"] or str(uuid.uuid4()),
-            external_order_id=options["external_order_id"] or f"test-{uuid.uuid4().hex[:12]}",
-            key=options["key"],
-            host=options["host"] or webhook_host(url),
-            is_test_mode=settings.TEST_MODE if test_mode is None else test_mode,
-            is_resent=options["resent"],
-            event_data=event_data,
-            confirmation_id=options["confirmation_id"],
-            account=account,
-        )
+        try:
+            body, headers = signed_webhook(
+                options["event"],
+                order_id=options["order_id"] or str(uuid.uuid4()),
+                external_order_id=options["external_order_id"] or f"test-{uuid.uuid4().hex[:12]}",
+                key=options["key"],
+                host=options["host"] or webhook_host(url),
+                is_test_mode=settings.TEST_MODE if test_mode is None else test_mode,
+                is_resent=options["resent"],
+                event_data=event_data,
+                confirmation_id=options["confirmation_id"],
+                account=account,
+            )
+        except (FlexChargeConfigurationError, ValueError) as err:
+            # No key configured, or a configured one that is not base64: say so, no traceback.
+            raise CommandError(str(err)) from err
         headers["Content-Type"] = "text/plain; charset=utf-8"
         try:
             response = requests.post(

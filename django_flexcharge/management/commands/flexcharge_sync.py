@@ -8,7 +8,7 @@ amount). ``--order ORDER_ID`` (repeatable): those orders, whatever their status
 (a failed one FlexCharge says it charged is approved). ``--account ALIAS``
 (repeatable): only that FlexCharge account's orders (default: every account's). Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
-order could not be checked, so cron reports it.
+order could not be checked or an ``--order`` names no order, so cron reports it.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         wanted: list[str] = options["orders"]
         accounts = chosen_accounts(options)
+        unknown: list[str] = []
         if wanted:
             orders = of_accounts(FlexChargeOrder.objects.filter(order_id__in=wanted), accounts)
-            for missing in sorted(set(wanted) - set(orders.values_list("order_id", flat=True))):
+            unknown = sorted(set(wanted) - set(orders.values_list("order_id", flat=True)))
+            for missing in unknown:
                 self.stderr.write(f"{missing}: no such FlexCharge order")
         else:
             pending = Q(status=FlexChargeOrder.Status.PENDING)
@@ -80,6 +82,12 @@ class Command(BaseCommand):
         self.stdout.write(f"{summary}; {errors} errors.")
         if errors:
             raise CommandError(f"{errors} orders could not be checked.")
+        if unknown:
+            # A typo in --order must not look like success to cron or a script.
+            raise CommandError(
+                f"No FlexCharge order with order id {', '.join(map(repr, unknown))} "
+                "(--order takes your order id, FlexChargeOrder.order_id)."
+            )
 
     def _report_unsettled(self, order: FlexChargeOrder) -> None:
         """Say what sync could not settle: FlexCharge's answer held no refunded total."""
