@@ -1,4 +1,7 @@
-"""System checks of ``FLEXCHARGE_ACCOUNTS`` and ``FLEXCHARGE_ACCOUNT_LOADER``: ids E060-E066, W061-W062.
+"""System checks of ``FLEXCHARGE_ACCOUNTS`` and ``FLEXCHARGE_ACCOUNT_LOADER``: E060-E066, W061-W062.
+
+A missing credential is a warning (W061), as for the flat settings, and an
+error (E061) under ``manage.py check --deploy``.
 
 The flat settings (the account "default") are checked by ``checks`` and
 ``security_checks``; this module checks every other declared account the same
@@ -66,11 +69,37 @@ def check_accounts(**kwargs: Any) -> list[CheckMessage]:
     return messages
 
 
+def _missing(alias: str) -> list[str]:
+    own = account_conf(alias)
+    return [key for key in CREDENTIALS if not own.is_configured(f"FLEXCHARGE_{key}")]
+
+
+@register(Tags.compatibility, deploy=True)
+def check_account_credentials_deploy(**kwargs: Any) -> list[CheckMessage]:
+    declared, _ = _declared()
+    messages: list[CheckMessage] = []
+    for alias, config in declared.items():
+        if alias == DEFAULT or account_problems(alias, config):
+            continue  # check_accounts reports those
+        missing = _missing(alias)
+        if missing:
+            messages.append(
+                Error(
+                    f"FlexCharge account {alias!r} has no {', '.join(missing)}: a deployed "
+                    "site cannot call FlexCharge for it.",
+                    hint="Copy them from that merchant's FlexCharge portal into its entry of "
+                    "FLEXCHARGE_ACCOUNTS.",
+                    id=ID.format("E061"),
+                )
+            )
+    return messages
+
+
 def account_messages(alias: str, config: dict[str, Any]) -> list[CheckMessage]:
     """What is wrong with one declared account, each message naming it."""
     messages: list[CheckMessage] = []
     own = account_conf(alias)
-    missing = [key for key in CREDENTIALS if not own.is_configured(f"FLEXCHARGE_{key}")]
+    missing = _missing(alias)
     if missing:
         messages.append(
             Warning(

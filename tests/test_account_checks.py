@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from django_flexcharge.account_checks import check_account_loader, check_accounts
+from django_flexcharge.account_checks import (
+    check_account_credentials_deploy,
+    check_account_loader,
+    check_accounts,
+)
 from tests.test_accounts_emulator import BRAND_B
 
 
@@ -45,11 +49,19 @@ def test_errors_name_the_account(accounts, expected, named):
 @override_settings(
     FLEXCHARGE_ACCOUNTS={"brand-b": {"SITE_ID": "s"}}, FLEXCHARGE_APP_SECRET="", FLEXCHARGE_MID=""
 )
-def test_missing_credentials_are_a_warning_naming_the_account():
+def test_missing_credentials_are_a_warning_naming_the_account_and_an_error_on_deploy():
     [message] = check_accounts()
     assert message.id == "django_flexcharge.W061"
     assert "'brand-b'" in message.msg
     assert "APP_SECRET" in message.msg
+    [error] = check_account_credentials_deploy()
+    assert error.id == "django_flexcharge.E061"
+    assert "'brand-b'" in error.msg
+
+
+@override_settings(FLEXCHARGE_ACCOUNTS={"brand-b": BRAND_B})
+def test_a_complete_account_passes_the_deploy_check():
+    assert check_account_credentials_deploy() == []
 
 
 @override_settings(FLEXCHARGE_ACCOUNTS={"brand-b": {"SITE_ID": "s"}})
