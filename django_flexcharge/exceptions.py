@@ -3,6 +3,17 @@
 One base class for everything the app raises. ``str(exc)`` is safe to log:
 API errors carry the HTTP status, FlexCharge's code, field errors and trace id,
 never a request body (which may hold card data).
+
+The error policy lives on the classes, as two attributes every caller reads
+(the delivery tasks, order actions, refunds, the admin) instead of keeping
+its own tuple of classes:
+
+- ``retryable``: sending the same call again later (same idempotency key)
+  may succeed: FlexCharge was busy or unreachable, or a person can fix what
+  stopped it (credentials, settings) while the row waits.
+- ``outcome_unknown``: the call may have been applied although it raised (no
+  answer, a 5xx after FlexCharge read it, a 409 replay answer): nothing may be
+  recorded as done *or* as not done; the app reconciles with FlexCharge.
 """
 
 from __future__ import annotations
@@ -16,11 +27,18 @@ class FlexChargeError(Exception):
     """Base class of every error raised by django-flexcharge."""
 
     #: Whether the same call may succeed if sent again later (same idempotency key).
-    retryable = False
+    retryable: bool = False
+    #: Whether FlexCharge may have applied the call although it raised.
+    outcome_unknown: bool = False
 
 
 class FlexChargeConfigurationError(FlexChargeError, ImproperlyConfigured):
-    """A setting is missing or invalid."""
+    """A setting is missing or invalid.
+
+    Retryable: a queued order waits while the setting is fixed; nothing was sent.
+    """
+
+    retryable = True
 
     def __init__(self, message: str, *, setting: str = "") -> None:
         super().__init__(message)
@@ -84,7 +102,13 @@ class FlexChargeAPIError(FlexChargeError):
 
 
 class FlexChargeAuthError(FlexChargeAPIError):
-    """Credentials refused (400 from /oauth2/token) or a 401 that survived a new token."""
+    """Credentials refused (400 from /oauth2/token) or a 401 that survived a new token.
+
+    Retryable: the credentials can be fixed while a queued order waits, and a
+    refused token means FlexCharge never read the call.
+    """
+
+    retryable = True
 
 
 class FlexChargeNotFound(FlexChargeAPIError):
@@ -92,7 +116,13 @@ class FlexChargeNotFound(FlexChargeAPIError):
 
 
 class FlexChargeConflict(FlexChargeAPIError):
-    """409: an idempotency key was reused with a different payload."""
+    """409: an idempotency key was reused with a different payload.
+
+    Outcome unknown: it may be FlexCharge's answer to a replay of a call it
+    applied (its replay behaviour is undocumented), so it proves nothing.
+    """
+
+    outcome_unknown = True
 
 
 class FlexChargeRateLimited(FlexChargeAPIError):
@@ -102,21 +132,30 @@ class FlexChargeRateLimited(FlexChargeAPIError):
 
 
 class FlexChargeServerError(FlexChargeAPIError):
-    """5xx: FlexCharge failed; the same request may be sent again."""
+    """5xx: FlexCharge failed; the same request may be sent again.
+
+    Outcome unknown: FlexCharge may have applied it before failing.
+    """
 
     retryable = True
+    outcome_unknown = True
 
 
 class FlexChargeTimeout(FlexChargeAPIError):
     """No answer within ``FLEXCHARGE_TIMEOUT``. The call may or may not have been applied."""
 
     retryable = True
+    outcome_unknown = True
 
 
 class FlexChargeConnectionError(FlexChargeAPIError):
-    """FlexCharge could not be reached (DNS, refused, reset)."""
+    """FlexCharge could not be reached (DNS, refused, reset).
+
+    Outcome unknown: a reset may come after the request was read.
+    """
 
     retryable = True
+    outcome_unknown = True
 
 
 class FlexChargeRefundUnconfirmed(FlexChargeAPIError):
@@ -127,6 +166,8 @@ class FlexChargeRefundUnconfirmed(FlexChargeAPIError):
     ``flexcharge_sync`` settles it from FlexCharge's refunded total.
     """
 
+    outcome_unknown = True
+
 
 class FlexChargeWebhookError(FlexChargeError):
     """A webhook delivery was refused; ``status_code`` is the HTTP answer to give."""
@@ -134,3 +175,15 @@ class FlexChargeWebhookError(FlexChargeError):
     def __init__(self, message: str, status_code: int = 400) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+def may_retry(err: BaseException) -> bool:
+    """``retryable`` for any exception: one of ours says; anything else (a bug, a library
+    error) is retried, so an unexpected failure never loses a queued row."""
+    return not isinstance(err, FlexChargeError) or err.retryable
+
+
+def outcome_unknown(err: BaseException) -> bool:
+    """``outcome_unknown`` for any exception: anything not ours may have struck after the
+    request left, so nobody knows whether it was applied."""
+    return not isinstance(err, FlexChargeError) or err.outcome_unknown

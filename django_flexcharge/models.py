@@ -77,8 +77,6 @@ class FlexChargeOrder(models.Model):
 
     #: States FlexCharge holds the order in; the host must not retry it itself.
     UNDER_RESCUE = (Status.QUEUED, Status.PENDING)
-    #: States that never change again.
-    TERMINAL = (Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.REFUNDED, Status.FAILED)
 
     #: FlexCharge scopes ids per merchant: (account, order_id) and (account,
     #: order_session_key) are unique, not the ids alone.
@@ -171,10 +169,6 @@ class FlexChargeOrder(models.Model):
     @property
     def is_under_rescue(self) -> bool:
         return self.status in self.UNDER_RESCUE
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL
 
 
 class Transmission(models.Model):

@@ -17,13 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .conf import conf
-from .exceptions import (
-    FlexChargeAPIError,
-    FlexChargeConflict,
-    FlexChargeError,
-    FlexChargeServerError,
-    FlexChargeTimeout,
-)
+from .exceptions import FlexChargeAPIError, FlexChargeError
 from .money import to_minor
 
 APPROVED, DECLINED, UNCONFIRMED = "approved", "declined", "unconfirmed"
@@ -75,9 +69,9 @@ def classify_error(err: BaseException) -> Verdict:
             # A 2xx the client raised for: its body decides (a readable refusal, or nothing).
             refused = bool(response) and classify_answer(response).kind == DECLINED
             return Verdict(DECLINED if refused else UNCONFIRMED, code, message)
-        unknown = err.status is None or isinstance(
-            err, FlexChargeTimeout | FlexChargeServerError | FlexChargeConflict
-        )
+        # A 409 is unknown too: a refund carries no idempotency key, so a conflict
+        # means something we do not understand (see the exception's policy).
+        unknown = err.status is None or err.outcome_unknown
         return Verdict(UNCONFIRMED if unknown else DECLINED, code, message)
     if isinstance(err, FlexChargeError):
         # Configuration and credential problems stop the call before it is sent.

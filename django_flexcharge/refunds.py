@@ -3,9 +3,9 @@
 ``refund_order`` (re-exported by ``services``) commits a ``Refund`` row before
 calling FlexCharge, so a crash cannot lose it, then records the verdict of
 ``refund_answers``. Only an approved answer moves money in the books: the
-order's ``refunded_amount`` (the one owner of the total; ``Refund`` rows are
-the history) becomes the refund's ``refunded_before`` plus its amount, so a
-webhook for the same refund arriving first is not counted twice.
+order's ``refunded_amount`` (``order_state`` owns the total; ``Refund`` rows
+are the history) becomes at least the refund's ``refunded_before`` plus its
+amount, so a webhook for the same refund arriving first is not counted twice.
 
 A refund whose outcome nobody knows (pending: no answer recorded; unconfirmed:
 the answer was lost or unreadable) blocks every other refund of its order,
@@ -36,10 +36,10 @@ from .exceptions import (
 )
 from .models import FlexChargeOrder, Refund
 from .money import format_amount
+from .order_state import change_order, lock
 from .refund_answers import APPROVED, DECLINED, Verdict, classify_answer, classify_error
-from .transitions import transition
 
-logger = logging.getLogger("django_flexcharge.services")
+logger = logging.getLogger("django_flexcharge.refunds")
 
 Status = FlexChargeOrder.Status
 Outcome = Refund.Outcome
@@ -141,7 +141,7 @@ def refund_order(
 def _start(order: FlexChargeOrder, amount: int | None, reason: str, user: Any) -> Refund:
     """Check the order and commit the ``pending`` row, under the order's lock."""
     with transaction.atomic():
-        locked = FlexChargeOrder.objects.select_for_update().get(pk=order.pk)
+        locked = lock(order)
         if locked.status not in REFUNDABLE:
             raise FlexChargeStateError(
                 f"Order {locked.order_id} is {locked.status}: only approved or partially "
@@ -182,7 +182,7 @@ def _finish(refund: Refund, verdict: Verdict, response: dict[str, Any], error: s
         verdict.kind, Outcome.UNCONFIRMED
     )
     with transaction.atomic():
-        locked = FlexChargeOrder.objects.select_for_update().get(pk=refund.order_id)
+        locked = lock(refund.order_id)
         # Only a row still pending: flexcharge_sync may have settled it meanwhile.
         changed = Refund.objects.filter(pk=refund.pk, outcome=Outcome.PENDING).update(
             outcome=outcome,
@@ -194,7 +194,7 @@ def _finish(refund: Refund, verdict: Verdict, response: dict[str, Any], error: s
         )
         if changed and outcome == Outcome.SUCCEEDED:
             total = refund.refunded_before + refund.amount
-            _raise_total(locked, total, cause="refund", user=refund.requested_by)
+            change_order(locked, refunded=total, cause="refund", user=refund.requested_by)
     if outcome != Outcome.SUCCEEDED:
         logger.warning(
             "Refund %s of order %s %s: %s %s",
@@ -206,51 +206,21 @@ def _finish(refund: Refund, verdict: Verdict, response: dict[str, Any], error: s
         )
 
 
-def _raise_total(
-    order: FlexChargeOrder,
-    total: int,
-    *,
-    known: bool = False,
-    cause: str = "refund settled from FlexCharge's order",
-    user: Any = None,
-) -> None:
-    """Set the refunded total to at least ``total`` (``known``: exactly FlexCharge's figure).
-
-    The caller holds the order's lock. Reaching the amount makes it refunded;
-    a first partial refund makes it partially refunded (each sends
-    ``order_refunded``); a further partial refund changes no status.
-    """
-    total = min(order.amount, total if known else max(order.refunded_amount, total))
-    order.refunded_amount = total
-    fields = ["refunded_amount"]
-    if known and order.refunded_amount_unknown:
-        order.refunded_amount_unknown = False
-        fields.append("refunded_amount_unknown")
-    target = Status.REFUNDED if total >= order.amount else Status.PARTIALLY_REFUNDED
-    changed = total > 0 and transition(
-        order, target, update_fields=tuple(fields), cause=cause, user=user
-    )
-    if not changed:
-        order.save(update_fields=[*fields, "updated"])
-
-
 def answer_wait() -> dt.timedelta:
     """How long a refund may be in flight: past it, a ``pending`` row lost its answer."""
     connect, read = conf.TIMEOUT
     return dt.timedelta(seconds=connect + read + 60)
 
 
-def settle_refunds(order: FlexChargeOrder, total: int | None, now: dt.datetime) -> None:
-    """Apply FlexCharge's refunded ``total`` to ``order`` (locked by the caller, saved here).
+def settle_refunds(order: FlexChargeOrder, total: int, now: dt.datetime) -> None:
+    """Settle ``order``'s unsettled refunds from FlexCharge's refunded ``total``.
 
-    ``total`` None (FlexCharge did not say) settles nothing. Otherwise the
-    order's total becomes FlexCharge's (never lowered: the books keep what an
-    approved answer said, with a warning), and each unsettled refund older
-    than an answer can take succeeds when the total covers what was refunded
-    before it plus its amount, and fails otherwise.
+    Each unsettled refund older than an answer can take succeeds when the
+    total covers what was refunded before it plus its amount, and fails
+    otherwise. The order's own figures are the caller's (``sync_order``) to
+    change, through ``order_state``: its total never goes down (the books keep
+    what an approved answer said, with a warning here).
     """
-    if total is None:
-        return
     known = order.refunded_amount
     if total < known:
         logger.warning(
@@ -274,7 +244,6 @@ def settle_refunds(order: FlexChargeOrder, total: int | None, now: dt.datetime) 
             updated=now,
         )
         logger.info("Refund %s of order %s %s", refund.pk, order.order_id, note)
-    _raise_total(order, max(total, known), known=True)
 
 
 def _unsettled(order: FlexChargeOrder, now: dt.datetime) -> QuerySet[Refund]:
@@ -298,7 +267,7 @@ def settle_by_hand(refund: Refund, *, made: bool, user: Any = None) -> Refund:
     """
     now = timezone.now()
     with transaction.atomic():
-        order = FlexChargeOrder.objects.select_for_update().get(pk=refund.order_id)
+        order = lock(refund.order_id)
         current = Refund.objects.get(pk=refund.pk)
         if current.outcome not in Refund.OPEN:
             raise FlexChargeStateError(f"Refund {current.pk} is already {current.outcome}.")
@@ -316,7 +285,7 @@ def settle_by_hand(refund: Refund, *, made: bool, user: Any = None) -> Refund:
         )
         if made:
             total = current.refunded_before + current.amount
-            _raise_total(order, total, cause="refund settled by hand", user=user)
+            change_order(order, refunded=total, cause="refund settled by hand", user=user)
     logger.info("Refund %s of order %s settled by %s: %s", current.pk, order.order_id, who, verdict)
     current.refresh_from_db()
     return current

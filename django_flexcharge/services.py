@@ -6,7 +6,7 @@ and queue its delivery (with the row when the queue is ``django_tasks_db`` on
 the same database, otherwise on commit), so the caller does no network I/O and
 a rolled-back transaction sends nothing. ``refund_order``,
 ``cancel_order`` and ``sync_order`` act on an order FlexCharge already holds;
-they live in ``order_actions`` and are importable from here.
+they live in ``refunds``, ``cancel`` and ``sync`` and are importable from here.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import payloads
 from .accounts import DEFAULT, check_alias
+from .cancel import cancel_order
 from .client import get_client
 from .conf import conf
 from .delivery import create_with_task
 from .exceptions import FlexChargeAPIError, FlexChargeValidationError
 from .models import FlexChargeOrder, Transmission, VaultedCard
-from .order_actions import cancel_order, refund_order, sync_order
 from .redaction import Secret
+from .refunds import refund_order
+from .sync import sync_order
 from .tasks import deliver_evaluation, deliver_transmission
 from .types import BillingAddress, Card, Payer, Payment, Subscription
 

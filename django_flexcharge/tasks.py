@@ -21,21 +21,16 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .attempts import record_call
+from .cancel import is_not_found
 from .client import get_client
 from .compat import task
 from .conf import conf
 from .delivery import backoff, claim, enqueue_on_commit
-from .exceptions import (
-    FlexChargeAPIError,
-    FlexChargeAuthError,
-    FlexChargeConfigurationError,
-    FlexChargeError,
-    FlexChargeRateLimited,
-)
+from .exceptions import FlexChargeAPIError, FlexChargeError, may_retry, outcome_unknown
 from .models import FlexChargeOrder, Transmission
-from .order_actions import is_not_found, sync_order
+from .order_state import change_order, lock
 from .payloads import cancel_idempotency_key
-from .transitions import transition
+from .sync import sync_order
 
 logger = logging.getLogger("django_flexcharge.tasks")
 
@@ -86,14 +81,6 @@ def sync_refunded_total(order_pk: int) -> str:
 def window_end(order: FlexChargeOrder) -> dt.datetime:
     """FlexCharge takes same-day declines only: past this, the order cannot be handed over."""
     return order.declined_at + dt.timedelta(hours=conf.account(order.account).DECLINE_MAX_AGE)
-
-
-def _may_retry(err: BaseException) -> bool:
-    # Credentials and settings can be fixed while the row waits; an unexpected
-    # exception (a bug, a library error) must not lose the row either.
-    if isinstance(err, FlexChargeAuthError | FlexChargeConfigurationError):
-        return True
-    return not isinstance(err, FlexChargeError) or err.retryable
 
 
 def _retry_after(err: BaseException) -> float | None:
@@ -148,71 +135,39 @@ def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
     answer = str(data.get("status") or "").upper()
     session_key = str(data.get("orderSessionKey") or data.get("orderId") or "")
     with transaction.atomic():
-        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
-        order.response_payload = data
-        order.locked_until = None
-        order.last_error = ""
-        fields = ["response_payload", "locked_until", "last_error"]
+        order = lock(order_pk)
+        values: dict[str, Any] = {"response_payload": data, "locked_until": None, "last_error": ""}
         if session_key and not order.order_session_key:
-            order.order_session_key = session_key
-            fields.append("order_session_key")
+            values["order_session_key"] = session_key
         if data.get("confirmationId") and not order.confirmation_id:
-            order.confirmation_id = str(data["confirmationId"])[:32]
-            fields.append("confirmation_id")
+            values["confirmation_id"] = str(data["confirmationId"])[:32]
         target = EVALUATE_STATUS.get(answer)
         if target is None:
             # A 2xx means FlexCharge took the order; webhooks and sync settle it.
             logger.warning("Order %s: unknown /evaluate status %r", order.order_id, answer)
             target = Status.PENDING
         if target == Status.PENDING:
-            order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
-            fields.append("expiry_date")
+            values["expiry_date"] = _expiry(order)
         cause = f"/evaluate answered {answer or 'no status'}"
-        if not transition(order, target, update_fields=tuple(fields), cause=cause):
-            order.save(update_fields=[*fields, "updated"])
+        order = change_order(order, to=target, values=values, cause=cause).order
     logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
     return str(order.status)
 
 
 def _evaluation_error(order_pk: int, err: BaseException) -> str:
     now = timezone.now()
-    unconfirmed = False
     with transaction.atomic():
-        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
-        order.locked_until = None
+        order = lock(order_pk)
+        values: dict[str, Any] = {"locked_until": None}
         if order.status != Status.QUEUED:
             # A webhook moved the order on while the call was in flight.
-            order.save(update_fields=["locked_until", "updated"])
+            change_order(order, values=values)
             return "skipped"
-        order.last_error = _describe(err)
-        fields = ["locked_until", "last_error"]
-        if not _may_retry(err):
-            # 400 (FlexCharge refused the body), 409, or a business failure:
-            # the same bytes would be refused again.
-            if isinstance(err, FlexChargeAPIError):
-                order.api_errors = err.errors
-                fields.append("api_errors")
-            if order.attempts > 1 and not proves_refusal(err):
-                # An earlier attempt went out and its answer was lost: an error
-                # answer to the retry (FlexCharge's replay behaviour is undocumented)
-                # does not say it refused the order. It may hold it: keep it pending.
-                order.last_error = (
-                    f"FlexCharge answered a retry with: {order.last_error}. An earlier "
-                    "attempt may have reached it, so the order is kept pending until "
-                    "flexcharge_sync or a webhook says what became of it."
-                )[:2000]
-                _hold_unconfirmed(order, fields)
-                unconfirmed = True
-            else:
-                cause = "FlexCharge refused /evaluate"
-                transition(order, Status.FAILED, update_fields=tuple(fields), cause=cause)
-                logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
-                return "failed"
-        else:
+        values["last_error"] = _describe(err)
+        if may_retry(err):
             next_at = now + backoff(order.attempts, _retry_after(err))
             if next_at <= window_end(order):
-                order.next_attempt_at = next_at
-                order.save(update_fields=[*fields, "next_attempt_at", "updated"])
+                change_order(order, values={**values, "next_attempt_at": next_at})
                 enqueue_on_commit(deliver_evaluation, order.pk, run_after=next_at)
                 logger.warning(
                     "Order %s: /evaluate attempt %s failed (%s); next at %s",
@@ -222,17 +177,32 @@ def _evaluation_error(order_pk: int, err: BaseException) -> str:
                     next_at.isoformat(),
                 )
                 return "retry"
-    if unconfirmed:
+        else:
+            # 400 (FlexCharge refused the body), 409, or a business failure:
+            # the same bytes would be refused again.
+            if isinstance(err, FlexChargeAPIError):
+                values["api_errors"] = err.errors
+            if order.attempts <= 1 or proves_refusal(err):
+                cause = "FlexCharge refused /evaluate"
+                order = change_order(order, to=Status.FAILED, values=values, cause=cause).order
+                logger.error("Order %s refused by FlexCharge: %s", order.order_id, order.last_error)
+                return "failed"
+            # An earlier attempt went out and its answer was lost: an error
+            # answer to the retry (FlexCharge's replay behaviour is undocumented)
+            # does not say it refused the order. It may hold it: keep it pending.
+            values["last_error"] = (
+                f"FlexCharge answered a retry with: {values['last_error']}. An earlier "
+                "attempt may have reached it, so the order is kept pending until "
+                "flexcharge_sync or a webhook says what became of it."
+            )[:2000]
+            order = _hold_unconfirmed(order, values)
+    if order.status == Status.PENDING:
         logger.warning("Order %s: %s", order.order_id, order.last_error)
         return _reconcile(order_pk)
-    # Requests refused before FlexCharge looked at them cannot have created an order.
-    unseen = isinstance(
-        err, FlexChargeRateLimited | FlexChargeAuthError | FlexChargeConfigurationError
-    )
     return _give_up(
         order_pk,
         f"the same-day window closes before the next attempt ({_describe(err)})",
-        maybe_sent=order.attempts > 1 or not unseen,
+        maybe_sent=order.attempts > 1 or outcome_unknown(err),
     )
 
 
@@ -250,19 +220,20 @@ def proves_refusal(err: BaseException) -> bool:
     return "idempotency" not in text
 
 
-def _hold_unconfirmed(order: FlexChargeOrder, fields: list[str]) -> None:
+def _hold_unconfirmed(order: FlexChargeOrder, values: dict[str, Any]) -> FlexChargeOrder:
     """Keep a queued order FlexCharge may hold as ``pending`` (the caller holds its lock).
 
     Pending is what it may be: the host must not charge it again
     (``is_under_rescue``), a webhook applies to it, ``flexcharge_sync`` finds it
     by our order id, and ``cancel_order`` cancels it by our order id.
     """
-    order.expiry_date = parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
-    order.next_attempt_at = None
-    fields = [*fields, "expiry_date", "next_attempt_at"]
+    values = {**values, "expiry_date": _expiry(order), "next_attempt_at": None}
     cause = "FlexCharge may hold it: answer not confirmed"
-    if not transition(order, Status.PENDING, update_fields=tuple(fields), cause=cause):
-        order.save(update_fields=[*fields, "updated"])
+    return change_order(order, to=Status.PENDING, values=values, cause=cause).order
+
+
+def _expiry(order: FlexChargeOrder) -> dt.datetime | None:
+    return parse_datetime(str(order.request_payload.get("expiryDateUtc", "")))
 
 
 def _reconcile(order_pk: int) -> str:
@@ -304,24 +275,22 @@ def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
                     "Order %s: external-cancel after giving up: %s", order.order_id, held
                 )
     with transaction.atomic():
-        order = FlexChargeOrder.objects.select_for_update().get(pk=order_pk)
-        order.locked_until = None
-        fields = ["locked_until", "last_error"]
+        order = lock(order_pk)
+        if order.status != Status.QUEUED:
+            # A webhook or a sync settled it meanwhile.
+            change_order(order, values={"locked_until": None})
+            return "skipped"
         if held:
-            order.last_error = (
+            last_error = (
                 f"Not confirmed by FlexCharge: {reason}; external-cancel answered: {held}. "
                 "FlexCharge may hold the order: kept pending for a webhook or flexcharge_sync."
             )[:2000]
-            if order.status != Status.QUEUED:
-                order.save(update_fields=["locked_until", "updated"])
-                return "skipped"
-            _hold_unconfirmed(order, fields)
+            order = _hold_unconfirmed(order, {"locked_until": None, "last_error": last_error})
         else:
-            order.last_error = f"Not handed to FlexCharge: {reason}"[:2000]
+            last_error = f"Not handed to FlexCharge: {reason}"[:2000]
+            values = {"locked_until": None, "last_error": last_error}
             cause = f"not handed over: {reason}"
-            if not transition(order, Status.FAILED, update_fields=tuple(fields), cause=cause):
-                order.save(update_fields=["locked_until", "updated"])
-                return "skipped"
+            order = change_order(order, to=Status.FAILED, values=values, cause=cause).order
     if held:
         logger.error("Order %s unconfirmed: %s", order.order_id, order.last_error)
         return _reconcile(order_pk)
@@ -362,7 +331,7 @@ def send_transmission(transmission_pk: int) -> str:
 
 def _transmission_error(row: Transmission, err: BaseException) -> str:
     message = _describe(err)
-    if not _may_retry(err):
+    if not may_retry(err):
         return _fail_transmission(row.pk, message)
     if row.attempts >= conf.MAX_ATTEMPTS:
         return _fail_transmission(row.pk, f"{message} (after {row.attempts} attempts)")

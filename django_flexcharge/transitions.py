@@ -1,8 +1,9 @@
 """The order state machine: which status may follow which, and the signals a change sends.
 
-Every status change of a ``FlexChargeOrder`` goes through ``transition()``,
-whether it comes from ``/evaluate``, a webhook, a refund, a cancel or a sync.
-The caller holds the row lock (``select_for_update`` inside
+The table (``ALLOWED``) is the rule; ``transition()`` makes one allowed step
+and is called only by ``order_state.change_order``, the one entry point
+for every change of an order (``/evaluate``, a webhook, a refund, a cancel or
+a sync). The row is locked (``select_for_update`` inside
 ``transaction.atomic``); signals go out after commit, once per real change, so
 a rolled-back change signals nothing and a duplicate changes nothing.
 """

@@ -34,8 +34,8 @@ logger = logging.getLogger("django_flexcharge.webhooks")
 
 
 class RawBodyParser(BaseParser):
-    """Any Content-Type, returned as bytes: FlexCharge may send its JSON as text/plain,
-    and the signature covers the exact bytes."""
+    """Any Content-Type, returned as bytes (``request.data``): FlexCharge may send its
+    JSON as text/plain, and the signature covers the exact bytes."""
 
     media_type = "*/*"
 
@@ -43,7 +43,10 @@ class RawBodyParser(BaseParser):
     def parse(  # type: ignore[override]
         self, stream: Any, media_type: Any = None, parser_context: Any = None
     ) -> bytes:
-        return stream.read() if stream is not None else b""
+        # DRF always passes the request. Django's own body, not the stream: it
+        # enforces DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig) and keeps the
+        # bytes for anyone reading them later.
+        return bytes(parser_context["request"]._request.body)
 
 
 class JSONOnlyNegotiation(BaseContentNegotiation):
@@ -93,9 +96,11 @@ class WebhookView(APIView):
         if declared > limit:
             return _refused("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
         try:
-            body = request.body
+            data: Any = request.data
         except RequestDataTooBig:
             return _refused("body is larger than DATA_UPLOAD_MAX_MEMORY_SIZE", 413)
+        # DRF skips the parser for an empty body (and gives an empty dict).
+        body = data if isinstance(data, bytes) else b""
         # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
         # verify_signature also accepts a signature for this host without its port.
         host = settings.WEBHOOK_HOST or request.get_host()

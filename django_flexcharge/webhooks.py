@@ -33,7 +33,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from . import signing
@@ -42,9 +41,16 @@ from .conf import conf
 from .delivery import enqueue_on_commit
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
 from .models import FlexChargeOrder, WebhookEvent
+from .order_state import change_order, never_sent, rows
 from .tasks import sync_refunded_total
-from .transitions import can_transition, transition
-from .webhook_payload import Payload, PayloadError, check_test_mode, parse_payload, refund_amounts
+from .transitions import can_transition
+from .webhook_event_data import (
+    Payload,
+    PayloadError,
+    check_test_mode,
+    parse_payload,
+    refund_amounts,
+)
 
 __all__ = [
     "EVENT_STATUS",
@@ -374,46 +380,67 @@ def _apply_locked(
         ids = f"OrderId {payload.order_id!r} / ExternalOrderId {payload.external_order_id!r}"
         return _finish(event, Stored.IGNORED, f"no order matches {ids}")
     event.order = order
+    refused = _refusal(event, order, payload, careful=careful)
+    if refused:
+        return _finish(event, *refused)
+    return _request_change(event, order, payload, target)
+
+
+def _refusal(
+    event: WebhookEvent, order: FlexChargeOrder, payload: Payload, *, careful: bool
+) -> tuple[str, str] | None:
+    """Why ``event`` must not touch ``order`` (stored status, reason), or None."""
     if payload.order_id and order.order_session_key != payload.order_id:
         if order.order_session_key:
-            return _finish(event, Stored.IGNORED, "OrderId differs from the order's FlexCharge id")
+            return Stored.IGNORED, "OrderId differs from the order's FlexCharge id"
         # Found by our id only: /evaluate never told us FlexCharge's id. Learn it now.
-        order.order_session_key = payload.order_id
-        order.save(update_fields=["order_session_key", "updated"])
+        change_order(order, values={"order_session_key": payload.order_id})
     earlier = _applied_before(event, order, payload) if careful else None
     if earlier:
-        return _finish(event, Stored.DUPLICATE, f"already applied by event #{earlier}")
+        return Stored.DUPLICATE, f"already applied by event #{earlier}"
     stamp = trusted_timestamp(payload.timestamp, order.account)
     last = trusted_timestamp(order.last_event_at, order.account)
     if stamp and last and stamp < last:
-        return _finish(event, Stored.IGNORED, "older than the last event applied to the order")
-    if target == Status.REFUNDED and order.status == Status.QUEUED and not order.attempts:
-        # Never sent: FlexCharge cannot have charged, let alone refunded, this order.
-        return _finish(event, Stored.IGNORED, "order was never sent to FlexCharge")
-    new_status, refunded, unknown = target, order.refunded_amount, order.refunded_amount_unknown
+        return Stored.IGNORED, "older than the last event applied to the order"
+    if payload.event == "order.refunded" and never_sent(order):
+        # FlexCharge cannot have charged, let alone refunded, this order.
+        return Stored.IGNORED, "order was never sent to FlexCharge"
+    return None
+
+
+def _request_change(
+    event: WebhookEvent, order: FlexChargeOrder, payload: Payload, target: str
+) -> WebhookEvent:
+    """Translate the event into a requested change of its order; ``order_state`` decides."""
+    refunded: int | None = None
+    known: bool | None = None
     if target == Status.REFUNDED:
-        new_status, refunded, unknown = _refund_total(order, payload)
-    # A refund of an order still waiting for its (lost) order.completed: it was
-    # rescued, so approve it first, then refund it (as sync does).
-    approve_first = target == Status.REFUNDED and order.status in (Status.QUEUED, Status.PENDING)
-    current = Status.APPROVED if approve_first else order.status
-    more_refunded = new_status == current == Status.PARTIALLY_REFUNDED
-    # Or news about an unknown total: it becomes unknown, or becomes known again.
-    changed = refunded > order.refunded_amount or unknown or order.refunded_amount_unknown
-    more_refunded = more_refunded and changed
-    if not (more_refunded or can_transition(current, new_status)):
-        reason = f"order is {order.status}; {payload.event} cannot change it"
-        if order.status == new_status:
-            reason = f"order is already {order.status}"
+        # EventData's shape is undocumented: a total in it is FlexCharge's figure;
+        # a single refund's amount (or none) only proves something was refunded.
+        total, single = refund_amounts(payload.event_data, order.currency)
+        refunded, known = (total, True) if total is not None else (single or 0, False)
+    previous = order.status
+    last = trusted_timestamp(order.last_event_at, order.account)
+    values = {
+        "last_event_at": trusted_timestamp(payload.timestamp, order.account) or last,
+        "confirmation_id": payload.confirmation_id or order.confirmation_id,
+    }
+    change = change_order(
+        order,
+        to=target,
+        refunded=refunded,
+        refunded_known=known,
+        values=values,
+        event=event,
+        only_if_changed=True,
+    )
+    if not change.saved:
+        reason = f"order is {previous}; {payload.event} cannot change it"
+        if previous == change.plan.wanted:
+            reason = f"order is already {previous}"
         return _finish(event, Stored.IGNORED, reason)
-    if approve_first:
-        # The host hears order_approved, then order_refunded, both with this event.
-        # A fresh instance for the second change: each after-commit signal reads
-        # the status of the instance it was given.
-        transition(order, Status.APPROVED, event=event)
-        order = _orders(lock=True).get(pk=order.pk)
-        event.order = order
-    if order.status == Status.FAILED:
+    event.order = change.order
+    if previous == Status.FAILED:
         # We gave up on handing it over, yet FlexCharge charged it: money moved, so
         # the host must hear it (the one way out of ``failed``, see transitions).
         logger.warning(
@@ -421,18 +448,9 @@ def _apply_locked(
             order.order_id,
             payload.event,
         )
-    order.refunded_amount, order.refunded_amount_unknown = refunded, unknown
-    order.last_event_at = stamp or last
-    order.confirmation_id = payload.confirmation_id or order.confirmation_id
-    fields = ("refunded_amount", "refunded_amount_unknown", "last_event_at", "confirmation_id")
-    if unknown and target == Status.REFUNDED:
+    if target == Status.REFUNDED and change.order.refunded_amount_unknown:
         # The amount is FlexCharge's to say: GET /orders/{id} in a task, not in this request.
         enqueue_on_commit(sync_refunded_total, order.pk)
-    if more_refunded:
-        # A further partial refund: no status change, so no signal (CONTRACT §5).
-        order.save(update_fields=[*fields, "updated"])
-    else:
-        transition(order, new_status, event=event, update_fields=fields)
     return _finish(event, Stored.APPLIED)
 
 
@@ -456,7 +474,7 @@ def trusted_timestamp(value: dt.datetime | None, account: str = DEFAULT) -> dt.d
 def _find_order(payload: Payload, account: str, *, lock: bool) -> FlexChargeOrder | None:
     """By FlexCharge's id first (always ours once known), then by the host's id; in ``account`` only."""
     # Both keys are unique per account: get() needs no ORDER BY.
-    orders = _orders(lock=lock).filter(account=account)
+    orders = rows(lock=lock, lean=True).filter(account=account)
     for field, value in (
         ("order_session_key", payload.order_id),
         ("order_id", payload.external_order_id),
@@ -467,30 +485,6 @@ def _find_order(payload: Payload, account: str, *, lock: bool) -> FlexChargeOrde
             except FlexChargeOrder.DoesNotExist:
                 pass
     return None
-
-
-def _orders(*, lock: bool) -> QuerySet[FlexChargeOrder]:
-    # Nothing here reads the JSON columns, and transition() saves with update_fields.
-    orders = FlexChargeOrder.objects.defer("request_payload", "response_payload", "api_errors")
-    return orders.select_for_update() if lock else orders
-
-
-def _refund_total(order: FlexChargeOrder, payload: Payload) -> tuple[str, int, bool]:
-    """``(status, refunded total, total unknown?)`` once this ``order.refunded`` applies.
-
-    ``EventData``'s shape is undocumented. A total in it is FlexCharge's figure.
-    Anything less (a single refund's amount, which may or may not be one the
-    app has counted already, or no amount at all) proves only that something
-    was refunded: the known total stays a lower bound, the order is marked
-    ``refunded_amount_unknown`` and a task asks ``GET /orders/{id}``. Nothing
-    is invented, and nothing is summed over webhook events (they are pruned).
-    """
-    total, single = refund_amounts(payload.event_data, order.currency)
-    reported = total if total is not None else single or 0
-    refunded = min(order.amount, max(order.refunded_amount, reported))
-    full = refunded >= order.amount
-    status = Status.REFUNDED if full else Status.PARTIALLY_REFUNDED
-    return status, refunded, not (total is not None or full)
 
 
 def _applied_before(event: WebhookEvent, order: FlexChargeOrder, payload: Payload) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -44,6 +45,21 @@ def mocked() -> Iterator[responses_lib.RequestsMock]:
             json=token_body(),
         )
         yield rsps
+
+
+def bodies(mocked: responses_lib.RequestsMock, path: str) -> list[dict]:
+    """JSON bodies of every request the mock saw to ``path`` (e.g. ``"evaluate"``)."""
+    url = API + path
+    return [
+        json.loads(call.request.body)
+        for call in mocked.calls
+        if call.request.url.split("?")[0] == url and call.request.body
+    ]
+
+
+def calls_to(mocked: responses_lib.RequestsMock, path: str) -> int:
+    url = API + path
+    return sum(1 for call in mocked.calls if call.request.url.split("?")[0] == url)
 
 
 def token_body(token: str = "tok-1", ttl: int = 600) -> dict:

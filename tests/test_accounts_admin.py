@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 from tests.test_accounts_emulator import BRAND_B
 
 pytestmark = pytest.mark.django_db

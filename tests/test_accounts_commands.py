@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from django_flexcharge.models import FlexChargeOrder, Transmission, WebhookEvent
 from tests.conftest import API, token_body
-from tests.lifecycle_helpers import evaluate_answer, make_order
+from tests.factories import evaluate_answer, make_order
 from tests.test_accounts_emulator import B_KEY, BRAND_B
 
 pytestmark = pytest.mark.django_db

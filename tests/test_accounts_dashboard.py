@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_flexcharge.models import FlexChargeOrder
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 from tests.test_accounts_emulator import BRAND_B
 
 pytestmark = pytest.mark.django_db

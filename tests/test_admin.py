@@ -21,26 +21,13 @@ from django_flexcharge.exceptions import (
 )
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.testing import Call, FakeFlexChargeClient, webhook_body
+from tests.factories import make_event, numbered_order
 
 pytestmark = pytest.mark.django_db
 
 Status = FlexChargeOrder.Status
 CHANGELIST = "/admin/django_flexcharge/flexchargeorder/"
 _ids = count(1)
-
-
-def make_order(
-    status: str = Status.APPROVED, amount: int = 1999, currency: str = "USD", **fields: object
-) -> FlexChargeOrder:
-    n = next(_ids)
-    return FlexChargeOrder.objects.create(
-        order_id=f"INV-{n}",
-        order_session_key=f"00000000-0000-4000-8000-{n:012d}",
-        status=status,
-        amount=amount,
-        currency=currency,
-        **fields,
-    )
 
 
 @pytest.fixture
@@ -130,9 +117,9 @@ def messages_of(response) -> list[str]:
 
 
 def test_refund_form_has_one_row_per_refundable_order(admin_client, flexcharge) -> None:
-    approved = make_order()
-    partly = make_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=500)
-    pending = make_order(Status.PENDING)
+    approved = numbered_order(Status.APPROVED)
+    partly = numbered_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=500)
+    pending = numbered_order(Status.PENDING)
     response = post_action(admin_client, "refund_orders", [approved, partly, pending], index=0)
     assert response.status_code == 200
     html = response.content.decode()
@@ -149,11 +136,11 @@ def test_refund_form_has_one_row_per_refundable_order(admin_client, flexcharge) 
 def test_refund_form_skips_orders_with_unsettled_refunds_in_one_query(
     admin_client, flexcharge, django_assert_max_num_queries
 ) -> None:
-    waiting = make_order(amount=2000)
+    waiting = numbered_order(Status.APPROVED, amount=2000)
     Refund.objects.create(order=waiting, amount=1500, currency="USD", outcome="unconfirmed")
-    refused_before = make_order(amount=1000)
+    refused_before = numbered_order(Status.APPROVED, amount=1000)
     Refund.objects.create(order=refused_before, amount=300, currency="USD", outcome="failed")
-    more = [make_order() for _ in range(5)]
+    more = [numbered_order(Status.APPROVED) for _ in range(5)]
     with django_assert_max_num_queries(14) as few:
         post_action(admin_client, "refund_orders", [waiting, refused_before], index=0)
     with django_assert_max_num_queries(len(few.captured_queries)):
@@ -170,7 +157,7 @@ def test_refund_form_skips_orders_with_unsettled_refunds_in_one_query(
 
 
 def test_full_refund(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     response = refund_step(admin_client, [order], {order.pk: {"kind": "full", "reason": "asked"}})
     assert response.status_code == 302
     assert refunds(flexcharge) == [(order.order_session_key, 1999, "USD", "asked")]
@@ -185,7 +172,7 @@ def test_full_refund(admin_client, flexcharge) -> None:
 
 
 def test_partial_refund(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "5.5"}})
     assert response.status_code == 302
     assert refunds(flexcharge) == [(order.order_session_key, 550, "USD", "")]
@@ -213,7 +200,7 @@ def test_partial_refund(admin_client, flexcharge) -> None:
 def test_partial_refund_validation(
     admin_client, flexcharge, currency, amount, typed, error
 ) -> None:
-    order = make_order(currency=currency, amount=amount)
+    order = numbered_order(Status.APPROVED, currency=currency, amount=amount)
     response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": typed}})
     assert response.status_code == 200
     assert error in response.content.decode()
@@ -224,7 +211,7 @@ def test_partial_refund_validation(
 
 
 def test_jpy_whole_amount_is_refunded_in_yen(admin_client, flexcharge) -> None:
-    order = make_order(currency="JPY", amount=5000)
+    order = numbered_order(Status.APPROVED, currency="JPY", amount=5000)
     response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "1200"}})
     assert response.status_code == 302
     assert refunds(flexcharge) == [(order.order_session_key, 1200, "JPY", "")]
@@ -234,14 +221,14 @@ def test_jpy_whole_amount_is_refunded_in_yen(admin_client, flexcharge) -> None:
 
 
 def test_refund_over_the_rest_of_a_partly_refunded_order(admin_client, flexcharge) -> None:
-    order = make_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=1500)
+    order = numbered_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=1500)
     response = refund_step(admin_client, [order], {order.pk: {"kind": "partial", "amount": "5.01"}})
     assert "5.01 USD is more than the refundable rest, 5.00 USD." in response.content.decode()
     assert refunds(flexcharge) == []
 
 
 def test_one_invalid_row_refunds_nothing(admin_client, flexcharge) -> None:
-    good, bad = make_order(), make_order()
+    good, bad = numbered_order(Status.APPROVED), numbered_order(Status.APPROVED)
     rows = {good.pk: {"kind": "full"}, bad.pk: {"kind": "partial", "amount": "99"}}
     response = refund_step(admin_client, [good, bad], rows)
     assert response.status_code == 200
@@ -249,7 +236,7 @@ def test_one_invalid_row_refunds_nothing(admin_client, flexcharge) -> None:
 
 
 def test_only_non_approved_orders_selected(admin_client, flexcharge) -> None:
-    orders = [make_order(Status.PENDING), make_order(Status.REFUNDED, refunded_amount=1999)]
+    orders = [numbered_order(Status.PENDING), numbered_order(Status.REFUNDED, refunded_amount=1999)]
     response = post_action(admin_client, "refund_orders", orders, index=0)
     assert response.status_code == 302
     assert messages_of(response) == [
@@ -260,7 +247,7 @@ def test_only_non_approved_orders_selected(admin_client, flexcharge) -> None:
 
 
 def test_order_that_changed_state_before_apply_is_skipped(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     FlexChargeOrder.objects.filter(pk=order.pk).update(status=Status.REFUNDED, refunded_amount=1999)
     response = refund_step(admin_client, [order], {})
     assert response.status_code == 302
@@ -269,7 +256,7 @@ def test_order_that_changed_state_before_apply_is_skipped(admin_client, flexchar
 
 
 def test_flexcharge_refusal_is_reported_per_order(admin_client, flexcharge) -> None:
-    refused, fine = make_order(), make_order()
+    refused, fine = numbered_order(Status.APPROVED), numbered_order(Status.APPROVED)
     refuse(
         flexcharge,
         "refund",
@@ -296,7 +283,7 @@ def test_flexcharge_refusal_is_reported_per_order(admin_client, flexcharge) -> N
 
 
 def test_cancel_confirmation_lists_pending_orders_only(admin_client, flexcharge) -> None:
-    pending, approved = make_order(Status.PENDING), make_order()
+    pending, approved = numbered_order(Status.PENDING), numbered_order(Status.APPROVED)
     response = post_action(admin_client, "cancel_orders", [pending, approved], index=0)
     assert response.status_code == 200
     html = response.content.decode()
@@ -310,7 +297,7 @@ def test_cancel_confirmation_lists_pending_orders_only(admin_client, flexcharge)
 
 
 def test_cancel_applies_per_order(admin_client, flexcharge) -> None:
-    first, second = make_order(Status.PENDING), make_order(Status.PENDING)
+    first, second = numbered_order(Status.PENDING), numbered_order(Status.PENDING)
     response = post_action(admin_client, "cancel_orders", [first, second], apply="yes")
     assert response.status_code == 302
     assert cancels(flexcharge) == [first.order_session_key, second.order_session_key]
@@ -322,7 +309,7 @@ def test_cancel_applies_per_order(admin_client, flexcharge) -> None:
 
 
 def test_cancel_with_no_pending_order(admin_client, flexcharge) -> None:
-    order = make_order(Status.EXPIRED)
+    order = numbered_order(Status.EXPIRED)
     response = post_action(admin_client, "cancel_orders", [order], index=0)
     assert response.status_code == 302
     assert messages_of(response) == [
@@ -332,7 +319,7 @@ def test_cancel_with_no_pending_order(admin_client, flexcharge) -> None:
 
 
 def test_cancel_refusal_is_reported(admin_client, flexcharge) -> None:
-    order = make_order(Status.PENDING)
+    order = numbered_order(Status.PENDING)
     refuse(
         flexcharge,
         "cancel",
@@ -347,12 +334,24 @@ def test_cancel_refusal_is_reported(admin_client, flexcharge) -> None:
     assert order.status == Status.PENDING
 
 
+def test_a_cancel_without_an_answer_is_a_warning_not_a_refusal(admin_client, flexcharge) -> None:
+    # FlexChargeTimeout.outcome_unknown: the cancel may have reached FlexCharge.
+    order = numbered_order(Status.PENDING)
+    refuse(flexcharge, "cancel", order.order_session_key, FlexChargeTimeout("no answer"))
+    response = post_action(admin_client, "cancel_orders", [order], apply="yes")
+    [message] = list(get_messages(response.wsgi_request))
+    assert message.level_tag == "warning"
+    assert str(message).startswith(f"{order.order_id}: no confirmed answer from FlexCharge.")
+    order.refresh_from_db()
+    assert order.status == Status.PENDING
+
+
 # ---- Permissions and CSRF -------------------------------------------------
 
 
 def action_names(client: Client) -> set[str]:
     if not FlexChargeOrder.objects.exists():
-        make_order()  # the admin shows no action menu on an empty list
+        numbered_order(Status.APPROVED)  # the admin shows no action menu on an empty list
     html = client.get(CHANGELIST).content.decode()
     return set(re.findall(r'<option value="(\w+)">', html))
 
@@ -373,7 +372,7 @@ def test_each_action_follows_its_permission(django_user_model, flexcharge) -> No
 
 def test_post_of_a_hidden_action_is_refused(django_user_model, flexcharge) -> None:
     client = staff_client(django_user_model, "view_flexchargeorder", "cancel_flexchargeorder")
-    approved, pending = make_order(), make_order(Status.PENDING)
+    approved, pending = numbered_order(Status.APPROVED), numbered_order(Status.PENDING)
     first = post_action(client, "refund_orders", [approved], index=0)
     assert b"flexcharge-refund-form" not in first.content
     refund_step(client, [approved], {})
@@ -387,7 +386,7 @@ def test_post_of_a_hidden_action_is_refused(django_user_model, flexcharge) -> No
 def test_action_post_needs_a_csrf_token(admin_user, flexcharge) -> None:
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin_user)
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     response = refund_step(client, [order], {})
     assert response.status_code == 403
     assert refunds(flexcharge) == []
@@ -397,8 +396,8 @@ def test_action_post_needs_a_csrf_token(admin_user, flexcharge) -> None:
 
 
 def test_changelist_columns_and_search(admin_client) -> None:
-    order = make_order(email="jane@example.com", amount=1999)
-    other = make_order(email="joe@example.com")
+    order = numbered_order(Status.APPROVED, email="jane@example.com", amount=1999)
+    other = numbered_order(Status.APPROVED, email="joe@example.com")
     html = admin_client.get(CHANGELIST).content.decode()
     assert "19.99 USD" in html
     assert "jane@example.com" in html
@@ -409,14 +408,14 @@ def test_changelist_columns_and_search(admin_client) -> None:
 
 
 def test_changelist_filters_by_status(admin_client) -> None:
-    pending, approved = make_order(Status.PENDING), make_order()
+    pending, approved = numbered_order(Status.PENDING), numbered_order(Status.APPROVED)
     html = admin_client.get(CHANGELIST, {"status__exact": "pending"}).content.decode()
     assert f">{pending.order_id}<" in html
     assert f">{approved.order_id}<" not in html
 
 
 def test_order_page_is_read_only_with_refunds_and_events(admin_client) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     Refund.objects.create(order=order, amount=100, currency="USD", outcome="succeeded")
     WebhookEvent.objects.create(event="order.completed", order=order, nonce="n-1", body="{}")
     html = admin_client.get(
@@ -441,7 +440,9 @@ def test_audit_models_are_read_only_even_for_superusers(admin_client, model) -> 
 
 
 def test_refund_cannot_be_deleted_by_a_superuser(admin_client) -> None:
-    refund = Refund.objects.create(order=make_order(), amount=100, currency="USD")
+    refund = Refund.objects.create(
+        order=numbered_order(Status.APPROVED), amount=100, currency="USD"
+    )
     url = reverse("admin:django_flexcharge_refund_delete", args=[refund.pk])
     assert admin_client.post(url, {"post": "yes"}).status_code == 403
     assert Refund.objects.filter(pk=refund.pk).exists()
@@ -458,7 +459,7 @@ def test_superuser_sees_both_actions(admin_client) -> None:
 def test_refund_without_an_answer_is_a_warning_and_blocks_a_second_refund(
     admin_client, flexcharge, error
 ) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     flexcharge.queue("refund", error)
     response = refund_step(admin_client, [order], {})
     [message] = list(get_messages(response.wsgi_request))
@@ -475,7 +476,7 @@ def test_refund_without_an_answer_is_a_warning_and_blocks_a_second_refund(
 
 
 def test_a_refund_declined_inside_a_success_envelope_is_an_error(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     answer = {"success": True, "status": "SUCCESS", "responseCode": "05"}
     flexcharge.queue("refund", {**answer, "responseMessage": "DECLINED", "errors": []})
     response = refund_step(admin_client, [order], {})
@@ -493,17 +494,6 @@ def test_a_refund_declined_inside_a_success_envelope_is_an_error(admin_client, f
 
 
 # ---- Webhook events -------------------------------------------------------
-
-
-def make_event(status: str = WebhookEvent.Status.FAILED, **fields: object) -> WebhookEvent:
-    n = next(_ids)
-    values = {
-        "event": "order.completed",
-        "external_order_id": f"INV-{n}",
-        "nonce": f"nonce-{n}",
-        "body": "{}",
-    }
-    return WebhookEvent.objects.create(status=status, **{**values, **fields})
 
 
 def test_reapply_reports_each_event(admin_client, monkeypatch) -> None:
@@ -554,7 +544,10 @@ def test_reapply_needs_the_change_permission(django_user_model, monkeypatch) -> 
 
 def test_audit_pages_show_non_editable_fields(admin_client) -> None:
     refund = Refund.objects.create(
-        order=make_order(), amount=100, currency="USD", response={"status": "SUCCESS"}
+        order=numbered_order(Status.APPROVED),
+        amount=100,
+        currency="USD",
+        response={"status": "SUCCESS"},
     )
     html = admin_client.get(reverse("admin:django_flexcharge_refund_change", args=[refund.pk]))
     text = html.content.decode()
@@ -564,7 +557,7 @@ def test_audit_pages_show_non_editable_fields(admin_client) -> None:
 
 
 def test_reapply_moves_the_order_for_real(admin_client) -> None:
-    order = make_order(Status.PENDING)
+    order = numbered_order(Status.PENDING)
     body = webhook_body(
         "order.completed", order_id=order.order_session_key, external_order_id=order.order_id
     )

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
-from django_flexcharge.display import money_text
+from django_flexcharge.admin.display import money_text
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 
 pytestmark = pytest.mark.django_db

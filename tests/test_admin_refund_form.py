@@ -11,11 +11,11 @@ from django.urls import reverse
 from django_flexcharge.client import set_client
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.testing import FakeFlexChargeClient
+from tests.factories import numbered_order
 from tests.test_admin import (
     CHANGELIST,
     cancels,
     confirm,
-    make_order,
     messages_of,
     post_action,
     refund_form_post,
@@ -44,7 +44,7 @@ def change_url(order: FlexChargeOrder, action: str = "change") -> str:
 
 
 def test_nothing_is_preselected_and_full_shows_the_exact_sum(admin_client, flexcharge) -> None:
-    order = make_order(Status.PARTIALLY_REFUNDED, amount=2999, refunded_amount=1000)
+    order = numbered_order(Status.PARTIALLY_REFUNDED, amount=2999, refunded_amount=1000)
     html = post_action(admin_client, "refund_orders", [order], index=0).content.decode()
     assert "Full: 19.99 USD" in html
     assert "checked" not in html
@@ -57,7 +57,7 @@ def test_full_chosen_with_a_smaller_amount_typed_is_refused_on_the_amount_field(
     admin_client, flexcharge
 ) -> None:
     # The reported bug: "Full" preselected, 1.00 typed, 29.99 refunded.
-    order = make_order(amount=2999)
+    order = numbered_order(Status.APPROVED, amount=2999)
     response = refund_form_post(
         admin_client, [order], {order.pk: {"kind": "full", "amount": "1.00"}}
     )
@@ -75,7 +75,7 @@ def test_a_raw_confirm_post_with_a_disagreeing_choice_refunds_nothing(
     admin_client, flexcharge
 ) -> None:
     # No JavaScript, no confirmation page: straight to "confirm" with full + 1.00.
-    order = make_order(amount=2999)
+    order = numbered_order(Status.APPROVED, amount=2999)
     data = {
         "confirm": "yes",
         f"refund-{order.pk}-kind": "full",
@@ -91,7 +91,7 @@ def test_a_raw_confirm_post_with_a_disagreeing_choice_refunds_nothing(
 
 
 def test_full_with_the_same_amount_typed_is_a_full_refund(admin_client, flexcharge) -> None:
-    order = make_order(amount=2999)
+    order = numbered_order(Status.APPROVED, amount=2999)
     page = refund_form_post(admin_client, [order], {order.pk: {"kind": "full", "amount": "29.99"}})
     response = confirm(admin_client, page)
     assert response.status_code == 302
@@ -101,7 +101,10 @@ def test_full_with_the_same_amount_typed_is_a_full_refund(admin_client, flexchar
 def test_the_confirmation_page_states_the_exact_sums_and_sends_nothing(
     admin_client, flexcharge
 ) -> None:
-    usd, jpy = make_order(amount=2999), make_order(amount=5000, currency="JPY")
+    usd, jpy = (
+        numbered_order(Status.APPROVED, amount=2999),
+        numbered_order(Status.APPROVED, amount=5000, currency="JPY"),
+    )
     rows = {usd.pk: {"kind": "partial", "amount": "1.00"}, jpy.pk: {"kind": "full"}}
     page = refund_form_post(admin_client, [usd, jpy], rows)
     html = page.content.decode()
@@ -119,7 +122,7 @@ def test_the_confirmation_page_states_the_exact_sums_and_sends_nothing(
 
 
 def test_a_confirm_post_without_the_confirmed_sum_refunds_nothing(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     data = {"confirm": "yes", f"refund-{order.pk}-kind": "full"}
     response = post_action(admin_client, "refund_orders", [order], **data)
     assert response.status_code == 200
@@ -130,7 +133,7 @@ def test_a_confirm_post_without_the_confirmed_sum_refunds_nothing(admin_client, 
 def test_a_full_refund_whose_rest_shrank_after_confirmation_is_not_sent(
     admin_client, flexcharge
 ) -> None:
-    order = make_order(amount=2000)
+    order = numbered_order(Status.APPROVED, amount=2000)
     page = refund_form_post(admin_client, [order], {order.pk: {"kind": "full"}})
     assert "<strong>20.00 USD</strong>" in page.content.decode()
     # A portal refund arrives (webhook) while the page is open.
@@ -147,14 +150,14 @@ def test_a_full_refund_whose_rest_shrank_after_confirmation_is_not_sent(
 
 
 def test_the_order_page_offers_refund_for_an_approved_order(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     html = admin_client.get(change_url(order)).content.decode()
     assert f'href="{change_url(order, "refund")}"' in html
     assert 'id="flexcharge-cancel-button"' not in html
 
 
 def test_the_order_page_offers_cancel_for_a_pending_order(admin_client, flexcharge) -> None:
-    order = make_order(Status.PENDING)
+    order = numbered_order(Status.PENDING)
     html = admin_client.get(change_url(order)).content.decode()
     assert f'href="{change_url(order, "cancel")}"' in html
     assert 'id="flexcharge-refund-button"' not in html
@@ -163,7 +166,7 @@ def test_the_order_page_offers_cancel_for_a_pending_order(admin_client, flexchar
 def test_refund_from_the_order_page_uses_the_same_form_and_confirmation(
     admin_client, flexcharge
 ) -> None:
-    order = make_order(amount=2999)
+    order = numbered_order(Status.APPROVED, amount=2999)
     url = change_url(order, "refund")
     form = admin_client.get(url)
     assert 'id="flexcharge-refund-form"' in form.content.decode()
@@ -184,7 +187,7 @@ def test_refund_from_the_order_page_uses_the_same_form_and_confirmation(
 
 
 def test_cancel_from_the_order_page_asks_first(admin_client, flexcharge) -> None:
-    order = make_order(Status.PENDING)
+    order = numbered_order(Status.PENDING)
     url = change_url(order, "cancel")
     assert 'id="flexcharge-cancel-form"' in admin_client.get(url).content.decode()
     assert cancels(flexcharge) == []
@@ -196,7 +199,7 @@ def test_cancel_from_the_order_page_asks_first(admin_client, flexcharge) -> None
 
 
 def test_the_buttons_need_the_action_permissions(django_user_model, flexcharge) -> None:
-    approved, pending = make_order(), make_order(Status.PENDING)
+    approved, pending = numbered_order(Status.APPROVED), numbered_order(Status.PENDING)
     viewer = staff_client(django_user_model, "view_flexchargeorder")
     for order, name in ((approved, "refund"), (pending, "cancel")):
         html = viewer.get(change_url(order)).content.decode()
@@ -211,7 +214,7 @@ def test_the_buttons_need_the_action_permissions(django_user_model, flexcharge) 
 
 
 def test_an_order_with_an_unsettled_refund_says_why_from_its_page(admin_client, flexcharge) -> None:
-    order = make_order()
+    order = numbered_order(Status.APPROVED)
     Refund.objects.create(order=order, amount=500, currency="USD", outcome="unconfirmed")
     response = admin_client.get(change_url(order, "refund"))
     assert response.status_code == 302
@@ -223,7 +226,9 @@ def test_an_order_with_an_unsettled_refund_says_why_from_its_page(admin_client, 
 
 
 def test_an_unknown_refunded_amount_is_shown_as_such(admin_client) -> None:
-    order = make_order(Status.PARTIALLY_REFUNDED, refunded_amount=500, refunded_amount_unknown=True)
+    order = numbered_order(
+        Status.PARTIALLY_REFUNDED, refunded_amount=500, refunded_amount_unknown=True
+    )
     html = admin_client.get(CHANGELIST).content.decode()
     assert "unknown, at least 5.00\u00a0USD (waiting for flexcharge_sync)" in html
     assert order.order_id in html

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from django_flexcharge.management.commands.flexcharge_retry import pick
 from django_flexcharge.models import FlexChargeOrder, Transmission, WebhookEvent
-from tests.conftest import API
-from tests.lifecycle_helpers import calls_to, evaluate_answer, make_order
+from tests.conftest import API, calls_to
+from tests.factories import evaluate_answer, make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from django_flexcharge import dashboard, recovery
+from django_flexcharge.admin import dashboard, recovery
 from django_flexcharge.models import FlexChargeOrder
+from tests.factories import numbered_order
 
 pytestmark = pytest.mark.django_db
 
@@ -21,46 +22,31 @@ URL = "/admin/django_flexcharge/flexchargeorder/dashboard/"
 _ids = count(1)
 
 
-def make_order(
-    status: str = Status.PENDING,
-    *,
-    amount: int = 1000,
-    currency: str = "USD",
-    days_ago: int = 0,
-    resolved_days_ago: int | None = None,
-    refunded: int = 0,
-) -> FlexChargeOrder:
-    now = timezone.now()
-    resolved = None
-    if resolved_days_ago is not None:
-        resolved = now - dt.timedelta(days=resolved_days_ago)
-    return FlexChargeOrder.objects.create(
-        order_id=f"INV-{next(_ids)}",
-        status=status,
-        amount=amount,
-        currency=currency,
-        refunded_amount=refunded,
-        created=now - dt.timedelta(days=days_ago),
-        resolved_at=resolved,
-    )
+def ago(days: int) -> dt.datetime:
+    return timezone.now() - dt.timedelta(days=days)
 
 
 @pytest.fixture
 def seeded() -> None:
     # Today: 3 submitted, 2 of them rescued today.
-    make_order(Status.APPROVED, amount=1999, resolved_days_ago=0)
-    make_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded=500, resolved_days_ago=0)
-    make_order(Status.PENDING)
+    numbered_order(Status.APPROVED, amount=1999, resolved_at=ago(0))
+    numbered_order(Status.PARTIALLY_REFUNDED, amount=2000, refunded_amount=500, resolved_at=ago(0))
+    numbered_order(Status.PENDING, amount=1000)
     # Five days ago: 2 submitted; one rescued two days later.
-    make_order(
-        Status.REFUNDED, amount=5000, currency="JPY", refunded=5000, days_ago=5, resolved_days_ago=3
+    numbered_order(
+        Status.REFUNDED,
+        amount=5000,
+        currency="JPY",
+        refunded_amount=5000,
+        created=ago(5),
+        resolved_at=ago(3),
     )
-    make_order(Status.DECLINED, days_ago=5, resolved_days_ago=5)
+    numbered_order(Status.DECLINED, amount=1000, created=ago(5), resolved_at=ago(5))
     # Older: counted in the totals, not in the 30-day chart.
-    make_order(Status.EXPIRED, days_ago=40, resolved_days_ago=19)
-    make_order(Status.CANCELLED, days_ago=40, resolved_days_ago=39)
-    make_order(Status.FAILED, days_ago=40, resolved_days_ago=40)
-    make_order(Status.QUEUED, days_ago=1)
+    numbered_order(Status.EXPIRED, amount=1000, created=ago(40), resolved_at=ago(19))
+    numbered_order(Status.CANCELLED, amount=1000, created=ago(40), resolved_at=ago(39))
+    numbered_order(Status.FAILED, amount=1000, created=ago(40), resolved_at=ago(40))
+    numbered_order(Status.QUEUED, amount=1000, created=ago(1))
 
 
 def test_status_counts_lists_every_status(seeded: None, django_assert_num_queries) -> None:
@@ -81,7 +67,7 @@ def test_rescue_rate_is_rescued_over_finished(seeded: None) -> None:
 
 
 def test_rescue_rate_without_finished_orders_is_none() -> None:
-    make_order(Status.PENDING)
+    numbered_order(Status.PENDING, amount=1000)
     assert dashboard.rescue_rate(dashboard.status_counts()) is None
 
 

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from django_flexcharge import dashboard, recovery
+from django_flexcharge.admin import dashboard, recovery
 from django_flexcharge.models import FlexChargeOrder, VaultedCard
 
 pytestmark = pytest.mark.django_db

@@ -19,8 +19,8 @@ from django_flexcharge import delivery, tasks
 from django_flexcharge.models import FlexChargeOrder, Transmission
 from django_flexcharge.services import transmit_approved_payment
 from django_flexcharge.tasks import deliver_evaluation, send_evaluation, send_transmission
-from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import bodies, calls_to, evaluate_answer, make_order, make_vaulted
+from tests.conftest import API, bodies, calls_to, make_payment
+from tests.factories import evaluate_answer, make_order, make_vaulted
 
 DB_TASKS = {
     "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},

@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 from django.utils import timezone
 
-from django_flexcharge import webhooks
+from django_flexcharge import order_state
 from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.services import (
@@ -124,7 +124,7 @@ def test_a_resend_with_the_original_headers_after_our_500_is_applied_exactly_onc
         webhook_resend_original_headers=True,
     )
     failures = []
-    real = webhooks.transition
+    real = order_state.transition
 
     def fail_once(*args: Any, **kwargs: Any) -> bool:
         if not failures:
@@ -132,7 +132,7 @@ def test_a_resend_with_the_original_headers_after_our_500_is_applied_exactly_onc
             raise RuntimeError("database hiccup")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(webhooks, "transition", fail_once)
+    monkeypatch.setattr(order_state, "transition", fail_once)
     try:
         key = submit(emu, session_for(emu))
         order = FlexChargeOrder.objects.create(

@@ -27,7 +27,7 @@ from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.payloads import tokenize_body
 from django_flexcharge.services import evaluate_declined_payment
 from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import make_vaulted
+from tests.factories import make_vaulted
 
 
 @pytest.fixture

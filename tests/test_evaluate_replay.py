@@ -28,8 +28,8 @@ from django_flexcharge.services import (
     sync_order,
 )
 from django_flexcharge.tasks import proves_refusal, send_evaluation
-from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import calls_to, make_order, make_vaulted
+from tests.conftest import API, calls_to, make_payment
+from tests.factories import make_order, make_vaulted
 from tests.test_tasks import make_due
 
 pytestmark = pytest.mark.django_db

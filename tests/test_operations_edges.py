@@ -10,12 +10,12 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from django_flexcharge import health, telemetry
+from django_flexcharge.admin.display import money_text
+from django_flexcharge.admin.recovery import Period, orders_for, rate
 from django_flexcharge.admin.timeline import order_timeline
-from django_flexcharge.display import money_text
 from django_flexcharge.models import CallAttempt, FlexChargeOrder, Refund, Transmission
-from django_flexcharge.recovery import Period, orders_for, rate
 from tests.conftest import API
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -173,7 +173,7 @@ def test_an_echo_in_an_evaluate_error_never_reaches_last_error(
 ):
     from django_flexcharge.services import evaluate_declined_payment
     from tests.conftest import make_payment
-    from tests.lifecycle_helpers import make_vaulted
+    from tests.factories import make_vaulted
 
     settings.FLEXCHARGE_APP_SECRET = APP_SECRET
     with django_capture_on_commit_callbacks(execute=False):

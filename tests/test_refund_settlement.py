@@ -29,7 +29,7 @@ from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment, refund_order, sync_order
 from django_flexcharge.testing import FakeFlexChargeClient, post_webhook
 from tests.conftest import make_billing, make_payment
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 from tests.test_admin import confirm, messages_of, post_action, refund_form_post
 
 pytestmark = pytest.mark.django_db

@@ -15,9 +15,9 @@ from django_flexcharge.emulator.config import DEFAULT_SUBSCRIBER_KEY
 from django_flexcharge.exceptions import FlexChargeConfigurationError
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.testing import meta_headers, signed_webhook
+from tests.factories import webhook_order as make_order
 
 from .test_signing import OFFICIAL
-from .test_webhook_apply import make_order
 
 URL = "/flexcharge/webhook/"
 REAL_KEY = OFFICIAL["key"]

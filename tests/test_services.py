@@ -23,8 +23,8 @@ from django_flexcharge.services import (
     vault_card,
 )
 from django_flexcharge.types import Card
-from tests.conftest import API, TEST_PANS, make_payment
-from tests.lifecycle_helpers import bodies, calls_to, evaluate_answer, make_vaulted
+from tests.conftest import API, TEST_PANS, bodies, calls_to, make_payment
+from tests.factories import evaluate_answer, make_vaulted
 
 pytestmark = pytest.mark.django_db
 

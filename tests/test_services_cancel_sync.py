@@ -17,7 +17,7 @@ from django_flexcharge.payloads import cancel_idempotency_key
 from django_flexcharge.services import cancel_order, sync_order
 from django_flexcharge.tasks import send_evaluation
 from tests.conftest import API
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -17,10 +17,10 @@ from django_flexcharge.exceptions import (
     FlexChargeValidationError,
 )
 from django_flexcharge.models import FlexChargeOrder, Refund
-from django_flexcharge.order_actions import refundable_rest
+from django_flexcharge.refunds import refundable_rest
 from django_flexcharge.services import refund_order
 from tests.conftest import API
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
 

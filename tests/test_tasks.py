@@ -16,8 +16,8 @@ from django_flexcharge import tasks
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.services import evaluate_declined_payment
 from django_flexcharge.tasks import send_evaluation
-from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import bodies, calls_to, evaluate_answer, make_order, make_vaulted
+from tests.conftest import API, bodies, calls_to, make_payment
+from tests.factories import evaluate_answer, make_order, make_vaulted
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,7 @@ from django_flexcharge.tasks import send_evaluation
 from django_flexcharge.telemetry import endpoint_name
 from django_flexcharge.testing import signed_webhook
 from tests.conftest import API, TEST_CVVS, TEST_PANS, make_payment
-from tests.lifecycle_helpers import evaluate_answer, make_order, make_vaulted
+from tests.factories import evaluate_answer, make_order, make_vaulted
 
 pytestmark = pytest.mark.django_db
 

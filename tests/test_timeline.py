@@ -13,11 +13,11 @@ from django_flexcharge import webhooks
 from django_flexcharge.admin.timeline import order_timeline
 from django_flexcharge.attempts import scrub
 from django_flexcharge.models import CallAttempt, FlexChargeOrder, StatusChange
-from django_flexcharge.order_actions import refund_order
+from django_flexcharge.refunds import refund_order
 from django_flexcharge.tasks import send_evaluation
 from django_flexcharge.testing import signed_webhook
 from tests.conftest import API, make_payment
-from tests.lifecycle_helpers import evaluate_answer, make_vaulted
+from tests.factories import evaluate_answer, make_vaulted
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ def test_retry_now_is_offered_for_a_queued_order_and_sends_it(
 
 
 def test_sync_applies_flexcharges_answer_and_names_the_user(client, mocked):
-    from tests.lifecycle_helpers import make_order
+    from tests.factories import make_order
 
     order = make_order("INV-S", Status.PENDING, session_key="fc-s")
     user = staff(with_change=True)

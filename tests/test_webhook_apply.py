@@ -8,31 +8,20 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from django_flexcharge import signals, webhooks
+from django_flexcharge import order_state, signals, webhooks
 from django_flexcharge.conf import conf
 from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import signed_webhook
-from django_flexcharge.webhook_payload import PayloadError, parse_payload
+from django_flexcharge.webhook_event_data import PayloadError, parse_payload
+from tests.factories import webhook_order as make_order
 
 Status = FlexChargeOrder.Status
 Stored = WebhookEvent.Status
 T0 = timezone.now().replace(microsecond=0)
 
 pytestmark = pytest.mark.django_db
-
-
-def make_order(**overrides) -> FlexChargeOrder:
-    values = {
-        "order_id": "INV-1001",
-        "order_session_key": "fc-0001",
-        "amount": 1999,
-        "currency": "USD",
-        "status": Status.PENDING,
-    }
-    values.update(overrides)
-    return FlexChargeOrder.objects.create(**values)
 
 
 def receive(event="order.completed", **kwargs) -> WebhookEvent:
@@ -517,14 +506,14 @@ def test_a_partial_refund_of_a_pending_order_approves_it_first():
 
 def test_approve_then_refund_is_one_transaction(monkeypatch):
     order = make_order(status=Status.PENDING)
-    real = webhooks.transition
+    real = order_state.transition
 
     def approve_then_fail(target, new_status, **kwargs):
         if new_status == Status.APPROVED:
             return real(target, new_status, **kwargs)
         raise RuntimeError("lost connection")
 
-    monkeypatch.setattr(webhooks, "transition", approve_then_fail)
+    monkeypatch.setattr(order_state, "transition", approve_then_fail)
     with pytest.raises(RuntimeError):
         refund(order)
 
@@ -726,7 +715,7 @@ def failing_delivery(monkeypatch, **kwargs) -> WebhookEvent:
         raise RuntimeError("deadlock detected")
 
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         with pytest.raises(RuntimeError):
             receive(**kwargs)
     return WebhookEvent.objects.get()
@@ -806,7 +795,7 @@ def test_events_refused_for_test_mode_apply_once_the_setting_is_fixed(settings, 
 def test_reapplying_when_applying_fails_again_reports_the_error(monkeypatch, admin_user):
     make_order()
     stored = failing_delivery(monkeypatch)
-    monkeypatch.setattr(webhooks, "transition", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(order_state, "transition", lambda *a, **k: 1 / 0)
 
     result = webhooks.reapply_event(stored, admin_user)
 

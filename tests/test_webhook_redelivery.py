@@ -13,14 +13,14 @@ import logging
 import pytest
 from django.utils import timezone
 
-from django_flexcharge import webhooks
+from django_flexcharge import order_state, webhooks
 from django_flexcharge.exceptions import FlexChargeWebhookError
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, signed_webhook
+from tests.factories import webhook_order as make_order
 
 from .test_signing import OFFICIAL, OTHER_KEY
-from .test_webhook_apply import make_order
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status
@@ -47,7 +47,7 @@ def test_service_a_resend_with_the_original_headers_after_our_failure_applies_on
     order = make_order()
     body, headers = signed_webhook("order.completed", **IDS)
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         with pytest.raises(RuntimeError):
             webhooks.receive(body, headers, "testserver")
     assert WebhookEvent.objects.get().status == Stored.FAILED
@@ -70,7 +70,7 @@ def test_view_a_resend_with_the_original_headers_after_our_500_is_applied_exactl
     order = make_order()
     body, headers = signed_webhook("order.completed", **IDS)
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         failed = post(client, body, headers)
     assert failed.status_code == 500
 

@@ -10,14 +10,14 @@ from django.db import connection, connections
 from django.test import Client
 from django.utils import timezone
 
-from django_flexcharge import webhooks
+from django_flexcharge import order_state
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
 from django_flexcharge.views import WebhookView
+from tests.factories import webhook_order as make_order
 
 from .test_signing import OFFICIAL, OTHER_KEY
-from .test_webhook_apply import make_order
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status
@@ -516,7 +516,7 @@ def test_our_failure_answers_500_keeps_the_row_and_a_redelivery_applies(
         raise RuntimeError("database hiccup")
 
     with monkeypatch.context() as patch:
-        patch.setattr(webhooks, "transition", broken)
+        patch.setattr(order_state, "transition", broken)
         failed = deliver(client)
 
     assert failed.status_code == 500
@@ -605,7 +605,7 @@ def test_the_view_opts_out_of_atomic_requests_and_login_required():
 def test_under_atomic_requests_the_failed_row_survives(client, monkeypatch):
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
     make_order()
-    monkeypatch.setattr(webhooks, "transition", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(order_state, "transition", lambda *a, **k: 1 / 0)
 
     response = deliver(client)
 
@@ -667,3 +667,46 @@ def test_twenty_concurrent_deliveries_of_one_event_change_the_order_once(signal_
     assert order.status == Status.APPROVED
     assert signal_log.names() == ["order_status_changed", "order_approved"]
     assert WebhookEvent.objects.filter(status=Stored.APPLIED).count() == 1
+
+
+# --- the view's own parser ---
+
+
+def test_the_body_the_view_verifies_is_what_its_parser_returns(client, monkeypatch):
+    from django_flexcharge.views import RawBodyParser
+
+    order = make_order()
+    seen = []
+    real = RawBodyParser.parse
+
+    def spy(self, stream, media_type=None, parser_context=None):
+        seen.append(real(self, stream, media_type, parser_context))
+        return seen[-1]
+
+    monkeypatch.setattr(RawBodyParser, "parse", spy)
+    response = deliver(client)
+
+    assert response.status_code == 200
+    [body] = seen
+    assert b'"order.completed"' in body
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.APPROVED
+
+
+def test_a_parser_that_refuses_the_body_refuses_the_delivery(client, monkeypatch):
+    from rest_framework.exceptions import ParseError
+
+    from django_flexcharge.views import RawBodyParser
+
+    order = make_order()
+
+    def refuse(self, stream, media_type=None, parser_context=None):
+        raise ParseError("unreadable")
+
+    monkeypatch.setattr(RawBodyParser, "parse", refuse)
+    response = deliver(client)
+
+    assert response.status_code == 400
+    assert not WebhookEvent.objects.exists()
+    order.refresh_from_db()
+    assert order.status == FlexChargeOrder.Status.PENDING

@@ -110,11 +110,8 @@ class WebhookEventAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         for event in queryset.order_by("received_at", "pk"):
             label = f"{event.event} {event.external_order_id or event.order_session_key} ({event.nonce})"
-            try:
-                result = webhooks.reapply_event(event, request.user)
-            except FlexChargeError as exc:
-                self.message_user(request, f"{label}: {exc}", messages.ERROR)
-                continue
+            # reapply_event never raises: the outcome is on the returned event.
+            result = webhooks.reapply_event(event, request.user)
             level = REAPPLY_LEVELS.get(result.status, messages.INFO)
             detail = f": {result.error}" if result.error else ""
             self.message_user(request, f"{label}: {result.get_status_display()}{detail}", level)

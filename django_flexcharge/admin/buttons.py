@@ -19,11 +19,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import delivery
 from ..exceptions import FlexChargeError
 from ..models import FlexChargeOrder
-from ..order_actions import sync_order
+from ..sync import sync_order
 from ..tasks import deliver_evaluation
 
 if TYPE_CHECKING:
@@ -42,30 +43,37 @@ def may_retry(order: FlexChargeOrder) -> bool:
     return order.status == Status.QUEUED and not held
 
 
+#: The order page's buttons: name (and URL name suffix), when shown, label, help.
+BUTTONS = (
+    (
+        "sync",
+        may_sync,
+        gettext_lazy("Sync from FlexCharge"),
+        gettext_lazy("Ask FlexCharge for this order's status and apply it."),
+    ),
+    (
+        "retry",
+        may_retry,
+        gettext_lazy("Retry now"),
+        gettext_lazy("Send the stored /evaluate again now, with the same idempotency key."),
+    ),
+)
+
+
 def toolbar(request: HttpRequest, order: FlexChargeOrder | None) -> list[dict[str, str]]:
     """The buttons this user may press on this order now: name, label, url, help."""
     if order is None or order.pk is None or not request.user.has_perm(PERMISSION):
         return []
-    buttons = []
-    if may_sync(order):
-        buttons.append(
-            {
-                "name": "sync",
-                "label": _("Sync from FlexCharge"),
-                "url": reverse("admin:django_flexcharge_flexchargeorder_sync", args=[order.pk]),
-                "help": _("Ask FlexCharge for this order's status and apply it."),
-            }
-        )
-    if may_retry(order):
-        buttons.append(
-            {
-                "name": "retry",
-                "label": _("Retry now"),
-                "url": reverse("admin:django_flexcharge_flexchargeorder_retry", args=[order.pk]),
-                "help": _("Send the stored /evaluate again now, with the same idempotency key."),
-            }
-        )
-    return buttons
+    return [
+        {
+            "name": name,
+            "label": str(label),
+            "url": reverse(f"admin:django_flexcharge_flexchargeorder_{name}", args=[order.pk]),
+            "help": str(help_text),
+        }
+        for name, shown, label, help_text in BUTTONS
+        if shown(order)
+    ]
 
 
 def urls(model_admin: ModelAdmin[FlexChargeOrder]) -> list[URLPattern]:

@@ -12,8 +12,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from ..display import money, money_text, status_badge, yes_no
 from ..models import FlexChargeOrder, Refund, Transmission, WebhookEvent
+from .display import money, money_text, status_badge, yes_no
 from .timeline import EVENT_TONES, REFUND_TONES
 
 

@@ -23,16 +23,27 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from .. import dashboard, exports, services
-from ..exceptions import FlexChargeAPIError, FlexChargeError, FlexChargeRefundUnconfirmed
+from .. import services
+from ..exceptions import FlexChargeAPIError, FlexChargeError
 from ..forms import RefundForm
 from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..refunds import REFUNDABLE, open_refunds, refundable_rest, unsettled_message
-from . import buttons, columns
+from . import buttons, columns, dashboard, exports
 from .audit import ReadOnlyAdmin
 
 Status = FlexChargeOrder.Status
+
+
+#: What the admin says when FlexCharge refused an action, and when it was not sent.
+REFUND_FAILED = (
+    _("%(order)s: FlexCharge refused the refund: %(error)s"),
+    _("%(order)s: not refunded: %(error)s"),
+)
+CANCEL_FAILED = (
+    _("%(order)s: FlexCharge refused the cancel: %(error)s"),
+    _("%(order)s: not cancelled: %(error)s"),
+)
 
 
 def flexcharge_answer(response: dict[str, Any] | None) -> str:
@@ -300,17 +311,8 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
                 reason=form.cleaned_data["reason"],
                 user=request.user,
             )
-        except FlexChargeRefundUnconfirmed as exc:
-            text = _("%(order)s: no confirmed answer from FlexCharge. %(error)s")
-            values = {"order": order.order_id, "error": exc}
-            self.message_user(request, text % values, messages.WARNING)
-            return
-        except FlexChargeAPIError as exc:
-            text = _("%(order)s: FlexCharge refused the refund: %(error)s")
-            self._error(request, text, order, exc)
-            return
         except FlexChargeError as exc:
-            self._error(request, _("%(order)s: not refunded: %(error)s"), order, exc)
+            self._failed(request, order, exc, REFUND_FAILED)
             return
         values = {
             "order": order.order_id,
@@ -322,6 +324,21 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
             self.message_user(request, text % values, messages.SUCCESS)
         else:
             self.message_user(request, _("%(order)s: refunded %(amount)s.") % values)
+
+    def _failed(
+        self, request: HttpRequest, order: FlexChargeOrder, exc: FlexChargeError, texts: Any
+    ) -> None:
+        """Report a failed action by the error's policy (``texts``: refused, not done)."""
+        if exc.outcome_unknown:
+            # FlexCharge may have acted: a warning to check, not an error to retry.
+            text = _("%(order)s: no confirmed answer from FlexCharge. %(error)s")
+            values = {"order": order.order_id, "error": exc}
+            self.message_user(request, text % values, messages.WARNING)
+        else:
+            refused, not_done = texts
+            self._error(
+                request, refused if isinstance(exc, FlexChargeAPIError) else not_done, order, exc
+            )
 
     def _error(
         self, request: HttpRequest, text: Any, order: FlexChargeOrder, exc: Exception
@@ -352,12 +369,8 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         for order in pending:
             try:
                 order = services.cancel_order(order, user=request.user)
-            except FlexChargeAPIError as exc:
-                self._error(
-                    request, _("%(order)s: FlexCharge refused the cancel: %(error)s"), order, exc
-                )
             except FlexChargeError as exc:
-                self._error(request, _("%(order)s: not cancelled: %(error)s"), order, exc)
+                self._failed(request, order, exc, CANCEL_FAILED)
             else:
                 text = _("%(order)s: FlexCharge accepted the cancel; the order is now %(status)s.")
                 values = {"order": order.order_id, "status": order.get_status_display()}

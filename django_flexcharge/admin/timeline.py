@@ -16,8 +16,8 @@ from typing import Any
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from ..display import money_text
 from ..models import CallAttempt, FlexChargeOrder, Refund, StatusChange, WebhookEvent
+from .display import money_text
 
 EVENT_TONES: dict[str, str] = {
     WebhookEvent.Status.APPLIED: "ok",

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_flexcharge import webhooks
 from django_flexcharge.models import CallAttempt, FlexChargeOrder, VaultedCard
-from django_flexcharge.order_actions import refund_order
+from django_flexcharge.refunds import refund_order
 from django_flexcharge.services import evaluate_declined_payment
 from django_flexcharge.testing import signed_webhook
 from django_flexcharge.types import Card, Payer

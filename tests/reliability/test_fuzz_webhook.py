@@ -31,7 +31,7 @@ from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers
 from django_flexcharge.views import WebhookView
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 from tests.reliability.conftest import record
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db]

@@ -24,7 +24,7 @@ from django_flexcharge.exceptions import FlexChargeStateError
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
 from django_flexcharge.services import cancel_order, refund_order
 from django_flexcharge.testing import FakeFlexChargeClient, meta_headers, signed_webhook
-from tests.lifecycle_helpers import make_order
+from tests.factories import make_order
 from tests.reliability.conftest import IS_POSTGRES, record
 
 pytestmark = [

@@ -21,8 +21,8 @@ from django.db.models import Q
 
 from ...exceptions import FlexChargeError
 from ...models import FlexChargeOrder, Refund
-from ...order_actions import may_be_held, sync_order
 from ...refunds import needs_refund_sync
+from ...sync import may_be_held, sync_order
 from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 

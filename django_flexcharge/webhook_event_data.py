@@ -116,19 +116,6 @@ def refund_amounts(event_data: Any, currency: str) -> tuple[int | None, int | No
     )
 
 
-def refunded_total(event_data: Any, currency: str, already_refunded: int) -> int | None:
-    """Minor units refunded in total according to ``EventData``, or None when it does not say.
-
-    A total wins; a single refund amount alone is a lower bound of the total
-    (``already_refunded`` may include it), so a refund is never counted twice.
-    A ``Currency`` other than the order's makes the amounts unusable.
-    """
-    total, single = refund_amounts(event_data, currency)
-    if total is not None:
-        return total
-    return None if single is None else max(single, already_refunded)
-
-
 def _first_amount(data: dict[str, Any], keys: tuple[str, ...], currency: str) -> int | None:
     for key in keys:
         amount = _minor(data.get(key), currency)

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 
-from .money import to_major
+from ..money import to_major
 from .recovery import BREAKDOWNS, Period, orders_for
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
     from django.http import HttpRequest
 
-    from .models import FlexChargeOrder
+    from ..models import FlexChargeOrder
 
 FIGURES = frozenset(
     {"recovered", "refunds", "time_to_rescue", "under_rescue", "status", *BREAKDOWNS}

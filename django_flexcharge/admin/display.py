@@ -15,8 +15,8 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .models import FlexChargeOrder
-from .money import exponent, to_major
+from ..models import FlexChargeOrder
+from ..money import exponent, to_major
 
 NBSP = "\u00a0"
 #: Badge colour per status (the CSS classes in static/django_flexcharge/admin.css).

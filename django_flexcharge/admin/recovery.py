@@ -27,10 +27,10 @@ from django.db.models import Aggregate, Count, ExpressionWrapper, F, FloatField,
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from .accounts import check_alias
-from .conf import conf
-from .exceptions import FlexChargeConfigurationError
-from .models import FlexChargeOrder
+from ..accounts import check_alias
+from ..conf import conf
+from ..exceptions import FlexChargeConfigurationError
+from ..models import FlexChargeOrder
 
 Status = FlexChargeOrder.Status
 

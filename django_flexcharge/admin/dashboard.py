@@ -23,10 +23,10 @@ from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.utils.formats import date_format
 
+from ..accounts import aliases, several_accounts
+from ..models import FlexChargeOrder
 from . import charts, recovery
-from .accounts import aliases, several_accounts
 from .display import money_text
-from .models import FlexChargeOrder
 from .recovery import FINISHED, RESCUED, Period
 
 if TYPE_CHECKING:
@@ -38,8 +38,7 @@ Status = FlexChargeOrder.Status
 DAYS = 30
 
 # Chart geometry, in SVG user units (the element scales with its container).
-WIDTH, HEIGHT = 720, 280
-LEFT, RIGHT, TOP, BOTTOM = 52, 16, 16, 56
+SIZE = {"width": 720, "height": 280, "left": 52, "right": 16, "top": 16, "bottom": 56}
 
 
 def status_counts(period: Period | None = None) -> dict[str, int]:
@@ -91,51 +90,25 @@ def daily_series(
     return [Day(d, submitted.get(d, 0), approved.get(d, 0)) for d in period.dates()]
 
 
-_nice_step = charts.nice_step
-
-
 def _every(count: int) -> int:
     return 5 if count <= 40 else math.ceil(count / 8)
 
 
 def chart(series: list[Day]) -> dict[str, Any]:
     """Geometry for ``django_flexcharge/rescue_chart.html``: bars (submitted), a line (approved)."""
-    step = _nice_step(max([max(d.submitted, d.approved) for d in series] or [0]))
-    top_value = step * 4
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    slot = plot_w / max(len(series), 1)
-    base = TOP + plot_h
-
-    def y(value: int) -> float:
-        return round(base - plot_h * value / top_value, 1)
-
+    peak = max([max(d.submitted, d.approved) for d in series] or [0])
+    frame = charts.Frame.for_peak(peak, len(series), **SIZE)
     bars: list[dict[str, Any]] = []
     points: list[dict[str, Any]] = []
     for i, day in enumerate(series):
-        centre = LEFT + slot * (i + 0.5)
-        bars.append(
-            {
-                "day": day,
-                "x": round(centre - slot * 0.3, 1),
-                "y": y(day.submitted),
-                "width": round(slot * 0.6, 1),
-                "height": round(base - y(day.submitted), 1),
-            }
-        )
-        points.append({"day": day, "x": round(centre, 1), "y": y(day.approved)})
+        bars.append({"day": day, **frame.bar(i, day.submitted, 0.6)})
+        points.append({"day": day, "x": round(frame.centre(i), 1), "y": frame.y(day.approved)})
     return {
-        "width": WIDTH,
-        "height": HEIGHT,
-        "left": LEFT,
-        "right": WIDTH - RIGHT,
-        "top": TOP,
-        "base": base,
-        "mid_x": LEFT + plot_w / 2,
-        "mid_y": TOP + plot_h / 2,
+        **frame.outline(),
         "bars": bars,
         "points": points,
         "line": " ".join(f"{p['x']},{p['y']}" for p in points),
-        "y_ticks": [{"value": v, "y": y(v)} for v in range(0, top_value + 1, step)],
+        "y_ticks": [{"value": v, "y": frame.y(v)} for v in frame.ticks()],
         # At most about eight date labels, so 90 days do not overlap; the last day always.
         "x_labels": [
             {"x": p["x"], "label": date_format(p["day"].date, "j M")}

@@ -1,0 +1,221 @@
+"""The one entry point for every change of a ``FlexChargeOrder``: ``change_order``.
+
+The webhook, the delivery tasks, refunds, cancel and sync each translate
+FlexCharge's answer into a requested change (a status, a refunded total, other
+fields); this module decides, with the table in ``transitions``, what that
+change means for the order, and applies it: under the row lock, amounts
+first, one save per status step, one ``StatusChange`` and one set of signals
+(after commit) per step. The rules that used to live with each caller live
+here once:
+
+- approve first, then refund: a refund of an order still waiting for its
+  (lost) approval means it was rescued, so the host hears ``order_approved``
+  and then ``order_refunded``. Only an order FlexCharge may hold (pending, or
+  queued after an attempt went out) is approved this way: a queued order
+  never sent was not charged, let alone refunded.
+- the refunded total: never lowered, never above the order's amount; a total
+  FlexCharge states clears ``refunded_amount_unknown``, a refund reported
+  without its total sets it (until the total reaches the amount).
+- a requested change the table refuses still saves the caller's other fields
+  (the answer is stored), unless the caller asks for nothing to be saved then
+  (``only_if_changed``: the webhook stores such an event as ignored).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from .models import FlexChargeOrder
+from .transitions import can_transition, transition
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from django.db.models import QuerySet
+
+    from .models import WebhookEvent
+
+Status = FlexChargeOrder.Status
+
+#: The statuses a refund leads to.
+REFUNDED_STATUSES = frozenset({Status.REFUNDED, Status.PARTIALLY_REFUNDED})
+#: What a webhook's order lock never reads (transition() saves with update_fields).
+JSON_FIELDS = ("request_payload", "response_payload", "api_errors")
+
+
+def rows(*, lock: bool, lean: bool = False) -> QuerySet[FlexChargeOrder]:
+    """Orders to look up for a change: locked rows (``select_for_update``; inside
+    ``transaction.atomic``), ``lean`` without the JSON columns nothing here reads."""
+    orders = FlexChargeOrder.objects.defer(*JSON_FIELDS) if lean else FlexChargeOrder.objects.all()
+    return orders.select_for_update() if lock else orders
+
+
+def lock(order: FlexChargeOrder | int) -> FlexChargeOrder:
+    """The order's row, locked, for ``change_order`` (call inside ``transaction.atomic``)."""
+    return rows(lock=True).get(pk=order.pk if isinstance(order, FlexChargeOrder) else order)
+
+
+def never_sent(order: FlexChargeOrder) -> bool:
+    """Queued with no attempt: FlexCharge cannot hold, charge or refund this order."""
+    return order.status == Status.QUEUED and not order.attempts
+
+
+def may_approve_first(order: FlexChargeOrder) -> bool:
+    """Whether a refund of ``order`` proves FlexCharge approved it (see the module doc)."""
+    return order.status == Status.PENDING or (
+        order.status == Status.QUEUED and not never_sent(order)
+    )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a requested change does to an order: its status steps and refunded figures."""
+
+    steps: tuple[str, ...]
+    #: The status the request means for this order (a refund's follows its total).
+    wanted: str | None
+    refunded: int
+    unknown: bool
+    #: Refund news with no status step: a further partial refund, or a total
+    #: becoming (or staying) unknown. Saved, but sends no signal (CONTRACT §5).
+    refund_news: bool
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.steps) or self.refund_news
+
+
+def refunded_figures(order: FlexChargeOrder, refunded: int, known: bool | None) -> tuple[int, bool]:
+    """``(refunded total, total unknown?)`` once a refund of ``refunded`` in total is counted.
+
+    The total never goes down (the books keep what an approved answer said)
+    nor above the amount. ``known``: True, ``refunded`` is FlexCharge's total;
+    False, only a lower bound (a refund reported without its total); None,
+    the flag stays as it is (our own approved refund).
+    """
+    total = min(order.amount, max(order.refunded_amount, refunded))
+    unknown = order.refunded_amount_unknown
+    if known is not None:
+        unknown = not known and total < order.amount
+    return total, unknown
+
+
+def plan(
+    order: FlexChargeOrder,
+    *,
+    to: str | None = None,
+    refunded: int | None = None,
+    refunded_known: bool | None = None,
+) -> Plan:
+    """Decide what asking for ``to`` and a refunded total ``refunded`` does to ``order``.
+
+    ``to`` a refund status means FlexCharge says the order was refunded: its
+    status then follows the total (even one still unknown), and an order it
+    may hold unapproved is approved first. A total alone (our own refund, a
+    settled one) moves the status only once it is above zero.
+    """
+    asked = to in REFUNDED_STATUSES
+    total, unknown = order.refunded_amount, order.refunded_amount_unknown
+    if refunded is not None or asked:
+        total, unknown = refunded_figures(order, refunded or 0, refunded_known)
+    steps: list[str] = []
+    current = order.status
+    if to is not None and not asked and can_transition(current, to):
+        steps.append(to)
+        current = to
+    refund_to: str | None = None
+    if asked or (refunded is not None and total > 0):
+        refund_to = Status.REFUNDED if total >= order.amount else Status.PARTIALLY_REFUNDED
+        if asked and may_approve_first(order):
+            steps.append(Status.APPROVED)
+            current = Status.APPROVED
+        if can_transition(current, refund_to):
+            steps.append(refund_to)
+            current = refund_to
+    news = refund_to == current == Status.PARTIALLY_REFUNDED and (
+        total > order.refunded_amount or unknown or order.refunded_amount_unknown
+    )
+    return Plan(tuple(steps), refund_to or to, total, unknown, news)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What ``change_order`` did: the order as saved, and whether it changed."""
+
+    order: FlexChargeOrder
+    plan: Plan
+    saved: bool
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.plan.steps)
+
+
+def change_order(
+    order: FlexChargeOrder | int,
+    *,
+    to: str | None = None,
+    refunded: int | None = None,
+    refunded_known: bool | None = None,
+    values: Mapping[str, Any] | None = None,
+    event: WebhookEvent | None = None,
+    cause: str = "",
+    user: Any = None,
+    only_if_changed: bool = False,
+) -> Change:
+    """Apply a requested change to an order; the one way an order's state changes.
+
+    ``order``: a primary key (the row is locked here, in its own transaction)
+    or an instance from ``lock()`` (the caller's transaction holds the lock).
+    ``to``: the status asked for; ``refunded``/``refunded_known``: a refunded
+    total (see ``refunded_figures``); ``values``: other fields to save with it;
+    ``event``/``cause``/``user``: recorded on each ``StatusChange`` and passed
+    to the signals, sent after commit, once per status step.
+
+    A change the table refuses saves ``values`` anyway, unless
+    ``only_if_changed``. ``Change.order`` is the instance last saved (a fresh
+    one per status step, so each after-commit signal reads its own status).
+    """
+    if not isinstance(order, FlexChargeOrder):
+        with transaction.atomic():
+            return change_order(
+                lock(order),
+                to=to,
+                refunded=refunded,
+                refunded_known=refunded_known,
+                values=values,
+                event=event,
+                cause=cause,
+                user=user,
+                only_if_changed=only_if_changed,
+            )
+    decided = plan(order, to=to, refunded=refunded, refunded_known=refunded_known)
+    if only_if_changed and not decided.changes:
+        return Change(order, decided, saved=False)
+    fields = dict(values or {})
+    if (decided.refunded, decided.unknown) != (
+        order.refunded_amount,
+        order.refunded_amount_unknown,
+    ):
+        fields.update(refunded_amount=decided.refunded, refunded_amount_unknown=decided.unknown)
+    for number, status in enumerate(decided.steps, start=1):
+        if number > 1:
+            # A fresh instance: the previous step's after-commit signals read theirs.
+            order = _fresh(order)
+        last = number == len(decided.steps)
+        for name, value in fields.items() if last else ():
+            setattr(order, name, value)
+        names = tuple(fields) if last else ()
+        transition(order, status, event=event, update_fields=names, cause=cause, user=user)
+    if not decided.steps:
+        for name, value in fields.items():
+            setattr(order, name, value)
+        order.save(update_fields=[*fields, "updated"])
+    return Change(order, decided, saved=True)
+
+
+def _fresh(order: FlexChargeOrder) -> FlexChargeOrder:
+    return rows(lock=True, lean=bool(order.get_deferred_fields())).get(pk=order.pk)
