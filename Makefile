@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/pytest
 TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
 
-.PHONY: demo test test-unit test-example test-postgres test-browser test-reliability \
+.PHONY: demo test test-unit test-example test-postgres test-browser test-reliability test-engines \
         lint migrations-check format typecheck matrix bench wheel-check readme-trial docs \
         clean venv
 
@@ -24,13 +24,14 @@ demo: $(STAMP)
 	$(BIN)/python example_project/demo.py
 
 # The whole suite on SQLite: package tests (unit, webhook, end-to-end over real
-# HTTP, reliability) and the example project's tests.
+# HTTP, reliability) and the example project's tests. RQ and Celery on a real
+# redis-server are `make test-engines`.
 test: $(STAMP)
-	$(PYTEST) -q -m "not browser" --cov --cov-report=term
+	$(PYTEST) -q -m "not browser and not engines" --cov --cov-report=term
 	$(PYTEST) -q --ds=tests.example_settings tests/example -p no:randomly
 
 test-postgres: $(STAMP)
-	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q -m "not browser"
+	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q -m "not browser and not engines"
 	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q --ds=tests.example_settings tests/example
 
 test-browser: $(STAMP)
@@ -38,6 +39,12 @@ test-browser: $(STAMP)
 
 test-reliability: $(STAMP)
 	$(PYTEST) -q -m reliability
+
+# RQ and Celery workers on a real redis-server (apt-get install redis-server):
+# the e2e suite and the fault tests on SQLite, the fault tests again on PostgreSQL.
+test-engines: $(STAMP)
+	$(PYTEST) -q -m engines
+	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q -m engines tests/engines/test_engine_faults.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,14 +22,14 @@ MATRIX = [
 def tests(session: nox.Session, django: str) -> None:
     session.install("--upgrade", "pip>=25.1")
     session.install("-e", ".", "--group", "test", f"django~={django}.0")
-    # The fast, database-level suite: end-to-end, browser and reliability runs
-    # happen once, on the main interpreter, in .ci/run.
+    # The fast, database-level suite: end-to-end, browser, reliability and engine
+    # runs happen once, on the main interpreter, in .ci/run.
     session.run(
         "pytest",
         "-q",
         "-x",
         "-m",
-        "not e2e and not browser and not reliability",
+        "not e2e and not browser and not reliability and not engines",
         "-p",
         "no:cacheprovider",
         *session.posargs,

@@ -218,3 +218,38 @@ def reset_tables(*models: Any) -> None:
                 cursor.execute(f"TRUNCATE {table} CASCADE")
             else:
                 cursor.execute(f"DELETE FROM {table}")  # noqa: S608 - a model's own table name
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on a free loopback port (no persistence); a context manager.
+
+    ``url`` is ``redis://127.0.0.1:PORT`` (callers add the database number);
+    empty when redis-server is not installed.
+    """
+
+    def __init__(self) -> None:
+        import shutil
+
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}" if self.binary else ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RedisServer:
+        if not self.binary:
+            return self
+        args = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.proc = subprocess.Popen(
+            [self.binary, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
-SECTIONS = ["approval", "webhook", "burst", "auth"]
+SECTIONS = ["approval", "webhook", "burst", "auth", "engines"]
 RESULTS = common.BENCH_DIR / "results"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 PG_NAME = "flexcharge_bench"
@@ -118,7 +118,9 @@ def machine(dbs: list[str]) -> dict[str, Any]:
     return info
 
 
-def run_phase(phase: str, db: str, url: str, quick: bool, extra: list[str]) -> dict[str, Any]:
+def run_phase(
+    phase: str, db: str, url: str, quick: bool, extra: list[str], **env: str
+) -> dict[str, Any]:
     out = Path(tempfile.mkstemp(prefix=f"bench-{phase}-{db}-", suffix=".json")[1])
     cmd = [common.PYTHON, f"bench_{phase}.py", "--out", str(out), *extra]
     if quick:
@@ -126,7 +128,7 @@ def run_phase(phase: str, db: str, url: str, quick: bool, extra: list[str]) -> d
     started = time.monotonic()
     print(f"  {phase:<9} {db:<9} ...", end="", flush=True)
     subprocess.run(
-        cmd, cwd=common.BENCH_DIR, env=common.child_env(BENCH_DATABASE_URL=url), check=True
+        cmd, cwd=common.BENCH_DIR, env=common.child_env(BENCH_DATABASE_URL=url, **env), check=True
     )
     print(f" {time.monotonic() - started:5.1f} s", flush=True)
     data = json.loads(out.read_text())
@@ -204,6 +206,20 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         "duplicate sends",
         "0",
         lambda d: d["duplicates"]["keys_above_1"] + d["duplicates"]["order_ids_above_1"],
+        lambda v: v == 0,
+    )
+    add(
+        "engines",
+        "duplicate sends, every engine and worker count",
+        "0",
+        lambda d: d["duplicates_total"],
+        lambda v: v == 0,
+    )
+    add(
+        "engines",
+        "rows left queued after an arm",
+        "0",
+        lambda d: d["lost"],
         lambda v: v == 0,
     )
     add(
@@ -320,6 +336,22 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                 **r["burst"]["duplicates"]
             ),
         )
+    if any("engines" in r for r in results.values()):
+        section("scale-out (evaluates/s for 1 / 2 / 4 processes; 4/1)")
+        for engine, label in (
+            ("db", "db_worker"),
+            ("rq", "RQ rqworker (fork per job)"),
+            ("rq-simple", "RQ SimpleWorker"),
+            ("celery", "Celery drain"),
+            ("bare", "bare loop"),
+        ):
+            row(
+                label,
+                lambda r, engine=engine: "{1_per_s} / {2_per_s} / {4_per_s}; {4/1}".format(
+                    **r["engines"]["summary"][engine]
+                ),
+            )
+        row("duplicates (all arms)", lambda r: str(r["engines"]["duplicates_total"]))
     if any("auth" in r for r in results.values()):
         section("auth")
         row(
@@ -413,8 +445,16 @@ def main() -> None:
             results[db]["auth"] = burst.pop("auth")
             if "burst" in only:
                 results[db]["burst"] = burst
+    if "engines" in only and "postgres" in dbs:
+        # Scale-out is a PostgreSQL question: several workers on SQLite wait for one lock.
+        with common.RedisServer() as redis:
+            if not redis.url:
+                print("  redis-server is not installed: engines measures db_worker only.")
+            results["postgres"]["engines"] = run_phase(
+                "engines", "postgres", urls["postgres"], args.quick, [], BENCH_REDIS_URL=redis.url
+            )
     if not args.no_profile:
-        sections = ",".join(s for s in only if s != "auth")
+        sections = ",".join(s for s in only if s not in ("auth", "engines"))
         for db in dbs:
             results[db]["profile"] = run_phase(
                 "profile", db, urls[db], args.quick, ["--sections", sections]

@@ -15,6 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -114,10 +116,73 @@ def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool
         if run_after is not None:
             configured = configured.using(run_after=run_after)
         configured.enqueue(pk)
-    except Exception:
-        logger.exception("Could not enqueue %s(%s); flexcharge_retry will", task.name, pk)
+    except Exception as err:
+        enqueue_failures.failed(task.name, pk, err)
         return False
+    enqueue_failures.succeeded()
     return True
+
+
+class EnqueueFailures:
+    """Logs a queue outage once per burst instead of once per row.
+
+    While Redis (or any queue) is down every decline and approval still
+    stores its row, and each one's enqueue fails; a log line per row would
+    bury the one that matters. The first failure of a burst is logged with
+    its traceback, then at most one summary per ``every`` seconds while it
+    lasts, and one line when enqueueing works again.
+    """
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._failed = 0  # failures since the last line logged
+        self._burst = 0  # failures since the burst began
+        self._logged_at: float | None = None
+
+    def failed(self, name: str, pk: Any, err: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._failed += 1
+            self._burst += 1
+            first = self._logged_at is None
+            if not first and now - self._logged_at < self.every:  # type: ignore[operator]
+                return
+            count, self._failed, self._logged_at = self._failed, 0, now
+        if first:
+            logger.error(
+                "Could not enqueue %s(%s): the queue is failing (%s). The rows stay stored "
+                "and flexcharge_retry will send them; further failures are summarised.",
+                name,
+                pk,
+                type(err).__name__,
+                exc_info=err,
+            )
+        else:
+            logger.error(
+                "The queue is still failing: %s more tasks not enqueued (%s); "
+                "flexcharge_retry delivers them",
+                count,
+                type(err).__name__,
+            )
+
+    def succeeded(self) -> None:
+        if self._logged_at is not None:  # else the common case: no lock taken
+            self._recovered()
+
+    def _recovered(self) -> None:
+        with self._lock:
+            if self._logged_at is None:  # another thread logged the recovery
+                return
+            burst, self._failed, self._burst, self._logged_at = self._burst, 0, 0, None
+        logger.warning(
+            "Enqueueing works again; %s tasks were not enqueued during the failure "
+            "and are left to flexcharge_retry",
+            burst,
+        )
+
+
+enqueue_failures = EnqueueFailures()
 
 
 def enqueue_on_commit(
@@ -200,7 +265,12 @@ def create_with_task(model: type[M], task: Any, create: Callable[[], M]) -> M:
     return row
 
 
-def due(model: type[models.Model], *, now: dt.datetime | None = None) -> models.QuerySet[Any]:
+def due(
+    model: type[models.Model],
+    *,
+    now: dt.datetime | None = None,
+    grace: dt.timedelta | None = None,
+) -> models.QuerySet[Any]:
     """Queued, unleased rows whose task looks lost, oldest first.
 
     A row never tried must be ``LOST_TASK_GRACE`` old, so the task enqueued on
@@ -208,15 +278,17 @@ def due(model: type[models.Model], *, now: dt.datetime | None = None) -> models.
     ``next_attempt_at``; when the backend defers tasks, a task with
     ``run_after`` exists for it, so it too gets the grace and a healthy queue
     sees no duplicates (a duplicate would only lose the claim anyway).
+    ``grace`` replaces ``LOST_TASK_GRACE``: zero when the caller is itself the
+    only runner (``contrib.celery.drain``), so nothing waits a minute.
     """
     now = now or timezone.now()
-    grace = now - LOST_TASK_GRACE
-    retry_cutoff = grace if backend_defers() else now
+    grace_end = now - (LOST_TASK_GRACE if grace is None else grace)
+    retry_cutoff = grace_end if backend_defers() and grace is None else now
     return (
         model._default_manager.filter(status=QUEUED)
         .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
         .filter(
-            Q(next_attempt_at__isnull=True, created__lte=grace)
+            Q(next_attempt_at__isnull=True, created__lte=grace_end)
             | Q(next_attempt_at__lte=retry_cutoff)
         )
         .order_by(Coalesce("next_attempt_at", "created").asc(), "pk")

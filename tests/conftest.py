@@ -30,6 +30,14 @@ def _fresh_client_and_cache() -> Iterator[None]:
     set_client(None)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_enqueue_failure_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's first enqueue failure is the first of its burst (delivery.EnqueueFailures)."""
+    from django_flexcharge import delivery
+
+    monkeypatch.setattr(delivery, "enqueue_failures", delivery.EnqueueFailures())
+
+
 @pytest.fixture
 def api() -> str:
     return API

@@ -129,3 +129,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
 }
+
+# The engines phase (bench_engines.py): RQ and the Celery recipe next to the
+# database queue, on the redis-server run.py starts (BENCH_REDIS_URL). Each
+# alias is the configuration docs/engines/ describes; BENCH_ENGINE picks the
+# one this process enqueues on (a worker's engine, for its retries).
+BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "")
+if BENCH_REDIS_URL:
+    from django_flexcharge.contrib.celery_beat import beat_schedule
+
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": BENCH_REDIS_URL + "/0", "DEFAULT_TIMEOUT": 600}}
+    RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
+    TASKS["rq"] = {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}
+    CELERY_BROKER_URL = BENCH_REDIS_URL + "/1"
+    CELERY_TASK_IGNORE_RESULT = True
+    CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+    CELERY_BEAT_SCHEDULE = beat_schedule()
+    TASKS["celery"] = {
+        "BACKEND": "django_flexcharge.contrib.celery.WakeUpBackend",
+        "OPTIONS": {"APP": "benchsite.celery_app.app"},
+    }
+FLEXCHARGE_TASK_BACKEND = {"db": "default", "rq": "rq", "celery": "celery"}[
+    os.environ.get("BENCH_ENGINE", "db")
+]

@@ -10,6 +10,7 @@ itself). Enqueueing a row twice is harmless: only one worker can claim it.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter
 from typing import Any
 
@@ -22,14 +23,20 @@ from ...tasks import deliver_evaluation, deliver_transmission, send_evaluation, 
 from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 
-def pick(model: type[models.Model], limit: int, accounts: list[str] | None = None) -> list[Any]:
+def pick(
+    model: type[models.Model],
+    limit: int,
+    accounts: list[str] | None = None,
+    *,
+    grace: dt.timedelta | None = None,
+) -> list[Any]:
     """Primary keys of up to ``limit`` due rows, oldest first.
 
     On PostgreSQL rows locked by a worker applying an answer are skipped
     rather than waited for, so several cron runs (or hosts) never queue up
     behind each other; the claim in the task stays the real guard.
     """
-    rows = of_accounts(due(model), accounts or [])
+    rows = of_accounts(due(model, grace=grace), accounts or [])
     if not connection.features.has_select_for_update_skip_locked:
         return list(rows.values_list("pk", flat=True)[:limit])
     with transaction.atomic():

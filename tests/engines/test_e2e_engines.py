@@ -1,0 +1,117 @@
+"""The end-to-end suite (tests/e2e) with RQ or Celery workers in place of ``db_worker``.
+
+The same site, emulator and scenarios as tests/e2e, over real HTTP; only the
+task engine differs: the example site's settings plus the engine's settings
+(tests/engines/engine_settings.py, as docs/engines/ describe them), a real
+redis-server, and the engine's own worker command.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import suppress
+
+import pytest
+import requests
+
+from django_flexcharge.emulator import Emulator, EmulatorConfig
+from tests.e2e import test_example_site as scenarios
+from tests.e2e.conftest import _interrupt
+from tests.e2e.stack import (
+    ADMIN,
+    EXAMPLE,
+    EXPIRE_DELAY,
+    HOST,
+    PASSWORD,
+    PLAN,
+    PLAN_PRICE,
+    REPO,
+    Process,
+    Stack,
+    free_port,
+)
+from tests.engines.redis_server import RedisServer
+from tests.engines.workers import worker_command
+
+pytestmark = [pytest.mark.engines, pytest.mark.e2e]
+
+SCENARIOS = [name for name in dir(scenarios) if name.startswith("test_")]
+
+
+def start_worker(stack: Stack, engine: str) -> Process:
+    """The engine's worker, from the example project's directory, with the site's settings."""
+    command = worker_command(engine, 1, stack.workdir, beat=True)
+    log = stack.workdir / f"{engine}-worker.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, *command],
+            cwd=EXAMPLE,
+            env=stack.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    proc = Process(f"{engine} worker", popen, log)
+    stack.processes.append(proc)
+    return proc
+
+
+@pytest.fixture(scope="module", params=["rq", "celery"])
+def engine_stack(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    engine = request.param
+    workdir = tmp_path_factory.mktemp(f"e2e-{engine}")
+    redis = RedisServer(workdir).start()
+    site_port = free_port()
+    emulator = Emulator(
+        EmulatorConfig(
+            webhook_url=f"http://{HOST}:{site_port}/flexcharge/webhook/",
+            rescue_delay=None,
+            expire_delay=EXPIRE_DELAY,
+            webhook_backoff=0.2,
+        )
+    ).start()
+    stack = Stack(workdir, emulator, site_port)
+    stack.env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "tests.engines.site_settings",
+            "PYTHONPATH": f"{REPO}:{EXAMPLE}",
+            "FC_ENGINE": engine,
+            "FC_REDIS_URL": redis.url,
+            "FC_BEAT": "1",
+        }
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.manage("migrate", "--noinput", "-v", "0")
+        stack.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model\n"
+            "from shop.models import Plan\n"
+            f"Plan.objects.create(slug={PLAN!r}, name='Basic', price={PLAN_PRICE})\n"
+            f"get_user_model().objects.create_superuser({ADMIN!r}, 'admin@example.com', "
+            f"{PASSWORD!r})\n",
+        )
+        stack.start("site", "runserver", f"{HOST}:{site_port}", "--noreload")
+        start_worker(stack, engine)
+
+        def site_answers() -> bool:
+            with suppress(requests.ConnectionError):
+                return requests.get(stack.url + "/login/", timeout=2).status_code == 200
+            return False
+
+        stack.wait(site_answers, f"the site at {stack.url}", timeout=30)
+        yield stack
+    finally:
+        stack.stop()
+        emulator.stop()
+        redis.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_the_e2e_scenario_on_the_engine(engine_stack: Stack, scenario: str) -> None:
+    getattr(scenarios, scenario)(engine_stack)
