@@ -9,4 +9,11 @@ class FlexChargeConfig(AppConfig):
     def ready(self) -> None:
         # Registering checks and connecting receivers here (not at import) keeps
         # importing the package free of side effects.
-        from . import checks, engine_checks, receivers, security_checks  # noqa: F401
+        from . import (  # noqa: F401
+            account_checks,
+            accounts,
+            checks,
+            engine_checks,
+            receivers,
+            security_checks,
+        )

@@ -81,10 +81,15 @@ def record_call(
             if isinstance(error, FlexChargeAPIError):
                 trace_id = error.trace_id or trace_id
             name = context.endpoint or endpoint
+            account = next(
+                (row.account for row in (order, transmission, refund) if row is not None),
+                telemetry.ACCOUNT,
+            )
             if attempt > 1:
-                labels = {"flexcharge.endpoint": name, "flexcharge.account": telemetry.ACCOUNT}
+                labels = {"flexcharge.endpoint": name, "flexcharge.account": account}
                 telemetry.retries.add(1, labels)
             _store(
+                account=account,
                 order=order,
                 transmission=transmission,
                 refund=refund,
@@ -104,7 +109,7 @@ def _store(**fields: Any) -> None:
         "order_id": order.order_id if order is not None else "",
         "endpoint": fields["endpoint"],
         "attempt": fields["attempt"],
-        "account": telemetry.ACCOUNT,
+        "account": fields["account"],
         "http_status": fields["http_status"],
         "latency_ms": fields["latency_ms"],
         "trace_id": fields["trace_id"],

@@ -36,7 +36,7 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
     who = (user if getattr(user, "is_authenticated", False) else None) or "code"
     if current.status == Status.PENDING and current.order_session_key:
         with record_call(endpoint="POST orders/{id}/cancel", order=current):
-            get_client().cancel(
+            get_client(current.account).cancel(
                 current.order_session_key, idempotency_key=cancel_idempotency_key(current)
             )
     elif current.status == Status.QUEUED:
@@ -77,7 +77,7 @@ def cancel_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder
 def _external_cancel(order: FlexChargeOrder, *, missing_ok: bool) -> None:
     try:
         with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
-            get_client().external_cancel(
+            get_client(order.account).external_cancel(
                 order.order_id, idempotency_key=cancel_idempotency_key(order)
             )
     except FlexChargeAPIError as err:

@@ -6,6 +6,9 @@ failure to the ``FlexChargeError`` tree; each endpoint is a short method.
 Ids placed in a URL path are percent-encoded as one segment, so a merchant
 order id such as ``INV/2026 #7`` reaches ``orders/INV%2F2026%20%237/...``.
 
+Each FlexCharge account (``FLEXCHARGE_ACCOUNTS``) has its own client, credentials
+and token: ``get_client(alias)``; the cache key carries the alias.
+
 The access token lives 10 minutes. It is kept in Django's cache, so every
 process of a site shares it (each also keeps a copy in memory, so the cache
 is read once per token), and renewed 60 s before ``expires``; when many
@@ -35,12 +38,12 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
 from . import __version__, error_hints, telemetry
-from .conf import conf
+from .accounts import account_conf, check_alias
+from .conf import FlexChargeSettings
 from .exceptions import (
     FlexChargeAPIError,
     FlexChargeAuthError,
@@ -156,7 +159,10 @@ class FlexChargeClient:
         tokenization_key: str | None = None,
         timeout: tuple[float, float] | None = None,
         session: requests.Session | None = None,
+        account: str = "default",
     ) -> None:
+        #: The account alias whose settings fill what is not given here.
+        self.account = account
         self._api_url = api_url
         self._app_key = app_key
         self._app_secret = app_secret
@@ -173,27 +179,32 @@ class FlexChargeClient:
     # --- configuration (lazy, so override_settings works on a shared client) ---
 
     @property
+    def conf(self) -> FlexChargeSettings:
+        return account_conf(self.account)
+
+    @property
     def api_url(self) -> str:
-        url = self._api_url or conf.API_URL
+        url = self._api_url or self.conf.API_URL
         return url if url.endswith("/") else url + "/"
 
     @property
     def timeout(self) -> tuple[float, float]:
-        return self._timeout or conf.TIMEOUT
+        return self._timeout or self.conf.TIMEOUT
 
     @property
     def mid(self) -> str:
-        return self._mid or conf.MID
+        return self._mid or self.conf.MID
 
     def _credentials(self) -> tuple[str, str]:
-        return (self._app_key or conf.APP_KEY, self._app_secret or conf.APP_SECRET)
+        return (self._app_key or self.conf.APP_KEY, self._app_secret or self.conf.APP_SECRET)
 
     def _known_secrets(self, token: Secret[str] | None) -> tuple[str, ...]:
         """What FlexCharge might echo back that must never reach an error: keys and token."""
+        own = self.conf
         values = (
-            self._app_key or getattr(settings, "FLEXCHARGE_APP_KEY", ""),
-            self._app_secret or getattr(settings, "FLEXCHARGE_APP_SECRET", ""),
-            self._tokenization_key or getattr(settings, "FLEXCHARGE_TOKENIZATION_KEY", ""),
+            self._app_key or own._get("FLEXCHARGE_APP_KEY", ""),
+            self._app_secret or own._get("FLEXCHARGE_APP_SECRET", ""),
+            self._tokenization_key or own._get("FLEXCHARGE_TOKENIZATION_KEY", ""),
             reveal(token) or "",
         )
         return tuple(str(value) for value in values if value)
@@ -203,9 +214,10 @@ class FlexChargeClient:
 
     @property
     def _token_cache_key(self) -> str:
-        app_key = self._app_key or conf.APP_KEY
+        app_key = self._app_key or self.conf.APP_KEY
         digest = hashlib.sha256(f"{self.api_url}|{app_key}".encode()).hexdigest()[:24]
-        return f"django_flexcharge:token:{digest}"
+        # The alias keeps two accounts apart even when they share an app key.
+        return f"django_flexcharge:token:{self.account}:{digest}"
 
     # --- the token ---
 
@@ -293,7 +305,7 @@ class FlexChargeClient:
             body = Secret(body)
         for attempt in (1, 2):
             token = Secret(self.get_token()) if auth else None
-            with telemetry.exchange(method, path) as exchange:
+            with telemetry.exchange(method, path, self.account) as exchange:
                 response = self._send(method, path, body=body, params=params, token=token)
                 exchange.answered(response)
             if response.status_code == 401 and auth and attempt == 1:
@@ -489,7 +501,7 @@ class FlexChargeClient:
         )
 
     def _tokenize_params(self) -> Secret[dict[str, str]]:
-        key = self._tokenization_key or conf.TOKENIZATION_KEY
+        key = self._tokenization_key or self.conf.TOKENIZATION_KEY
         refuse_public("FLEXCHARGE_TOKENIZATION_KEY", key, self.api_url)
         return Secret({"mid": self.mid, "environment": key})
 
@@ -539,21 +551,35 @@ class FlexChargeClient:
         return self._request("POST", f"orders/{_segment(order_id)}/external-cancel", body=body)
 
 
-_default_client: FlexChargeClient | None = None
-_default_client_guard = threading.Lock()
+_clients: dict[str, FlexChargeClient] = {}
+#: Set by ``set_client(client)`` without an account: answers for every account (tests).
+_override: FlexChargeClient | None = None
+_clients_guard = threading.Lock()
 
 
-def get_client() -> FlexChargeClient:
-    """The process-wide client (one Session, so connections are reused)."""
-    global _default_client
-    if _default_client is None:
-        with _default_client_guard:
-            if _default_client is None:
-                _default_client = FlexChargeClient()
-    return _default_client
+def get_client(account: str = "default") -> FlexChargeClient:
+    """The process-wide client of ``account`` (one Session each, so connections are reused)."""
+    if _override is not None:
+        return _override
+    client = _clients.get(account)
+    if client is None:
+        check_alias(account)
+        with _clients_guard:
+            client = _clients.setdefault(account, FlexChargeClient(account=account))
+    return client
 
 
-def set_client(client: FlexChargeClient | None) -> None:
-    """Replace the process-wide client (tests: a fake; None: a new real one on next use)."""
-    global _default_client
-    _default_client = client
+def set_client(client: FlexChargeClient | None, *, account: str | None = None) -> None:
+    """Replace the process-wide client (tests: a fake; None: new real ones on next use).
+
+    Without ``account`` the client answers for every account; with it, for that alias only.
+    """
+    global _override
+    with _clients_guard:
+        if account is None:
+            _override = client
+            _clients.clear()
+        elif client is None:
+            _clients.pop(account, None)
+        else:
+            _clients[account] = client

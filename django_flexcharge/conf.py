@@ -56,7 +56,13 @@ def subscriber_key_entries(value: object) -> tuple[list[object], str]:
 
 
 class FlexChargeSettings:
-    """One property per setting; ``conf.FLEXCHARGE_MID`` and ``conf.MID`` both work."""
+    """One property per setting; ``conf.FLEXCHARGE_MID`` and ``conf.MID`` both work.
+
+    ``conf`` is the account ``"default"`` (the flat settings); ``conf.account(alias)``
+    gives the same object for another account of ``FLEXCHARGE_ACCOUNTS`` (see ``accounts``).
+    """
+
+    alias = "default"
 
     def __getattr__(self, name: str) -> Any:
         # Full setting names, as django-cors-headers' conf exposes them.
@@ -66,6 +72,14 @@ class FlexChargeSettings:
 
     def _get(self, name: str, default: Any = None) -> Any:
         return getattr(settings, name, default)
+
+    def account(self, alias: str) -> FlexChargeSettings:
+        """The settings of account ``alias``; an unknown alias raises FlexChargeConfigurationError."""
+        if alias == "default":
+            return conf  # the hot path: no import, no lookup
+        from .accounts import account_conf
+
+        return account_conf(alias)
 
     def _required(self, name: str, *, secret: bool = True) -> str:
         value = self._get(name, "")

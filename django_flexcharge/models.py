@@ -16,11 +16,22 @@ from django.utils.translation import gettext_lazy as _
 
 from .money import format_amount
 
+DEFAULT_ACCOUNT = "default"
+
+
+def account_field(*, db_index: bool = False) -> models.CharField[str, str]:
+    """The FlexCharge account alias a row belongs to (``FLEXCHARGE_ACCOUNTS``; "default")."""
+    return models.CharField(
+        _("FlexCharge account"), max_length=64, default=DEFAULT_ACCOUNT, db_index=db_index
+    )
+
 
 class VaultedCard(models.Model):
     """A card vaulted at FlexCharge by ``/tokenize``: the token and display data only."""
 
-    token = models.CharField(max_length=128, unique=True)
+    #: Unique per account (the unique constraint leads with the account).
+    account = account_field()
+    token = models.CharField(max_length=128)
     last4 = models.CharField(max_length=4)
     bin = models.CharField(max_length=8, blank=True)
     brand = models.CharField(max_length=20, blank=True)
@@ -40,6 +51,11 @@ class VaultedCard(models.Model):
     class Meta:
         verbose_name = _("vaulted card")
         ordering = ["-created"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "token"], name="flexcharge_card_token_per_account"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.brand or 'card'} ****{self.last4} {self.exp_month:02d}/{self.exp_year}"
@@ -62,9 +78,12 @@ class FlexChargeOrder(models.Model):
     #: States FlexCharge holds the order in; the host must not retry it itself.
     UNDER_RESCUE = (Status.QUEUED, Status.PENDING)
 
-    order_id = models.CharField(_("order id"), max_length=100, unique=True)
+    #: FlexCharge scopes ids per merchant: (account, order_id) and (account,
+    #: order_session_key) are unique, not the ids alone.
+    account = account_field()
+    order_id = models.CharField(_("order id"), max_length=100)
     order_session_key = models.CharField(
-        _("FlexCharge order id"), max_length=64, unique=True, null=True, blank=True
+        _("FlexCharge order id"), max_length=64, null=True, blank=True
     )
     status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
     amount = models.PositiveBigIntegerField(help_text=_("minor units (cents)"))
@@ -126,6 +145,12 @@ class FlexChargeOrder(models.Model):
                 name="flexcharge_order_refund_lte_amount",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="flexcharge_order_amount_gt_0"),
+            models.UniqueConstraint(
+                fields=["account", "order_id"], name="flexcharge_order_id_per_account"
+            ),
+            models.UniqueConstraint(
+                fields=["account", "order_session_key"], name="flexcharge_session_key_per_account"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -154,6 +179,7 @@ class Transmission(models.Model):
         SENT = "sent", _("sent")
         FAILED = "failed", _("failed")
 
+    account = account_field()
     order_id = models.CharField(max_length=100)
     transaction_id = models.CharField(max_length=100)
     amount = models.PositiveBigIntegerField()
@@ -181,7 +207,8 @@ class Transmission(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["order_id", "transaction_id"], name="flexcharge_transmit_once"
+                fields=["account", "order_id", "transaction_id"],
+                name="flexcharge_transmit_once_per_account",
             )
         ]
 
@@ -199,6 +226,8 @@ class WebhookEvent(models.Model):
         IGNORED = "ignored", _("ignored")
         FAILED = "failed", _("failed")
 
+    #: The account whose webhook URL (and keys) received the delivery.
+    account = account_field()
     event = models.CharField(max_length=64)
     #: ``OrderId`` of the delivery: FlexCharge's order id (``FlexChargeOrder.order_session_key``).
     order_session_key = models.CharField(_("FlexCharge order id"), max_length=64, blank=True)
@@ -208,7 +237,8 @@ class WebhookEvent(models.Model):
         FlexChargeOrder, null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
     )
     timestamp = models.DateTimeField(_("FlexCharge timestamp"), null=True, blank=True)
-    nonce = models.CharField(max_length=64, unique=True)
+    #: Unique per account (each account's deliveries are signed with its own keys).
+    nonce = models.CharField(max_length=64)
     confirmation_id = models.CharField(max_length=32, blank=True)
     is_resent = models.BooleanField(_("resent"), default=False)
     is_test_mode = models.BooleanField(_("test mode"), null=True)
@@ -229,6 +259,11 @@ class WebhookEvent(models.Model):
             models.Index(fields=["external_order_id"], name="flexcharge_event_external"),
             models.Index(fields=["received_at"], name="flexcharge_event_received"),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "nonce"], name="flexcharge_event_nonce_per_account"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} {self.order_session_key or self.external_order_id} ({self.status})"
@@ -248,6 +283,8 @@ class Refund(models.Model):
     #: Refunds that may or may not have moved money: no other refund of the order meanwhile.
     OPEN = (Outcome.PENDING, Outcome.UNCONFIRMED)
 
+    #: Always the order's account (``refunds`` copies it), kept for filtering.
+    account = account_field(db_index=True)
     order = models.ForeignKey(FlexChargeOrder, on_delete=models.PROTECT, related_name="refunds")
     amount = models.PositiveBigIntegerField(help_text=_("minor units (cents)"))
     currency = models.CharField(max_length=3)
@@ -289,6 +326,8 @@ class CallAttempt(models.Model):
     never a card number, key or token. Pruned by age with the webhook events.
     """
 
+    #: The account the call was made for (its row's).
+    account = account_field(db_index=True)
     order = models.ForeignKey(
         FlexChargeOrder, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
     )

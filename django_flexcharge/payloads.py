@@ -164,6 +164,7 @@ def transmit_body(
     card: Card | VaultedCard | None = None,
     payer: Payer | None = None,
     billing: BillingAddress | None = None,
+    account: str = "default",
 ) -> dict[str, Any]:
     """``/transmit`` for an approved payment. ``idempotencyKey`` is an extra FlexCharge ignores
     (FlexCharge defines none) that lets duplicates be counted; ``isMIT`` is ``payment.is_mit`` (a
@@ -173,7 +174,7 @@ def transmit_body(
     body: dict[str, Any] = {
         "isDeclined": False,
         "idempotencyKey": idempotency_key,
-        "mid": conf.MID,
+        "mid": conf.account(account).MID,
         "orderId": payment.order_id,
         "isMIT": payment.is_mit,
         "transaction": transaction(payment, status="APPROVED"),
@@ -202,21 +203,23 @@ def evaluate_body(
     subscription: Subscription | None = None,
     is_mit: bool = True,
     now: dt.datetime | None = None,
+    account: str = "default",
 ) -> dict[str, Any]:
     """``/evaluate`` for a decline (§6.2). A managed MIT carries ``expiryDateUtc`` =
     ``now`` + ``FLEXCHARGE_MIT_EXPIRY_DAYS``; a customer-initiated evaluate has none."""
     now = now or timezone.now()
+    settings = conf.account(account)
     body: dict[str, Any] = {
         "isDeclined": True,
         "idempotencyKey": idempotency_key,
-        "mid": conf.MID,
-        "siteId": conf.SITE_ID,
+        "mid": settings.MID,
+        "siteId": settings.SITE_ID,
         "orderId": payment.order_id,
         "isMIT": is_mit,
         "isRecurring": subscription is not None,
     }
     if is_mit:
-        body["expiryDateUtc"] = utc_iso(now + dt.timedelta(days=conf.MIT_EXPIRY_DAYS))
+        body["expiryDateUtc"] = utc_iso(now + dt.timedelta(days=settings.MIT_EXPIRY_DAYS))
     body["transaction"] = transaction(payment, status="DECLINED")
     body["payer"] = payer_body(payer)
     body["billingInformation"] = billing_body(billing)

@@ -14,7 +14,11 @@ def transmit_on_approval(sender: Any, payment: Any, **kwargs: Any) -> None:
     from .services import transmit_approved_payment
 
     transmit_approved_payment(
-        payment, card=kwargs.get("card"), payer=kwargs.get("payer"), billing=kwargs.get("billing")
+        payment,
+        card=kwargs.get("card"),
+        payer=kwargs.get("payer"),
+        billing=kwargs.get("billing"),
+        account=kwargs.get("account", "default"),
     )
 
 
@@ -33,4 +37,5 @@ def evaluate_on_decline(sender: Any, payment: Any, **kwargs: Any) -> None:
         billing=billing,
         subscription=kwargs.get("subscription"),
         is_mit=kwargs.get("is_mit", True),
+        account=kwargs.get("account"),
     )

@@ -17,8 +17,12 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 T = TypeVar("T")
 REDACTED = "[redacted]"
+#: Where an echoed number may start and end: not inside a word or an identifier
+#: (a GUID token such as ``d9d41234-5678-...`` holds digit runs that must stay intact).
+_START = r"(?<![0-9A-Za-z])(?<![0-9A-Za-z]-)"
+_END = r"(?![0-9A-Za-z])(?!-[0-9A-Za-z])"
 #: 12-19 digits, optionally grouped by single spaces or dashes (``4000 0027 6000 3184``).
-_CARD_LIKE = re.compile(r"(?<!\d)\d(?:[ -]?\d){11,18}(?!\d)")
+_CARD_LIKE = re.compile(_START + r"\d(?:[ -]?\d){11,18}" + _END)
 #: An access token (a JWT) echoed in an answer, e.g. ``Bearer eyJ...``.
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
@@ -74,7 +78,12 @@ def _card_like(match: re.Match[str]) -> str:
 def _pattern(secret: str) -> re.Pattern[str]:
     if secret.isdigit():
         # A PAN or CVV, also when echoed with separators; not inside a longer number.
-        return re.compile(r"(?<!\d)" + r"[ -]?".join(secret) + r"(?!\d)")
+        grouped = r"[ -]?".join(secret)
+        if len(secret) >= 12:
+            # The PAN we sent: wherever it appears (a GUID cannot hold it by chance).
+            return re.compile(r"(?<!\d)" + grouped + r"(?!\d)")
+        # A CVV: three digits do occur inside identifiers, so only standing alone.
+        return re.compile(_START + grouped + _END)
     return re.compile(re.escape(secret))
 
 

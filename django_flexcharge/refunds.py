@@ -95,7 +95,7 @@ def refund_order(
     refund = _start(order, amount, reason.strip(), user)
     try:
         with record_call(endpoint="POST orders/{id}/refund", order=refund.order, refund=refund):
-            data = get_client().refund(
+            data = get_client(refund.order.account).refund(
                 refund.order.order_session_key or "",
                 refund.amount,
                 refund.currency,
@@ -166,6 +166,7 @@ def _start(order: FlexChargeOrder, amount: int | None, reason: str, user: Any) -
             )
         who = user if getattr(user, "is_authenticated", False) else None
         return Refund.objects.create(
+            account=locked.account,
             order=locked,
             amount=amount,
             currency=locked.currency,

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import payloads
+from .accounts import DEFAULT, check_alias
 from .cancel import cancel_order
 from .client import get_client
 from .conf import conf
@@ -58,15 +59,22 @@ def _require(name: str, value: object, kind: type | tuple[type, ...], what: str)
 
 @sensitive_variables()
 def vault_card(
-    card: Card, *, customer: Any = None, email: str = "", sense_key: str = ""
+    card: Card,
+    *,
+    customer: Any = None,
+    email: str = "",
+    sense_key: str = "",
+    account: str = DEFAULT,
 ) -> VaultedCard:
     """Vault ``card`` with ``/tokenize`` and store the token with display data.
 
     Synchronous: one HTTP request. The PAN and CVV go into that request body
     and nowhere else; the ``VaultedCard`` keeps last4, BIN, brand, expiry and
     holder name. ``customer`` (a user; an anonymous user counts as none) and
-    ``email`` are stored for the host's own lookups.
+    ``email`` are stored for the host's own lookups. ``account`` is the
+    FlexCharge account (alias) that vaults it; the card is usable under it only.
     """
+    check_alias(account)
     _require("card", card, Card, "a django_flexcharge.types.Card")
     _require("email", email, str, "a string")
     _require("sense_key", sense_key, str, "a string")
@@ -80,7 +88,7 @@ def vault_card(
         customer = None
     # The body holds the PAN: it is wrapped at once (a Secret's repr is redacted)
     # and is no local of this frame, so no error report or tracker shows it.
-    data = get_client().tokenize(
+    data = get_client(account).tokenize(
         Secret(payloads.tokenize_body(card, email=email, sense_key=sense_key.strip()))
     )
     method = (data.get("transaction") or {}).get("payment_method") or {}
@@ -93,6 +101,7 @@ def vault_card(
             response={k: data.get(k) for k in ("success", "status", "result", "errors")},
         )
     vaulted, _ = VaultedCard.objects.update_or_create(
+        account=account,
         token=token,
         defaults={
             "last4": card.last4,
@@ -105,7 +114,7 @@ def vault_card(
             "customer": customer,
         },
     )
-    logger.info("Vaulted card ****%s (VaultedCard %s)", card.last4, vaulted.pk)
+    logger.info("Vaulted card ****%s (VaultedCard %s, %s)", card.last4, vaulted.pk, account)
     return vaulted
 
 
@@ -115,25 +124,33 @@ def transmit_approved_payment(
     card: Card | VaultedCard | None = None,
     payer: Payer | None = None,
     billing: BillingAddress | None = None,
+    account: str = DEFAULT,
 ) -> Transmission:
     """Record a copy of an approved payment; ``/transmit`` goes out after commit.
 
-    One row per (order id, transaction id): calling again returns the stored
-    row and sends nothing more. From a ``Card`` only metadata is used.
+    One row per (account, order id, transaction id): calling again returns the
+    stored row and sends nothing more. From a ``Card`` only metadata is used.
     """
+    check_alias(account)
     _require("payment", payment, Payment, "a django_flexcharge.types.Payment")
     if card is not None:
         _require("card", card, (Card, VaultedCard), "a types.Card, a VaultedCard or None")
+        if isinstance(card, VaultedCard):
+            _same_account(card, account)
     if payer is not None:
         _require("payer", payer, Payer, "a django_flexcharge.types.Payer or None")
     if billing is not None:
         _require("billing", billing, BillingAddress, "a types.BillingAddress or None")
-    lookup = {"order_id": payment.order_id, "transaction_id": payment.transaction_id}
+    lookup = {
+        "account": account,
+        "order_id": payment.order_id,
+        "transaction_id": payment.transaction_id,
+    }
     # No SELECT first: the unique (order_id, transaction_id) constraint finds a
     # repeat in the INSERT itself (one query less on every approval).
     key = uuid.uuid4()
     body = payloads.transmit_body(
-        payment, idempotency_key=str(key), card=card, payer=payer, billing=billing
+        payment, idempotency_key=str(key), card=card, payer=payer, billing=billing, account=account
     )
     try:
         return create_with_task(
@@ -155,17 +172,17 @@ def transmit_approved_payment(
         return stored
 
 
-def _check_decline(payment: Payment, now: dt.datetime) -> None:
+def _check_decline(payment: Payment, now: dt.datetime, account: str) -> None:
     # FlexCharge requires these (flexcharge-api.md §6.2); refuse before storing.
     if not payment.response_code:
         raise FlexChargeValidationError("payment.response_code", "is required for /evaluate")
     if not payment.processor:
         raise FlexChargeValidationError("payment.processor", "is required for /evaluate")
-    max_age = dt.timedelta(hours=conf.DECLINE_MAX_AGE)
-    if payment.when < now - max_age:
+    hours = conf.account(account).DECLINE_MAX_AGE
+    if payment.when < now - dt.timedelta(hours=hours):
         raise FlexChargeValidationError(
             "payment.occurred_at",
-            f"the decline is older than FLEXCHARGE_DECLINE_MAX_AGE ({conf.DECLINE_MAX_AGE:g} h); "
+            f"the decline is older than FLEXCHARGE_DECLINE_MAX_AGE ({hours:g} h); "
             "FlexCharge takes same-day declines only",
         )
     if payment.when > now + CLOCK_SKEW:
@@ -176,19 +193,31 @@ def _already_handed_over() -> FlexChargeValidationError:
     return FlexChargeValidationError("payment.order_id", "was already handed to FlexCharge")
 
 
-def _vaulted(card: object, payer: Payer) -> VaultedCard:
+def _same_account(card: VaultedCard, account: str) -> None:
+    # A token is the merchant's: another FlexCharge account cannot charge it.
+    if card.account != account:
+        raise FlexChargeValidationError(
+            "card",
+            f"was vaulted under FlexCharge account {card.account!r}, not {account!r}",
+        )
+
+
+def _vaulted(card: object, payer: Payer, account: str) -> VaultedCard:
     if isinstance(card, VaultedCard):
         if card.pk is None:
             raise FlexChargeValidationError("card", "is a VaultedCard that was never saved")
+        _same_account(card, account)
         return card
     if isinstance(card, str):
-        found = VaultedCard.objects.filter(token=card.strip()).first()
+        found = VaultedCard.objects.filter(account=account, token=card.strip()).first()
         if found is None:
-            raise FlexChargeValidationError("card", "no VaultedCard has that token")
+            raise FlexChargeValidationError(
+                "card", f"no VaultedCard of account {account!r} has that token"
+            )
         return found
     if isinstance(card, Card):
         # The one network call in the caller: pass the VaultedCard from checkout instead.
-        return vault_card(card, email=payer.email)
+        return vault_card(card, email=payer.email, account=account)
     raise FlexChargeValidationError("card", "must be a VaultedCard, a vault token or a types.Card")
 
 
@@ -200,6 +229,7 @@ def evaluate_declined_payment(
     billing: BillingAddress,
     subscription: Subscription | None = None,
     is_mit: bool = True,
+    account: str | None = None,
 ) -> FlexChargeOrder:
     """Record a declined payment as a ``queued`` order; ``/evaluate`` goes out after commit.
 
@@ -207,8 +237,12 @@ def evaluate_declined_payment(
     bad input, a decline older than ``FLEXCHARGE_DECLINE_MAX_AGE`` or in the
     future, an ``order_id`` already handed over. ``card`` is normally the
     ``VaultedCard`` from checkout (or its token); a ``types.Card`` is vaulted
-    first, synchronously.
+    first, synchronously. ``account`` defaults to the ``VaultedCard``'s (else
+    ``"default"``); a card of another account is refused.
     """
+    if account is None:
+        account = card.account if isinstance(card, VaultedCard) else DEFAULT
+    check_alias(account)
     _require("payment", payment, Payment, "a django_flexcharge.types.Payment")
     _require("payer", payer, Payer, "a django_flexcharge.types.Payer")
     _require("billing", billing, BillingAddress, "a django_flexcharge.types.BillingAddress")
@@ -216,15 +250,15 @@ def evaluate_declined_payment(
         _require("subscription", subscription, Subscription, "a types.Subscription or None")
     _require("is_mit", is_mit, bool, "True or False")
     now = timezone.now()
-    _check_decline(payment, now)
+    _check_decline(payment, now, account)
     # A repeated order_id is normally found by the unique constraint in the
     # INSERT (no query before it); a Card would be vaulted first, so look first.
     if (
         isinstance(card, Card)
-        and FlexChargeOrder.objects.filter(order_id=payment.order_id).exists()
+        and FlexChargeOrder.objects.filter(account=account, order_id=payment.order_id).exists()
     ):
         raise _already_handed_over()
-    vaulted = _vaulted(card, payer)
+    vaulted = _vaulted(card, payer, account)
     key = uuid.uuid4()
     body = payloads.evaluate_body(
         payment,
@@ -235,12 +269,14 @@ def evaluate_declined_payment(
         subscription=subscription,
         is_mit=is_mit,
         now=now,
+        account=account,
     )
     try:
         order = create_with_task(
             FlexChargeOrder,
             deliver_evaluation,
             lambda: FlexChargeOrder.objects.create(
+                account=account,
                 order_id=payment.order_id,
                 amount=payment.amount,
                 currency=payment.currency,
@@ -254,20 +290,20 @@ def evaluate_declined_payment(
                 decline_message=payment.response_description[:255],
                 processor=payment.processor[:64],
                 idempotency_key=key,
-                is_test_mode=conf.TEST_MODE,
+                is_test_mode=conf.account(account).TEST_MODE,
                 request_payload=body,
             ),
         )
     except IntegrityError as err:
-        if not FlexChargeOrder.objects.filter(order_id=payment.order_id).exists():
+        if not FlexChargeOrder.objects.filter(account=account, order_id=payment.order_id).exists():
             raise  # another constraint: not a repeat
         raise _already_handed_over() from err
     logger.info("Order %s queued for /evaluate", order.order_id)
     return order
 
 
-def is_under_rescue(order_id: str) -> bool:
+def is_under_rescue(order_id: str, *, account: str = DEFAULT) -> bool:
     """True while FlexCharge holds ``order_id`` (queued or pending): do not retry it yourself."""
     return FlexChargeOrder.objects.filter(
-        order_id=order_id, status__in=FlexChargeOrder.UNDER_RESCUE
+        account=account, order_id=order_id, status__in=FlexChargeOrder.UNDER_RESCUE
     ).exists()

@@ -140,7 +140,7 @@ def _learn_session_key(order: FlexChargeOrder, client: Any) -> FlexChargeOrder |
         locked = lock(order)
         key = locked.order_session_key or ("" if found is None else str(found["id"]).strip()[:64])
         taken = key != locked.order_session_key and (
-            FlexChargeOrder.objects.filter(order_session_key=key).exists()
+            FlexChargeOrder.objects.filter(account=locked.account, order_session_key=key).exists()
         )
         if taken:
             logger.warning("Order %s: FlexCharge id %s belongs to another order", order, key)
@@ -171,7 +171,7 @@ def sync_order(order: FlexChargeOrder, *, user: Any = None) -> FlexChargeOrder:
     ``user``, when a person asked for it, is recorded on the status changes it makes.
     """
     current = FlexChargeOrder.objects.get(pk=order.pk)
-    client = get_client()
+    client = get_client(current.account)
     if not current.order_session_key and may_be_held(current):
         found = _learn_session_key(current, client)
         if found is None:

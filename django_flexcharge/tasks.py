@@ -80,7 +80,7 @@ def sync_refunded_total(order_pk: int) -> str:
 
 def window_end(order: FlexChargeOrder) -> dt.datetime:
     """FlexCharge takes same-day declines only: past this, the order cannot be handed over."""
-    return order.declined_at + dt.timedelta(hours=conf.DECLINE_MAX_AGE)
+    return order.declined_at + dt.timedelta(hours=conf.account(order.account).DECLINE_MAX_AGE)
 
 
 def _retry_after(err: BaseException) -> float | None:
@@ -111,7 +111,7 @@ def send_evaluation(order_pk: int) -> str:
         )
     try:
         with record_call(endpoint="POST evaluate", order=order, attempt=order.attempts):
-            data = get_client().evaluate(order.request_payload)
+            data = get_client(order.account).evaluate(order.request_payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
@@ -265,7 +265,7 @@ def _give_up(order_pk: int, reason: str, *, maybe_sent: bool) -> str:
     if maybe_sent:
         try:
             with record_call(endpoint="POST orders/{id}/external-cancel", order=order):
-                get_client().external_cancel(
+                get_client(order.account).external_cancel(
                     order.order_id, idempotency_key=cancel_idempotency_key(order)
                 )
         except FlexChargeError as err:
@@ -312,7 +312,7 @@ def send_transmission(transmission_pk: int) -> str:
         return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")
     try:
         with record_call(endpoint="POST transmit", transmission=row, attempt=row.attempts):
-            data = get_client().transmit(row.payload)
+            data = get_client(row.account).transmit(row.payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /transmit %s", row)

@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from . import __version__
 
-#: Until accounts exist every call is made for this one.
+#: The account label when a caller names none (the flat settings' account).
 ACCOUNT = "default"
 #: Cache key of the token endpoint's last answer (read by ``health``).
 AUTH_ANSWER_CACHE_KEY = "django_flexcharge:health:token_answer"
@@ -112,7 +112,7 @@ class Exchange:
 
 
 @contextmanager
-def exchange(method: str, path: str) -> Iterator[Exchange]:
+def exchange(method: str, path: str, account: str = ACCOUNT) -> Iterator[Exchange]:
     """Span and metrics around one HTTP exchange; reports status to the open ``CallContext``."""
     endpoint = endpoint_name(method, path)
     context = _current.get()
@@ -120,7 +120,7 @@ def exchange(method: str, path: str) -> Iterator[Exchange]:
     attributes: dict[str, Any] = {
         "flexcharge.endpoint": endpoint,
         "flexcharge.attempt": attempt,
-        "flexcharge.account": ACCOUNT,
+        "flexcharge.account": account,
         "http.request.method": method.upper(),
     }
     answer = Exchange(attributes=attributes)
@@ -145,7 +145,7 @@ def exchange(method: str, path: str) -> Iterator[Exchange]:
                 span.set_attribute(
                     "error.type", type(error).__name__ if error is not None else outcome
                 )
-            labels = {"flexcharge.endpoint": endpoint, "flexcharge.account": ACCOUNT}
+            labels = {"flexcharge.endpoint": endpoint, "flexcharge.account": account}
             calls.add(1, {**labels, "http.response.status_code": outcome})
             latency.record(elapsed, labels)
             if context is not None and endpoint != "POST oauth2/token":
@@ -178,11 +178,11 @@ def last_token_answer() -> dict[str, Any] | None:
 
 
 @contextmanager
-def webhook_span() -> Iterator[dict[str, Any]]:
+def webhook_span(account: str = ACCOUNT) -> Iterator[dict[str, Any]]:
     """A server span around one delivery; the caller fills ``verdict`` (and ``event``)."""
     result: dict[str, Any] = {"verdict": "failed", "event": ""}
     with tracer.start_as_current_span(
-        "FlexCharge webhook", kind=SpanKind.SERVER, attributes={"flexcharge.account": ACCOUNT}
+        "FlexCharge webhook", kind=SpanKind.SERVER, attributes={"flexcharge.account": account}
     ) as span:
         try:
             yield result
@@ -193,11 +193,11 @@ def webhook_span() -> Iterator[dict[str, Any]]:
                 span.set_attribute("flexcharge.webhook.event", str(result["event"]))
             if verdict in ("refused", "failed"):
                 span.set_status(StatusCode.ERROR)
-            webhooks.add(1, {"flexcharge.webhook.verdict": verdict, "flexcharge.account": ACCOUNT})
+            webhooks.add(1, {"flexcharge.webhook.verdict": verdict, "flexcharge.account": account})
 
 
-def record_recovered(amount: int, currency: str) -> None:
-    recovered.add(amount, {"currency": currency, "flexcharge.account": ACCOUNT})
+def record_recovered(amount: int, currency: str, account: str = ACCOUNT) -> None:
+    recovered.add(amount, {"currency": currency, "flexcharge.account": account})
 
 
 def record_queue_age(seconds: float, kind: str) -> None:

@@ -87,9 +87,10 @@ def signed_webhook(
     nonce: str | None = None,
     date: dt.datetime | str | None = None,
     confirmation_id: str | None = None,
+    account: str = "default",
 ) -> tuple[bytes, dict[str, str]]:
     """``(body, headers)`` of a delivery signed for ``host`` with ``key`` (default: the
-    first configured subscriber key). ``date`` is ``x-fc-date`` (default now); ``nonce``
+    first subscriber key of ``account``). ``date`` is ``x-fc-date`` (default now); ``nonce``
     defaults to a fresh random one. Headers use FlexCharge's names (``x-fc-nonce`` ...)."""
     body = webhook_body(
         event,
@@ -102,7 +103,7 @@ def signed_webhook(
         confirmation_id=confirmation_id,
     )
     if key is None:
-        keys = conf.WEBHOOK_SUBSCRIBER_KEYS
+        keys = conf.account(account).WEBHOOK_SUBSCRIBER_KEYS
         if not keys:
             raise FlexChargeConfigurationError(
                 "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set: pass key= or configure one.",
@@ -128,18 +129,28 @@ def post_webhook(
     url: str | None = None,
     content_type: str = "text/plain; charset=utf-8",
     host: str = "testserver",
+    account: str = "default",
     **signing: Any,
 ) -> Any:
     """Sign and POST a delivery with Django's test ``client``; returns the response.
 
-    ``url`` defaults to ``reverse("django_flexcharge:webhook")``; the request's
-    ``Host`` is the signed ``host``. Other keywords go to ``signed_webhook``.
+    ``url`` defaults to ``account``'s webhook URL (``reverse("django_flexcharge:webhook")``
+    for the default account); the request's ``Host`` is the signed ``host``, the key
+    the account's first. Other keywords go to ``signed_webhook``.
     """
     body, headers = signed_webhook(
-        event, order_id=order_id, external_order_id=external_order_id, host=host, **signing
+        event,
+        order_id=order_id,
+        external_order_id=external_order_id,
+        host=host,
+        account=account,
+        **signing,
     )
+    if url is None:
+        kwargs = {} if account == "default" else {"account": account}
+        url = reverse("django_flexcharge:webhook", kwargs=kwargs)
     return client.post(
-        url or reverse("django_flexcharge:webhook"),
+        url,
         data=body,
         content_type=content_type,
         HTTP_HOST=host,

@@ -110,7 +110,7 @@ def transition(
     )
     if new_status == Status.APPROVED:
         amount, currency = order.amount, order.currency
-        transaction.on_commit(partial(telemetry.record_recovered, amount, currency))
+        transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))
     transaction.on_commit(partial(send_status_signals, order, previous, event))
     return True
 

@@ -8,4 +8,6 @@ app_name = "django_flexcharge"
 urlpatterns = [
     path("webhook/", WebhookView.as_view(), name="webhook"),
     path("health/", health_view, name="health"),
+    # One URL per FlexCharge account: each verifies with that account's keys only.
+    path("webhook/<str:account>/", WebhookView.as_view(), name="webhook"),
 ]

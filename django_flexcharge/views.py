@@ -26,8 +26,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import health, telemetry, webhooks
+from .accounts import DEFAULT
 from .conf import conf
-from .exceptions import FlexChargeWebhookError
+from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
 
 logger = logging.getLogger("django_flexcharge.webhooks")
 
@@ -63,7 +64,7 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 
 
 class WebhookView(APIView):
-    """``POST /flexcharge/webhook/``: answers per CONTRACT §7; see docs/webhooks.md."""
+    """``POST /flexcharge/webhook/[<account>/]``: answers per CONTRACT §7; see docs/webhooks.md."""
 
     authentication_classes = []
     permission_classes = [AllowAny]
@@ -79,7 +80,13 @@ class WebhookView(APIView):
         view = super().as_view(**initkwargs)
         return login_not_required(transaction.non_atomic_requests(view))
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request, account: str = DEFAULT) -> Response:
+        try:
+            settings = conf.account(account)
+        except FlexChargeConfigurationError:
+            # Not one of ours: nothing to verify against, and nothing a retry could fix.
+            logger.warning("webhook for unknown FlexCharge account %r refused", account)
+            return _refused("unknown account", 404)
         limit = conf.WEBHOOK_MAX_BODY
         try:
             declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -96,10 +103,10 @@ class WebhookView(APIView):
         body = data if isinstance(data, bytes) else b""
         # Behind a proxy the Host we see is not the one FlexCharge signed. Either way
         # verify_signature also accepts a signature for this host without its port.
-        host = conf.WEBHOOK_HOST or request.get_host()
-        with telemetry.webhook_span() as span:
+        host = settings.WEBHOOK_HOST or request.get_host()
+        with telemetry.webhook_span(account) as span:
             try:
-                event = webhooks.receive(body, request.headers, host)
+                event = webhooks.receive(body, request.headers, host, account=account)
             except FlexChargeWebhookError as err:
                 # A 401 is someone (or a clock) failing the signature checks: worth a warning.
                 level = logging.WARNING if err.status_code == 401 else logging.INFO

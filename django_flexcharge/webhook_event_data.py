@@ -80,18 +80,19 @@ def parse_payload(body: bytes | str) -> Payload:
     )
 
 
-def check_test_mode(payload: Payload) -> None:
-    """Refuse a sandbox event on a live site and the reverse (``FLEXCHARGE_TEST_MODE``).
+def check_test_mode(payload: Payload, account: str = "default") -> None:
+    """Refuse a sandbox event on a live site and the reverse (the account's ``TEST_MODE``).
 
     A live site also refuses an event that does not say (no ``IsTestMode``):
     FlexCharge's sample always sends it, and real money must not move on a
     delivery that may come from the sandbox. A test-mode site accepts it.
     """
-    if payload.is_test_mode is None and not conf.TEST_MODE:
+    test_mode = conf.account(account).TEST_MODE
+    if payload.is_test_mode is None and not test_mode:
         raise PayloadError(
             "IsTestMode is missing; a live site (FLEXCHARGE_TEST_MODE False) needs it"
         )
-    if payload.is_test_mode is not None and payload.is_test_mode != conf.TEST_MODE:
+    if payload.is_test_mode is not None and payload.is_test_mode != test_mode:
         if payload.is_test_mode:
             raise PayloadError("test-mode event on a live site (FLEXCHARGE_TEST_MODE is False)")
         raise PayloadError("live event on a test-mode site (FLEXCHARGE_TEST_MODE is True)")

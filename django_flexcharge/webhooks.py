@@ -36,6 +36,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import signing
+from .accounts import DEFAULT
 from .conf import conf
 from .delivery import enqueue_on_commit
 from .exceptions import FlexChargeConfigurationError, FlexChargeWebhookError
@@ -86,37 +87,41 @@ MAX_NONCE = 64
 DEFAULT_TOLERANCE = 300
 
 
-def receive(body: bytes, headers: Mapping[str, str], host: str) -> WebhookEvent:
-    """Verify, store and apply one delivery; the stored event, or FlexChargeWebhookError.
+def receive(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> WebhookEvent:
+    """Verify, store and apply one delivery to ``account``; the stored event, or FlexChargeWebhookError.
 
+    Only ``account``'s subscriber keys verify it and only its orders are looked at:
+    a delivery signed for another account is a 401, and changes nothing.
     A redelivery of a stored event comes back with ``redelivered`` set
     ("duplicate": nothing done; "reapplied"); see ``redeliver``.
     """
     if len(body) > conf.WEBHOOK_MAX_BODY:
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
     lowered = _lowered(headers)
-    nonce = verify_signature(body, lowered, host)
-    stored = _stored(nonce)
+    nonce = verify_signature(body, lowered, host, account=account)
+    stored = _stored(nonce, account)
     if stored is not None:
         return redeliver(stored, body)
-    check_date(lowered)
+    check_date(lowered, account=account)
     payload: Payload | None = None
     try:
         payload = parse_payload(body)
-        check_test_mode(payload)
+        check_test_mode(payload, account)
     except PayloadError as err:
         # Stored (failed, with the reason) so the merchant can see what FlexCharge sent.
         try:
-            event = store_event(nonce, body, payload, str(err))
+            event = store_event(nonce, body, payload, str(err), account=account)
         except NonceTaken:
-            return redeliver(WebhookEvent.objects.get(nonce=nonce), body)
+            return redeliver(WebhookEvent.objects.get(account=account, nonce=nonce), body)
         logger.warning("webhook #%s rejected: %s", event.pk, err)
         raise FlexChargeWebhookError(str(err), 400) from err
     try:
-        event = store_event(nonce, body, payload, "")
+        event = store_event(nonce, body, payload, "", account=account)
     except NonceTaken:
         # The same delivery arriving twice at once: the other request stored it.
-        return redeliver(WebhookEvent.objects.get(nonce=nonce), body)
+        return redeliver(WebhookEvent.objects.get(account=account, nonce=nonce), body)
     return _apply(event, payload, fresh=True)
 
 
@@ -138,7 +143,7 @@ def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
         return stored
     try:
         payload = parse_payload(body)
-        check_test_mode(payload)
+        check_test_mode(payload, stored.account)
     except PayloadError as err:
         _finish(stored, Stored.FAILED, str(err))
         logger.warning("webhook #%s redelivered, still rejected: %s", stored.pk, err)
@@ -149,19 +154,21 @@ def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
     return event
 
 
-def _stored(nonce: str) -> WebhookEvent | None:
-    return WebhookEvent.objects.filter(nonce=nonce).first()
+def _stored(nonce: str, account: str) -> WebhookEvent | None:
+    return WebhookEvent.objects.filter(account=account, nonce=nonce).first()
 
 
 def _lowered(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(name).lower(): str(value) for name, value in headers.items()}
 
 
-def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
-    """Check signature and date of a delivery; its nonce, or FlexChargeWebhookError(401)."""
+def verify_delivery(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> str:
+    """Check signature (``account``'s keys) and date of a delivery; its nonce, or a 401."""
     lowered = _lowered(headers)
-    nonce = verify_signature(body, lowered, host)
-    check_date(lowered)
+    nonce = verify_signature(body, lowered, host, account=account)
+    check_date(lowered, account=account)
     return nonce
 
 
@@ -169,14 +176,18 @@ def verify_delivery(body: bytes, headers: Mapping[str, str], host: str) -> str:
 SIGNATURE_HEADERS = ("x-fc-nonce", "x-fc-date", "x-fc-authorization")
 
 
-def verify_signature(body: bytes, headers: Mapping[str, str], host: str) -> str:
-    """The delivery's nonce once its signature verifies; FlexChargeWebhookError(401) naming
-    the check that failed otherwise. ``headers`` has lower-case names. Never names a key."""
-    keys = conf.WEBHOOK_SUBSCRIBER_KEYS
+def verify_signature(
+    body: bytes, headers: Mapping[str, str], host: str, *, account: str = DEFAULT
+) -> str:
+    """The delivery's nonce once its signature verifies with one of ``account``'s keys;
+    FlexChargeWebhookError(401) naming the check that failed otherwise. ``headers`` has
+    lower-case names. Never names a key."""
+    keys = conf.account(account).WEBHOOK_SUBSCRIBER_KEYS
     if not keys:
         # Our misconfiguration, not the sender's: surfaces as a 500 so FlexCharge retries.
+        where = "" if account == DEFAULT else f" for FlexCharge account {account!r}"
         raise FlexChargeConfigurationError(
-            "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set.",
+            f"FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS is not set{where}.",
             setting="FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS",
         )
     missing = [name for name in SIGNATURE_HEADERS if not headers.get(name, "").strip()]
@@ -198,7 +209,7 @@ def verify_signature(body: bytes, headers: Mapping[str, str], host: str) -> str:
     return nonce
 
 
-def check_date(headers: Mapping[str, str]) -> None:
+def check_date(headers: Mapping[str, str], *, account: str = DEFAULT) -> None:
     """Refuse (401) an ``x-fc-date`` that is unreadable, or outside the tolerance."""
     try:
         sent = parsedate_to_datetime(headers.get("x-fc-date", ""))
@@ -206,7 +217,7 @@ def check_date(headers: Mapping[str, str]) -> None:
         raise FlexChargeWebhookError("x-fc-date is not an RFC 1123 date", 401) from err
     if sent.tzinfo is None:
         sent = sent.replace(tzinfo=UTC)
-    tolerance = conf.WEBHOOK_TOLERANCE
+    tolerance = conf.account(account).WEBHOOK_TOLERANCE
     if tolerance > 0:
         # 0 turns the window off (FlexCharge documents none, §19.2); nonces stay unique.
         skew = (timezone.now() - sent).total_seconds()
@@ -256,9 +267,16 @@ def stored_text(body: bytes) -> str:
     return body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
-def store_event(nonce: str, body: bytes, payload: Payload | None, error: str) -> WebhookEvent:
+def store_event(
+    nonce: str, body: bytes, payload: Payload | None, error: str, *, account: str = DEFAULT
+) -> WebhookEvent:
     """Write the delivery row on its own; a nonce stored already raises ``NonceTaken`` (401)."""
-    values: dict[str, Any] = {"nonce": nonce, "body": stored_text(body), "error": error}
+    values: dict[str, Any] = {
+        "account": account,
+        "nonce": nonce,
+        "body": stored_text(body),
+        "error": error,
+    }
     if payload is not None:
         values.update(
             event=payload.event,
@@ -288,7 +306,7 @@ def _apply(event: WebhookEvent, payload: Payload, *, fresh: bool) -> WebhookEven
     target = EVENT_STATUS.get(payload.event)
     if target is None:
         # Linked to its order when there is one (a chargeback is worth seeing in the admin).
-        event.order = _find_order(payload, lock=False)
+        event.order = _find_order(payload, event.account, lock=False)
         return _finish(event, Stored.IGNORED, f"{payload.event} is not an event the app acts on")
     result: WebhookEvent | None = None
     try:
@@ -328,7 +346,7 @@ def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:
     event.save(update_fields=["reapplied_by", "reapplied_at"])
     try:
         payload = parse_payload(event.body)
-        check_test_mode(payload)
+        check_test_mode(payload, event.account)
     except PayloadError as err:
         return _finish(event, Stored.FAILED, str(err))
     try:
@@ -341,7 +359,7 @@ def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:
 def _apply_locked(
     event: WebhookEvent, payload: Payload, target: str, *, fresh: bool
 ) -> WebhookEvent:
-    order = _find_order(payload, lock=True)
+    order = _find_order(payload, event.account, lock=True)
     # The usual first delivery takes a short cut (two queries fewer): an event
     # this request just stored, whose transition the order allows, cannot have
     # been applied before. The state machine has no cycles, so an order that
@@ -380,8 +398,8 @@ def _refusal(
     earlier = _applied_before(event, order, payload) if careful else None
     if earlier:
         return Stored.DUPLICATE, f"already applied by event #{earlier}"
-    stamp = trusted_timestamp(payload.timestamp)
-    last = trusted_timestamp(order.last_event_at)
+    stamp = trusted_timestamp(payload.timestamp, order.account)
+    last = trusted_timestamp(order.last_event_at, order.account)
     if stamp and last and stamp < last:
         return Stored.IGNORED, "older than the last event applied to the order"
     if payload.event == "order.refunded" and never_sent(order):
@@ -402,9 +420,9 @@ def _request_change(
         total, single = refund_amounts(payload.event_data, order.currency)
         refunded, known = (total, True) if total is not None else (single or 0, False)
     previous = order.status
-    last = trusted_timestamp(order.last_event_at)
+    last = trusted_timestamp(order.last_event_at, order.account)
     values = {
-        "last_event_at": trusted_timestamp(payload.timestamp) or last,
+        "last_event_at": trusted_timestamp(payload.timestamp, order.account) or last,
         "confirmation_id": payload.confirmation_id or order.confirmation_id,
     }
     change = change_order(
@@ -436,7 +454,7 @@ def _request_change(
     return _finish(event, Stored.APPLIED)
 
 
-def trusted_timestamp(value: dt.datetime | None) -> dt.datetime | None:
+def trusted_timestamp(value: dt.datetime | None, account: str = DEFAULT) -> dt.datetime | None:
     """``value`` unless it is further ahead of our clock than the date tolerance allows.
 
     FlexCharge's ``TimeStamp`` orders the events of an order. One far in the
@@ -446,17 +464,17 @@ def trusted_timestamp(value: dt.datetime | None) -> dt.datetime | None:
     """
     if value is None:
         return None
-    ahead = conf.WEBHOOK_TOLERANCE or DEFAULT_TOLERANCE
+    ahead = conf.account(account).WEBHOOK_TOLERANCE or DEFAULT_TOLERANCE
     if value > timezone.now() + dt.timedelta(seconds=ahead):
         logger.warning("webhook TimeStamp %s is in the future: not used to order events", value)
         return None
     return value
 
 
-def _find_order(payload: Payload, *, lock: bool) -> FlexChargeOrder | None:
-    """By FlexCharge's id first (always ours once known), then by the host's id."""
-    # Both keys are unique: get() needs no ORDER BY.
-    orders = rows(lock=lock, lean=True)
+def _find_order(payload: Payload, account: str, *, lock: bool) -> FlexChargeOrder | None:
+    """By FlexCharge's id first (always ours once known), then by the host's id; in ``account`` only."""
+    # Both keys are unique per account: get() needs no ORDER BY.
+    orders = rows(lock=lock, lean=True).filter(account=account)
     for field, value in (
         ("order_session_key", payload.order_id),
         ("order_id", payload.external_order_id),

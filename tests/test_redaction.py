@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -283,3 +284,22 @@ def test_a_network_error_carries_no_chain_with_the_bearer_or_the_body(error):
             exc = err
     assert leaks(frame_locals(exc)) == []
     assert len(list(chain(exc))) == 1
+
+
+def test_identifiers_holding_digit_runs_are_never_redacted() -> None:
+    """A vault token (a GUID) is stored as FlexCharge sent it: never cut by the PAN/CVV scrub."""
+    from django_flexcharge.redaction import luhn_ok, redact
+
+    crafted = ["d9d99901-2345-6789-0123-4567abcdef99"]  # the CVV between letters
+    for n in range(10**7, 10**7 + 200):  # digit runs across the dashes that pass Luhn
+        digits = f"{n}1234"[:12] + "5678"
+        if luhn_ok(digits):
+            crafted.append(f"a{digits[:8]}-{digits[8:12]}-{digits[12:]}-beef-0123456789ab")
+    tokens = crafted + [str(uuid.uuid4()) for _ in range(2000)]
+    for token in tokens:
+        body = {"transaction": {"payment_method": {"token": token}}}
+        assert redact(body, ("4000002760003184", "999")) == body, token
+    assert len(crafted) > 5
+    assert redact({"m": "card 4000-0027-6000-3184, cvv 999"}, ("999",)) == {
+        "m": "card [redacted], cvv [redacted]"
+    }

@@ -128,3 +128,22 @@ def test_sense_key_field_escapes_a_posted_value() -> None:
     html = render("{% flexcharge_sense_key_field value=v id='k2' %}", v='"><b>')
     assert 'value="&quot;&gt;&lt;b&gt;"' in html
     assert 'id="k2"' in html
+
+
+@override_settings(
+    FLEXCHARGE_ACCOUNTS={"brand-b": {"MID": "b-mid", "SITE_ID": "b-site", "SENSEJS_INVOKE": "x"}}
+)
+def test_account_uses_that_accounts_mid_and_site_id() -> None:
+    body = scripts(render("{% flexcharge_sensejs order_id='INV-1' account='brand-b' %}"))[-1]
+    assert '"b-mid","b-site")' in body
+    assert FLEXCHARGE_MID not in body
+    assert 'window.fc("x","INV-1",' in body
+    default = scripts(render("{% flexcharge_sensejs %}"))[-1]
+    assert f'"{FLEXCHARGE_MID}","{FLEXCHARGE_SITE_ID}")' in default
+
+
+def test_unknown_account_is_named() -> None:
+    from django_flexcharge.exceptions import FlexChargeConfigurationError
+
+    with pytest.raises(FlexChargeConfigurationError, match="'nope'"):
+        render("{% flexcharge_sensejs account='nope' %}")

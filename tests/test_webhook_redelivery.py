@@ -364,7 +364,7 @@ def test_the_same_delivery_stored_by_a_racing_request_is_a_duplicate(monkeypatch
     order = make_order()
     body, headers = signed_webhook("order.completed", **IDS)
     first = webhooks.receive(body, headers, "testserver")
-    monkeypatch.setattr(webhooks, "_stored", lambda nonce: None)
+    monkeypatch.setattr(webhooks, "_stored", lambda nonce, account: None)
 
     again = webhooks.receive(body, headers, "testserver")
 
@@ -379,7 +379,7 @@ def test_a_racing_copy_of_a_refused_body_is_refused_400_too(monkeypatch):
     headers = sign_headers(OFFICIAL["key"], "testserver", body)
     with pytest.raises(FlexChargeWebhookError):
         webhooks.receive(body, headers, "testserver")
-    monkeypatch.setattr(webhooks, "_stored", lambda nonce: None)
+    monkeypatch.setattr(webhooks, "_stored", lambda nonce, account: None)
 
     with pytest.raises(FlexChargeWebhookError) as caught:
         webhooks.receive(body, headers, "testserver")

@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from .. import webhooks
+from ..accounts import several_accounts
 from ..exceptions import FlexChargeError
 from ..models import FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
 from ..money import format_amount
@@ -44,6 +45,21 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only
         # (created, idempotency_key) that a model form would leave out.
         fields = [field.name for field in self.opts.fields if not field.primary_key]
         return list(dict.fromkeys([*fields, *super().get_readonly_fields(request, obj)]))
+
+    # With several FlexCharge accounts every list gets an account column and filter
+    # (added here, not in each list_display, so a one-account site sees no change).
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        shown = list(super().get_list_display(request))
+        if several_accounts() and "account" not in shown:
+            shown.insert(1, "account")
+        return shown
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        if several_accounts() and "account" not in filters:
+            filters.insert(0, "account")
+        return filters
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

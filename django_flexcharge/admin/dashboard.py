@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from django.db.models.functions import TruncDate
 from django.template.response import TemplateResponse
 from django.utils.formats import date_format
 
+from ..accounts import aliases, several_accounts
 from ..models import FlexChargeOrder
 from . import charts, recovery
 from .display import money_text
@@ -83,8 +84,9 @@ def daily_series(
 ) -> list[Day]:
     """Submitted (orders created) and approved (rescued, by approval date) per local day."""
     period = period or Period.last_days(days, today)
-    submitted = _per_day("created", period.start, period.end)
-    approved = _per_day("resolved_at", period.start, period.end, status__in=RESCUED)
+    mine = {"account": period.account} if period.account else {}
+    submitted = _per_day("created", period.start, period.end, **mine)
+    approved = _per_day("resolved_at", period.start, period.end, status__in=RESCUED, **mine)
     return [Day(d, submitted.get(d, 0), approved.get(d, 0)) for d in period.dates()]
 
 
@@ -139,6 +141,27 @@ BREAKDOWN_TITLES = {
 }
 
 
+def _accounts(period: Period) -> list[dict[str, Any]]:
+    """The account switch: every account's figures, or one account's (none with one account)."""
+    if not several_accounts():
+        return []
+    return [
+        {
+            "alias": alias,
+            "query": replace(period, account=alias).query(),
+            "current": alias == period.account,
+        }
+        for alias in ["", *aliases()]
+    ]
+
+
+def _breakdown_titles(period: Period) -> dict[str, str]:
+    # Per account only where there are several, and only when showing them all.
+    if several_accounts() and not period.account:
+        return {**BREAKDOWN_TITLES, "account": "By account"}
+    return BREAKDOWN_TITLES
+
+
 def context(period: Period) -> dict[str, Any]:
     """Every figure of the page for ``period`` (ten aggregate queries)."""
     counts = status_counts(period)
@@ -160,7 +183,10 @@ def context(period: Period) -> dict[str, Any]:
         "finished": sum(counts[s] for s in FINISHED),
         "rate": rescue_rate(counts),
         "totals": _money(recovery.totals(period), "recovered", "refunded", "net"),
-        "under_rescue": _money(recovery.under_rescue(), "held", "ends_24h", "ends_7d"),
+        "under_rescue": _money(
+            recovery.under_rescue(account=period.account), "held", "ends_24h", "ends_7d"
+        ),
+        "accounts": _accounts(period),
         "money_charts": [
             {
                 "chart": charts.money_chart(currency, days),
@@ -173,7 +199,7 @@ def context(period: Period) -> dict[str, Any]:
         ],
         "breakdowns": [
             {"name": name, "title": title, "rows": _breakdown_rows(period, name)}
-            for name, title in BREAKDOWN_TITLES.items()
+            for name, title in _breakdown_titles(period).items()
         ],
         "median": median,
         "median_text": _duration(median),

@@ -42,6 +42,7 @@ COLUMNS = [
     "handed_over_at",
     "resolved_at",
     "expiry_date",
+    "account",
 ]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -72,6 +73,7 @@ def _rows(orders: Any) -> Iterator[list[str]]:
         "created",
         "resolved_at",
         "expiry_date",
+        "account",
     )
     for row in orders.order_by("created", "pk").values_list(*fields).iterator(chunk_size=2000):
         values = dict(zip(fields, row, strict=True))

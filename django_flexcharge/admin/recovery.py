@@ -17,16 +17,19 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from django.db import connections, router
 from django.db.models import Aggregate, Count, ExpressionWrapper, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from ..accounts import check_alias
 from ..conf import conf
+from ..exceptions import FlexChargeConfigurationError
 from ..models import FlexChargeOrder
 
 Status = FlexChargeOrder.Status
@@ -37,7 +40,12 @@ RESCUED = frozenset({Status.APPROVED, Status.PARTIALLY_REFUNDED, Status.REFUNDED
 FINISHED = RESCUED | {Status.DECLINED, Status.EXPIRED, Status.CANCELLED, Status.FAILED}
 PRESETS = (7, 30, 90)
 #: The breakdowns of rate and money: URL name -> order field.
-BREAKDOWNS = {"decline_code": "decline_code", "processor": "processor", "brand": "card__brand"}
+BREAKDOWNS = {
+    "decline_code": "decline_code",
+    "processor": "processor",
+    "brand": "card__brand",
+    "account": "account",
+}
 MAX_DAYS = 366
 
 
@@ -45,6 +53,8 @@ MAX_DAYS = 366
 class Period:
     first: dt.date
     last: dt.date
+    #: One FlexCharge account's orders; "" for every account's.
+    account: str = ""
 
     @property
     def days(self) -> int:
@@ -67,17 +77,31 @@ class Period:
     def query(self) -> str:
         """The query string that selects this period again (for links and exports)."""
         if self.last == timezone.localdate() and self.days in PRESETS:
-            return f"period={self.days}"
-        return f"from={self.first.isoformat()}&to={self.last.isoformat()}"
+            dates = f"period={self.days}"
+        else:
+            dates = f"from={self.first.isoformat()}&to={self.last.isoformat()}"
+        return dates + (f"&account={quote(self.account, safe='')}" if self.account else "")
 
     @classmethod
-    def last_days(cls, days: int, today: dt.date | None = None) -> Period:
+    def last_days(cls, days: int, today: dt.date | None = None, account: str = "") -> Period:
         today = today or timezone.localdate()
-        return cls(today - dt.timedelta(days=days - 1), today)
+        return cls(today - dt.timedelta(days=days - 1), today, account)
 
     @classmethod
     def from_query(cls, params: Any) -> tuple[Period, str]:
-        """The period a request asks for, and an error to show when it asked for a bad one."""
+        """The period (and account) a request asks for, and an error to show when it asked for a bad one."""
+        period, error = cls._dates_from_query(params)
+        account = str(params.get("account") or "")
+        if account:
+            try:
+                check_alias(account)
+            except FlexChargeConfigurationError:
+                unknown = f"there is no FlexCharge account {account!r}; showing all accounts."
+                return period, f"{error} {unknown}".strip()
+        return replace(period, account=account), error
+
+    @classmethod
+    def _dates_from_query(cls, params: Any) -> tuple[Period, str]:
         start, end = params.get("from"), params.get("to")
         if start or end:
             try:
@@ -118,6 +142,8 @@ def orders_for(
 ) -> QuerySet[FlexChargeOrder]:
     """The orders a figure counts; ``key`` narrows it to one value, status or window ("" = blank)."""
     orders = FlexChargeOrder.objects.order_by()
+    if period.account:
+        orders = orders.filter(account=period.account)
     in_period_rescued = orders.filter(
         status__in=RESCUED, resolved_at__gte=period.start, resolved_at__lt=period.end
     )
@@ -184,12 +210,12 @@ def totals(period: Period) -> list[dict[str, Any]]:
     return [{**row, "net": row["recovered"] - row["refunded"]} for row in rows]
 
 
-def under_rescue(now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def under_rescue(now: dt.datetime | None = None, account: str = "") -> list[dict[str, Any]]:
     """Per currency: orders FlexCharge holds now, their money, and what of it ends in 24 h and 7 days."""
     now = now or timezone.now()
     soon, week = now + dt.timedelta(hours=24), now + dt.timedelta(days=7)
     rows = (
-        orders_for("under_rescue", Period.last_days(1), now=now)
+        orders_for("under_rescue", Period.last_days(1, account=account), now=now)
         .alias(window_end=window_end())
         .values("currency")
         .annotate(

@@ -2,13 +2,15 @@
 
 ``Emulator(EmulatorConfig(...)).start()`` serves the FlexCharge API on
 127.0.0.1 from a background thread; ``python -m django_flexcharge.emulator``
-and ``manage.py flexcharge_emulator`` run it as a process of its own. It
+and ``manage.py flexcharge_emulator`` run it as a process of its own.
+``MultiEmulator([config_a, config_b])`` serves several merchants at one URL. It
 imports nothing from Django, so it runs without settings.
 """
 
 from .config import EmulatorConfig, webhook_host
 from .control import EmulatorControl
 from .core import Emulator
+from .merchants import MultiEmulator
 from .scenarios import NOT_RESCUED_CARD, RESCUE_CARD
 
 __all__ = [
@@ -17,5 +19,6 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "EmulatorControl",
+    "MultiEmulator",
     "webhook_host",
 ]

@@ -20,7 +20,7 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from ..conf import conf
+from ..conf import conf as default_conf
 
 register = template.Library()
 
@@ -55,13 +55,15 @@ def _nonce_attr(nonce: Any) -> SafeString:
 
 @register.simple_tag(takes_context=True)
 def flexcharge_sensejs(
-    context: template.Context, order_id: Any = None, nonce: Any = None
+    context: template.Context, order_id: Any = None, nonce: Any = None, account: Any = "default"
 ) -> SafeString:
     """Load SenseJS, ``init`` it with the MID and site id, and tie it to ``order_id`` when given.
 
     ``nonce`` defaults to the ``csp_nonce`` context variable (Django's CSP
     context processor), so CSP sites get the attribute without passing it.
+    ``account`` is the FlexCharge account (alias) whose MID and site id to use.
     """
+    conf = default_conf.account(str(account))
     if not conf.is_configured("FLEXCHARGE_MID", "FLEXCHARGE_SITE_ID"):
         return SafeString("<!-- FlexCharge SenseJS: FLEXCHARGE_MID or FLEXCHARGE_SITE_ID unset -->")
     if nonce is None:

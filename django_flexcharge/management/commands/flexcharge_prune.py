@@ -8,7 +8,8 @@ keeps ``received``/``failed`` events and ``queued`` transmissions for a person
 to look at. Call attempts (``CallAttempt``, the timeline's record of each call to
 FlexCharge) go by ``started_at``. Orders, refunds and status changes are the money
 trail and are never pruned.
-Deletes in batches so a large table is not locked for long.
+Deletes in batches so a large table is not locked for long. ``--account ALIAS``
+(repeatable) prunes only those FlexCharge accounts' rows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db import models
 from django.utils import timezone
 
 from ...models import CallAttempt, Transmission, WebhookEvent
+from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 BATCH = 1000
 
@@ -49,6 +51,7 @@ class Command(BaseCommand):
             help="keep received/failed webhook events and queued transmissions",
         )
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        add_account_option(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         given = [d for d in (options["days_arg"], options["days"]) if d is not None]
@@ -57,9 +60,10 @@ class Command(BaseCommand):
         days = given[0] if given else 90
         if days < 1:
             raise CommandError("--days must be 1 or more.")
+        accounts = chosen_accounts(options)
         cutoff = timezone.now() - dt.timedelta(days=days)
-        events = WebhookEvent.objects.filter(received_at__lt=cutoff)
-        transmissions = Transmission.objects.filter(created__lt=cutoff)
+        events = of_accounts(WebhookEvent.objects.filter(received_at__lt=cutoff), accounts)
+        transmissions = of_accounts(Transmission.objects.filter(created__lt=cutoff), accounts)
         if options["keep_unprocessed"]:
             events = events.exclude(
                 status__in=(WebhookEvent.Status.RECEIVED, WebhookEvent.Status.FAILED)

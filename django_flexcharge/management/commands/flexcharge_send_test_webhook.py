@@ -6,7 +6,9 @@ the delivery names an order nobody has: a working site answers 200 and stores
 it as ignored, which is all a set-up check needs. The body and headers are the ones
 ``django_flexcharge.testing.signed_webhook`` builds, sent as ``text/plain``
 like FlexCharge does; the answer is printed, and a non-2xx answer fails the
-command so scripts can check it.
+command so scripts can check it. ``--account ALIAS`` signs with that
+FlexCharge account's key and test mode (send it to that account's URL,
+``.../flexcharge/webhook/ALIAS/``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import requests
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...accounts import check_alias
 from ...conf import conf
 from ...exceptions import FlexChargeConfigurationError
 from ...signing import decode_key
@@ -39,7 +42,13 @@ class Command(BaseCommand):
             "--external-order-id",
             help="your order id (ExternalOrderId); default: a made-up test-... id",
         )
-        parser.add_argument("--key", help="subscriber key (default: the first configured one)")
+        parser.add_argument("--key", help="subscriber key (default: the account's first one)")
+        parser.add_argument(
+            "--account",
+            default="default",
+            metavar="ALIAS",
+            help="FlexCharge account whose key and test mode to use (default: default)",
+        )
         parser.add_argument(
             "--host",
             help="host to sign for (default: the URL's host[:port]); set it to the public "
@@ -57,6 +66,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         url = options["url"]
+        account = options["account"]
+        try:
+            settings = conf.account(check_alias(account))
+        except FlexChargeConfigurationError as err:
+            raise CommandError(str(err)) from err
         try:
             event_data = json.loads(options["event_data"]) if options["event_data"] else None
         except ValueError as err:
@@ -77,10 +91,11 @@ class Command(BaseCommand):
                 external_order_id=options["external_order_id"] or f"test-{uuid.uuid4().hex[:12]}",
                 key=options["key"],
                 host=options["host"] or webhook_host(url),
-                is_test_mode=conf.TEST_MODE if test_mode is None else test_mode,
+                is_test_mode=settings.TEST_MODE if test_mode is None else test_mode,
                 is_resent=options["resent"],
                 event_data=event_data,
                 confirmation_id=options["confirmation_id"],
+                account=account,
             )
         except (FlexChargeConfigurationError, ValueError) as err:
             # No key configured, or a configured one that is not base64: say so, no traceback.

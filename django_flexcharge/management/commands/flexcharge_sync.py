@@ -5,7 +5,8 @@ answer was lost (no FlexCharge id: looked up by our order id with
 ``GET /orders?query=``), and every order whose refunds need FlexCharge's
 refunded total (a refund whose answer was lost, a refund webhook without an
 amount). ``--order ORDER_ID`` (repeatable): those orders, whatever their status
-(a failed one FlexCharge says it charged is approved). Run it from cron (hourly, say) as a
+(a failed one FlexCharge says it charged is approved). ``--account ALIAS``
+(repeatable): only that FlexCharge account's orders (default: every account's). Run it from cron (hourly, say) as a
 safety net for a missed webhook. Prints a summary; exits non-zero when some
 order could not be checked or an ``--order`` names no order, so cron reports it.
 """
@@ -22,6 +23,7 @@ from ...exceptions import FlexChargeError
 from ...models import FlexChargeOrder, Refund
 from ...refunds import needs_refund_sync
 from ...sync import may_be_held, sync_order
+from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 
 class Command(BaseCommand):
@@ -39,19 +41,21 @@ class Command(BaseCommand):
             metavar="ORDER_ID",
             help="the host's order id; repeat for several",
         )
+        add_account_option(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         wanted: list[str] = options["orders"]
+        accounts = chosen_accounts(options)
         unknown: list[str] = []
         if wanted:
-            orders = FlexChargeOrder.objects.filter(order_id__in=wanted)
+            orders = of_accounts(FlexChargeOrder.objects.filter(order_id__in=wanted), accounts)
             unknown = sorted(set(wanted) - set(orders.values_list("order_id", flat=True)))
             for missing in unknown:
                 self.stderr.write(f"{missing}: no such FlexCharge order")
         else:
             pending = Q(status=FlexChargeOrder.Status.PENDING)
-            wanted_pks = FlexChargeOrder.objects.filter(pending | needs_refund_sync()).values("pk")
-            orders = FlexChargeOrder.objects.filter(pk__in=wanted_pks)
+            due = FlexChargeOrder.objects.filter(pending | needs_refund_sync())
+            orders = FlexChargeOrder.objects.filter(pk__in=of_accounts(due, accounts).values("pk"))
         results: Counter[str] = Counter()
         errors = 0
         for order in orders.order_by("pk").iterator():
