@@ -61,9 +61,16 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 # Python 3.12-3.13 x Django 5.2/6.0/6.1 (Django 6 needs Python >= 3.12); 3.11 x 5.2 is `make test`.
+# The two Pythons' sessions run side by side (one per core), each on its own database file.
 matrix: $(STAMP)
 	$(BIN)/python -m pip install -q nox
-	PYENV_VERSION=3.11.7:3.12.1:3.13.0 $(BIN)/nox --no-error-on-missing-interpreters -s tests
+	export PYENV_VERSION=3.11.7:3.12.1:3.13.0; \
+	FLEXCHARGE_TEST_DATABASE_URL=sqlite:////tmp/fc-matrix-312.db \
+	  $(BIN)/nox --no-error-on-missing-interpreters -s tests -p 3.12 > .nox-3.12.log 2>&1 & p312=$$!; \
+	FLEXCHARGE_TEST_DATABASE_URL=sqlite:////tmp/fc-matrix-313.db \
+	  $(BIN)/nox --no-error-on-missing-interpreters -s tests -p 3.13 > .nox-3.13.log 2>&1; r313=$$?; \
+	wait $$p312; r312=$$?; cat .nox-3.12.log .nox-3.13.log; \
+	test $$r312 -eq 0 -a $$r313 -eq 0
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
