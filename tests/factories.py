@@ -11,8 +11,10 @@ import uuid
 from itertools import count
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.utils import timezone
 
+from django_flexcharge.emulator import EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, VaultedCard, WebhookEvent
 
 Status = FlexChargeOrder.Status
@@ -103,3 +105,16 @@ def evaluate_answer(status: str = "SUBMITTED", session_key: str = "fc-order-1") 
         "errors": [],
         "customProperties": {},
     }
+
+
+def site_emulator_config(**options: Any) -> EmulatorConfig:
+    """An emulator that accepts this test site's own credentials and subscriber key."""
+    return EmulatorConfig(
+        app_key=django_settings.FLEXCHARGE_APP_KEY,
+        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
+        mid=django_settings.FLEXCHARGE_MID,
+        site_id=django_settings.FLEXCHARGE_SITE_ID,
+        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
+        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+        **options,
+    )

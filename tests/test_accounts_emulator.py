@@ -32,6 +32,7 @@ from django_flexcharge.services import (
 )
 from django_flexcharge.testing import signed_webhook, webhook_host
 from tests.conftest import make_payment
+from tests.factories import site_emulator_config
 
 Status = FlexChargeOrder.Status
 
@@ -44,7 +45,6 @@ BRAND_B = {
     "TOKENIZATION_KEY": "b-tokenization-key",
     "WEBHOOK_SUBSCRIBER_KEYS": [B_KEY],
 }
-
 
 BRAND_B_ONLY = {"brand-b": BRAND_B}
 
@@ -68,13 +68,7 @@ def _wait(predicate, timeout: float = 5.0) -> bool:
 @pytest.fixture(params=["two emulators", "one emulator, two merchants"])
 def pair(request, live_server) -> Iterator[Pair]:
     common = {"rescue_delay": None, "expire_delay": None, "pickup_delay": 0.0}
-    config_a = EmulatorConfig(
-        app_key=django_settings.FLEXCHARGE_APP_KEY,
-        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
-        mid=django_settings.FLEXCHARGE_MID,
-        site_id=django_settings.FLEXCHARGE_SITE_ID,
-        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
-        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+    config_a = site_emulator_config(
         webhook_url=f"{live_server.url}/flexcharge/webhook/",
         **common,
     )

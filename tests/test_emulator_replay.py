@@ -26,6 +26,7 @@ from django_flexcharge.services import (
 )
 from django_flexcharge.tasks import send_evaluation
 from tests.conftest import make_payment
+from tests.factories import site_emulator_config
 from tests.test_emulator import Receiver, evaluate_body, make_emulator, session_for, submit
 
 Status = FlexChargeOrder.Status
@@ -98,13 +99,7 @@ def test_the_knobs_are_off_by_default() -> None:
 
 
 def site_emulator(**options: Any) -> Emulator:
-    config = EmulatorConfig(
-        app_key=django_settings.FLEXCHARGE_APP_KEY,
-        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
-        mid=django_settings.FLEXCHARGE_MID,
-        site_id=django_settings.FLEXCHARGE_SITE_ID,
-        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
-        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+    config = site_emulator_config(
         rescue_delay=None,
         expire_delay=None,
         pickup_delay=0.05,

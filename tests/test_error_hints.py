@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 
 from django_flexcharge.client import FlexChargeClient
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.emulator import Emulator
 from django_flexcharge.error_hints import base_url, log_fields
 from django_flexcharge.exceptions import (
     FlexChargeAPIError,
@@ -27,17 +27,12 @@ from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.payloads import tokenize_body
 from django_flexcharge.services import evaluate_declined_payment
 from tests.conftest import API, make_payment
-from tests.factories import make_vaulted
+from tests.factories import make_vaulted, site_emulator_config
 
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        app_key=django_settings.FLEXCHARGE_APP_KEY,
-        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
-        mid=django_settings.FLEXCHARGE_MID,
-        site_id=django_settings.FLEXCHARGE_SITE_ID,
-        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
+    config = site_emulator_config(
         webhook_url=None,
     )
     with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):

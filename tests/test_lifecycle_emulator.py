@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.conf import settings as django_settings
 from django.test import override_settings
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.emulator import Emulator
 from django_flexcharge.models import FlexChargeOrder, Transmission
 from django_flexcharge.services import (
     cancel_order,
@@ -19,6 +18,7 @@ from django_flexcharge.services import (
     vault_card,
 )
 from tests.conftest import make_payment
+from tests.factories import site_emulator_config
 
 pytestmark = pytest.mark.django_db
 
@@ -27,13 +27,7 @@ Status = FlexChargeOrder.Status
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        app_key=django_settings.FLEXCHARGE_APP_KEY,
-        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
-        mid=django_settings.FLEXCHARGE_MID,
-        site_id=django_settings.FLEXCHARGE_SITE_ID,
-        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
-        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+    config = site_emulator_config(
         webhook_url=None,
         rescue_delay=None,
         expire_delay=None,

@@ -12,14 +12,13 @@ from collections.abc import Iterator
 from io import StringIO
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge.client import set_client
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from django_flexcharge.emulator import Emulator
 from django_flexcharge.exceptions import (
     FlexChargeAPIError,
     FlexChargeRefundUnconfirmed,
@@ -29,7 +28,7 @@ from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment, refund_order, sync_order
 from django_flexcharge.testing import FakeFlexChargeClient, post_webhook
 from tests.conftest import make_billing, make_payment
-from tests.factories import make_order
+from tests.factories import make_order, site_emulator_config
 from tests.test_admin import confirm, messages_of, post_action, refund_form_post
 
 pytestmark = pytest.mark.django_db
@@ -222,13 +221,7 @@ def test_flexcharge_sync_says_what_it_could_not_settle(fake):
 
 @pytest.fixture
 def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        app_key=django_settings.FLEXCHARGE_APP_KEY,
-        app_secret=django_settings.FLEXCHARGE_APP_SECRET,
-        mid=django_settings.FLEXCHARGE_MID,
-        site_id=django_settings.FLEXCHARGE_SITE_ID,
-        tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
-        subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
+    config = site_emulator_config(
         webhook_url=None,
         rescue_delay=None,
         expire_delay=None,
