@@ -787,7 +787,9 @@ def test_management_command_takes_credentials_from_settings(
     site_key, old_key = "c2l0ZS1rZXktMDEyMzQ1Njc4OQ==", "b2xkLWtleS0wMTIzNDU2Nzg5"
     settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = [" ", site_key, old_key]
     seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(flexcharge_emulator, "serve", lambda config, announce: seen.append(config))
+    monkeypatch.setattr(
+        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
+    )
     call_command("flexcharge_emulator", "--port", "0", "--rescue-delay", "never")
     config = seen[0]
     assert config.app_key == "site-app-key"

@@ -160,7 +160,9 @@ def test_the_command_never_copies_a_real_sites_credentials(settings, monkeypatch
     real_key = "cmVhbC1wcm9kdWN0aW9uLXN1YnNjcmliZXIta2V5"
     settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = [real_key]
     seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(flexcharge_emulator, "serve", lambda config, announce: seen.append(config))
+    monkeypatch.setattr(
+        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
+    )
     stderr = io.StringIO()
     call_command("flexcharge_emulator", "--port", "0", stderr=stderr)
 

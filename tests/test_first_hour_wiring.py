@@ -26,7 +26,9 @@ urlpatterns: list[Any] = []  # a ROOT_URLCONF that forgot include("django_flexch
 @pytest.fixture
 def served(monkeypatch: pytest.MonkeyPatch) -> list[EmulatorConfig]:
     seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(flexcharge_emulator, "serve", lambda config, announce: seen.append(config))
+    monkeypatch.setattr(
+        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
+    )
     return seen
 
 
@@ -161,7 +163,7 @@ def test_the_standalone_emulator_parses_site_url_and_warns(monkeypatch, capsys):
     from django_flexcharge.emulator import __main__ as standalone
 
     seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(standalone, "serve", lambda config, announce: seen.append(config))
+    monkeypatch.setattr(standalone, "serve", lambda config, announce, **more: seen.append(config))
     monkeypatch.setattr(standalone.logging, "basicConfig", lambda **kwargs: None)
     assert standalone.main(["--site-url", "http://127.0.0.1:9000", "--port", "0"]) == 0
     assert seen[0].webhook_url == "http://127.0.0.1:9000/flexcharge/webhook/"

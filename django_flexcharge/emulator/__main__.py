@@ -16,12 +16,14 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from .config import DEFAULT_PORT, EmulatorConfig, is_loopback_host
 from .control import TOKEN_ENV, TOKEN_HEADER
 from .core import Emulator
+from .merchants import MultiEmulator
 
 
 def delay(text: str) -> float | None:
@@ -195,17 +197,28 @@ def config_from(options: Any) -> EmulatorConfig:
     )
 
 
-def serve(config: EmulatorConfig, announce: Any = print) -> None:
-    """Run until SIGINT/SIGTERM (or Ctrl-C), then stop cleanly."""
+def serve(
+    config: EmulatorConfig, announce: Any = print, *, more: Sequence[EmulatorConfig] = ()
+) -> None:
+    """Run until SIGINT/SIGTERM (or Ctrl-C), then stop cleanly.
+
+    ``more`` merchants are served at the same URL (``MultiEmulator``), told apart
+    by their credentials as FlexCharge does; they share ``config``'s control token.
+    """
     done = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
         done.set()
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    emulator = Emulator(config).start()
+    merchants = [config, *(replace(c, control_token=config.control_token) for c in more)]
+    emulator: Emulator | MultiEmulator = (
+        MultiEmulator(merchants).start() if more else Emulator(config).start()
+    )
     try:
         announce(f"FlexCharge emulator listening on {emulator.base_url}")
+        for merchant in merchants if more else ():
+            announce(f"merchant {merchant.mid}: webhooks to {merchant.webhook_url or 'none'}")
         if not is_loopback_host(config.host):
             announce(
                 f"WARNING: bound to {config.host}, not loopback: anyone who can reach this port "

@@ -8,19 +8,23 @@ own). A site whose API URL is anything else (FlexCharge) holds real
 credentials: the emulator then never copies them nor signs with its
 subscriber key, and uses its own public ones instead (and says so). Webhooks
 go to ``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's
-webhook path, or to ``--webhook-url``. Runs until Ctrl-C.
+webhook path, or to ``--webhook-url``. ``--all-accounts`` also serves each
+account of ``FLEXCHARGE_ACCOUNTS`` that points at the emulator as a merchant
+of its own at the same URL. Runs until Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.urls import NoReverseMatch, reverse
 
-from django_flexcharge.conf import SUBSCRIBER_KEYS, subscriber_key_entries
+from django_flexcharge.accounts import DEFAULT, account_config, aliases
+from django_flexcharge.conf import SUBSCRIBER_KEYS, conf, subscriber_key_entries
 from django_flexcharge.emulator import EmulatorConfig
 from django_flexcharge.emulator.__main__ import (
     DEFAULT_WEBHOOK_PATH,
@@ -29,6 +33,7 @@ from django_flexcharge.emulator.__main__ import (
     serve,
     webhook_url_problem,
 )
+from django_flexcharge.exceptions import FlexChargeConfigurationError
 from django_flexcharge.public_credentials import is_loopback_url
 from django_flexcharge.signing import key_problem
 
@@ -65,11 +70,49 @@ def defaults_from_settings() -> EmulatorConfig:
     )
 
 
-def webhook_path() -> str:
+def webhook_path(account: str = DEFAULT) -> str:
     try:
-        return reverse("django_flexcharge:webhook")
+        if account == DEFAULT:
+            return reverse("django_flexcharge:webhook")
+        return reverse("django_flexcharge:webhook", kwargs={"account": account})
     except (NoReverseMatch, ImportError):
-        return DEFAULT_WEBHOOK_PATH  # where the README mounts the app
+        # Where the README mounts the app.
+        path = DEFAULT_WEBHOOK_PATH
+        return path if account == DEFAULT else f"{path.rstrip('/')}/{account}/"
+
+
+def account_merchants(
+    default: EmulatorConfig, site_url: str | None
+) -> tuple[list[EmulatorConfig], list[str]]:
+    """A merchant for each account of ``FLEXCHARGE_ACCOUNTS`` besides "default", with that
+    account's credentials and webhooks to its own URL; and why any account was left out.
+
+    An account whose API URL is not loopback holds real credentials: never copied.
+    """
+    merchants: list[EmulatorConfig] = []
+    skipped: list[str] = []
+    for alias in aliases():
+        if alias == DEFAULT:
+            continue
+        account = conf.account(alias)
+        if not is_loopback_url(account.API_URL):
+            skipped.append(f"{alias}: its API_URL is not the emulator (real credentials)")
+            continue
+        entries, _ = subscriber_key_entries(account_config(alias).get("WEBHOOK_SUBSCRIBER_KEYS"))
+        keys = [str(key).strip() for key in entries if not key_problem(key)]
+        merchants.append(
+            replace(
+                default,
+                app_key=account.APP_KEY or default.app_key,
+                app_secret=account.APP_SECRET or default.app_secret,
+                mid=account.MID,
+                site_id=account.SITE_ID or default.site_id,
+                tokenization_key=account.TOKENIZATION_KEY or default.tokenization_key,
+                subscriber_key=next(iter(keys), default.subscriber_key),
+                webhook_url=(site_url.rstrip("/") + webhook_path(alias)) if site_url else None,
+            )
+        )
+    return merchants, skipped
 
 
 class Command(BaseCommand):
@@ -88,6 +131,13 @@ class Command(BaseCommand):
             webhook_path=webhook_path(),
             credentials_from="this site's FLEXCHARGE_* setting when FLEXCHARGE_API_URL is the "
             "emulator, else the emulator's own",
+        )
+        parser.add_argument(
+            "--all-accounts",
+            action="store_true",
+            help="also serve every account of FLEXCHARGE_ACCOUNTS whose API_URL is the emulator, "
+            "as its own merchant at the same URL (its own keys; webhooks to --site-url + "
+            "that account's webhook path)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -108,4 +158,15 @@ class Command(BaseCommand):
         problem = webhook_url_problem(config.webhook_url)
         if problem:
             self.stderr.write(self.style.WARNING(f"Warning: {problem}"))
-        serve(config, announce=lambda line: self.stdout.write(line))
+        more: list[EmulatorConfig] = []
+        if options.get("all_accounts"):
+            try:
+                more, skipped = account_merchants(config, options.get("site_url"))
+            except FlexChargeConfigurationError as err:
+                raise CommandError(str(err)) from None
+            for reason in skipped:
+                self.stderr.write(self.style.WARNING(f"Not served: {reason}"))
+            mids = [config.mid, *(merchant.mid for merchant in more)]
+            if len(set(mids)) != len(mids):
+                raise CommandError("Each account served needs its own FLEXCHARGE MID.")
+        serve(config, announce=lambda line: self.stdout.write(line), more=more)
