@@ -59,6 +59,16 @@ def test_order_list_shows_badges_money_and_words(admin_client):
     assert "django_flexcharge/admin.css" in html
 
 
+def test_the_order_page_shows_its_status_as_the_lists_badge(admin_client):
+    order = FlexChargeOrder.objects.create(
+        order_id="INV-B", amount=2999, currency="USD", status=Status.PARTIALLY_REFUNDED
+    )
+    url = reverse("admin:django_flexcharge_flexchargeorder_change", args=[order.pk])
+    html = admin_client.get(url).content.decode()
+    assert 'data-status="partially_refunded">partially refunded</span>' in html
+    assert "django_flexcharge/admin.css" in html
+
+
 def test_event_list_says_why_an_event_was_ignored_and_resent_as_words(admin_client):
     WebhookEvent.objects.create(
         event="order.expired",

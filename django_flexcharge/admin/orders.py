@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from .. import services
@@ -123,7 +124,18 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
     actions = ["refund_orders", "cancel_orders"]
     inlines = [RefundInline, WebhookEventInline]
     fieldsets = [
-        (None, {"fields": ("order_id", "status", "amount_display", "refunded_display", "email")}),
+        (
+            None,
+            {
+                "fields": (
+                    "order_id",
+                    "status_display",
+                    "amount_display",
+                    "refunded_display",
+                    "email",
+                )
+            },
+        ),
         (
             _("Payment"),
             {"fields": ("subscription_id", "transaction_id", "processor", "card", "is_mit")},
@@ -155,7 +167,11 @@ class FlexChargeOrderAdmin(ReadOnlyAdmin):
         ),
         (_("Timestamps"), {"fields": ("created", "updated")}),
     ]
-    readonly_fields = ("amount_display", "refunded_display")
+    readonly_fields = ("status_display", "amount_display", "refunded_display")
+
+    @admin.display(description=_("status"), ordering="status")
+    def status_display(self, obj: FlexChargeOrder) -> SafeString:
+        return columns.order_status(obj)  # the list's badge, with its text
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, obj: FlexChargeOrder) -> str:
