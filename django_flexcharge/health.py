@@ -61,19 +61,27 @@ def _age(then: dt.datetime | None, now: dt.datetime) -> float | None:
     return None if then is None else max(0.0, (now - then).total_seconds())
 
 
-def collect(now: dt.datetime | None = None) -> dict[str, Any]:
-    """The health report: facts, and ``problems`` in words (empty when healthy)."""
+def collect(now: dt.datetime | None = None, *, account: str | None = None) -> dict[str, Any]:
+    """The health report: facts, and ``problems`` in words (empty when healthy).
+
+    ``account`` narrows the rows (queue, retry budget, last webhook) to one
+    account; signature refusals and the token endpoint's answer are the site's.
+    """
     now = now or timezone.now()
+    mine = Q() if account is None else Q(account=account)
     window = dt.timedelta(hours=conf.DECLINE_MAX_AGE)
-    orders = FlexChargeOrder.objects.filter(status=FlexChargeOrder.Status.QUEUED).aggregate(
+    orders = FlexChargeOrder.objects.filter(mine, status=FlexChargeOrder.Status.QUEUED).aggregate(
         oldest=Min("created"), stuck=Count("pk", filter=Q(declined_at__lt=now - window))
     )
-    transmissions = Transmission.objects.filter(status=Transmission.Status.QUEUED).aggregate(
+    transmissions = Transmission.objects.filter(mine, status=Transmission.Status.QUEUED).aggregate(
         oldest=Min("created"), stuck=Count("pk", filter=Q(attempts__gte=conf.MAX_ATTEMPTS))
     )
     over_budget_orders, over_budget_transmissions = orders["stuck"], transmissions["stuck"]
     last_webhook = (
-        WebhookEvent.objects.order_by("-received_at").values_list("received_at", flat=True).first()
+        WebhookEvent.objects.filter(mine)
+        .order_by("-received_at")
+        .values_list("received_at", flat=True)
+        .first()
     )
     order_age = _age(orders["oldest"], now)
     transmission_age = _age(transmissions["oldest"], now)
@@ -123,6 +131,7 @@ def collect(now: dt.datetime | None = None) -> dict[str, Any]:
         "signature_refusals_last_hour": refusals,
         "token_endpoint_last_answer": token,
         "checked_at": now.isoformat(),
+        "account": account,
     }
 
 

@@ -133,6 +133,32 @@ def test_the_view_answers_staff(admin_client):
     assert admin_client.get(URL).status_code == 200
 
 
+BRAND_B = {
+    "APP_KEY": "b-app-key",
+    "APP_SECRET": "b-app-secret",
+    "MID": "0b0b0b0b-1111-4222-8333-444455556666",
+    "SITE_ID": "0b0b0b0b-7777-4888-9999-aaaabbbbcccc",
+}
+
+
+@override_settings(FLEXCHARGE_ACCOUNTS={"brand-b": BRAND_B})
+def test_health_per_account_counts_only_that_accounts_rows(admin_client):
+    stuck = queued(minutes_old=60)
+    stuck.account = "brand-b"
+    stuck.save(update_fields=["account"])
+    assert health.collect(account="default")["healthy"] is True
+    assert health.collect(account="brand-b")["healthy"] is False
+    assert health.collect()["healthy"] is False  # all accounts
+    assert admin_client.get(URL, {"account": "default"}).status_code == 200
+    assert admin_client.get(URL, {"account": "brand-b"}).status_code == 503
+    assert admin_client.get(URL, {"account": "nope"}).status_code == 404
+    call_command("flexcharge_health", "--account", "default", stdout=StringIO())
+    with pytest.raises(CommandError, match="unhealthy"):
+        call_command("flexcharge_health", "--account", "brand-b", stdout=StringIO())
+    with pytest.raises(CommandError, match="nope"):
+        call_command("flexcharge_health", "--account", "nope", stdout=StringIO())
+
+
 # --- the command and the plugin ---
 
 

@@ -8,6 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import health
+from ...accounts import account_conf
+from ...exceptions import FlexChargeConfigurationError
 
 
 class Command(BaseCommand):
@@ -18,9 +20,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument(
+            "--account",
+            help="only this account's rows (queue, retry budget, last webhook); default: all",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        report = health.collect()
+        account = options.get("account")
+        if account is not None:
+            try:
+                account_conf(account)
+            except FlexChargeConfigurationError as err:
+                raise CommandError(str(err)) from None
+        report = health.collect(account=account)
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, sort_keys=True))
         else:
