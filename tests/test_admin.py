@@ -579,3 +579,23 @@ def test_reapply_moves_the_order_for_real(admin_client) -> None:
     assert order.status == Status.APPROVED
     assert event.status == WebhookEvent.Status.APPLIED
     assert event.reapplied_by is not None
+
+
+def test_a_transmissions_page_lists_each_of_its_calls(admin_client) -> None:
+    from django_flexcharge.models import CallAttempt, Transmission
+
+    row = Transmission.objects.create(
+        order_id="INV-TX", transaction_id="ch_1", amount=2999, currency="USD", payload={}
+    )
+    CallAttempt.objects.create(
+        transmission=row, endpoint="POST transmit", attempt=1, http_status=503, error="Busy"
+    )
+    CallAttempt.objects.create(
+        transmission=row, endpoint="POST transmit", attempt=2, http_status=200
+    )
+    url = reverse("admin:django_flexcharge_transmission_change", args=[row.pk])
+    html = admin_client.get(url).content.decode()
+    assert html.count("field-endpoint") == 2  # one row per call
+    assert "POST transmit" in html
+    assert "503" in html
+    assert "Busy" in html

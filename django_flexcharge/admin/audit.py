@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import webhooks
 from ..accounts import several_accounts
 from ..exceptions import FlexChargeError
-from ..models import FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
+from ..models import CallAttempt, FlexChargeOrder, Refund, Transmission, VaultedCard, WebhookEvent
 from ..money import format_amount
 from ..refunds import settle_by_hand
 from . import columns
@@ -76,6 +76,30 @@ def order_link(order: FlexChargeOrder | None) -> str:
         return "-"
     url = reverse("admin:django_flexcharge_flexchargeorder_change", args=[order.pk])
     return format_html('<a href="{}">{}</a>', url, order.order_id)
+
+
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # generic only in the stubs
+    """Rows shown on another row's page (an order's refunds, a transmission's calls); read-only."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class CallAttemptInline(ReadOnlyInline):
+    """Each attempt of a transmission's ``/transmit``: when, HTTP status, latency, error."""
+
+    model = CallAttempt
+    fk_name = "transmission"
+    fields = ("started_at", "endpoint", "attempt", "http_status", "latency_ms", "trace_id", "error")
+    readonly_fields = fields
+    show_change_link = False
 
 
 @admin.register(WebhookEvent)
@@ -168,6 +192,7 @@ class RefundAdmin(ReadOnlyAdmin):
 
 @admin.register(Transmission)
 class TransmissionAdmin(ReadOnlyAdmin):
+    inlines = [CallAttemptInline]
     list_display = (
         "order_id",
         "transaction_id",

@@ -31,7 +31,7 @@ from ..models import FlexChargeOrder, Refund, WebhookEvent
 from ..money import format_amount
 from ..refunds import REFUNDABLE, open_refunds, refundable_rest, unsettled_message
 from . import buttons, columns, dashboard, exports
-from .audit import ReadOnlyAdmin
+from .audit import ReadOnlyAdmin, ReadOnlyInline
 
 Status = FlexChargeOrder.Status
 
@@ -60,20 +60,6 @@ def _totals(forms: list[RefundForm]) -> list[str]:
         currency = form.order.currency
         sums[currency] = sums.get(currency, 0) + form.cleaned_data["amount_minor"]
     return [format_amount(amount, currency) for currency, amount in sorted(sums.items())]
-
-
-class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # generic only in the stubs
-    """The order's refunds and webhook events, shown on its page; each links to its own."""
-
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RefundInline(ReadOnlyInline):
