@@ -29,7 +29,7 @@ def tests(session: nox.Session, django: str) -> None:
         "-q",
         "-x",
         "-m",
-        "not e2e and not browser and not reliability and not engines",
+        "not e2e and not browser and not reliability and not engines and not scale",
         "-p",
         "no:cacheprovider",
         *session.posargs,

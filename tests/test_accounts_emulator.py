@@ -34,6 +34,10 @@ from django_flexcharge.testing import signed_webhook, webhook_host
 from tests.conftest import make_payment
 from tests.factories import site_emulator_config
 
+# A live server and emulator threads over real HTTP: the end-to-end runs (SQLite and
+# PostgreSQL) carry these; the fast version matrix leaves them out with the other e2e tests.
+pytestmark = pytest.mark.e2e
+
 Status = FlexChargeOrder.Status
 
 B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()

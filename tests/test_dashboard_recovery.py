@@ -229,6 +229,7 @@ def test_csv_refuses_an_unknown_figure(admin_client):
     assert admin_client.get(EXPORT + "?figure=secrets").status_code == 400
 
 
+@pytest.mark.scale
 def test_every_figure_is_one_query_at_a_hundred_thousand_orders(django_assert_num_queries):
     visa = card("visa")
     codes, processors = ("05", "51", "54", "61"), ("stripe", "adyen", "braintree")
