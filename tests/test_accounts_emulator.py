@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 from django.test import override_settings
 
 from django_flexcharge.emulator import Emulator, EmulatorConfig, MultiEmulator
