@@ -101,3 +101,20 @@ LOGGING = {
     "disable_existing_loggers": False,
     "loggers": {"django_flexcharge": {"level": "DEBUG"}},
 }
+
+# A second account beside the default one: the whole suite must pass with it
+# declared (a deployment growing a second brand changes nothing for the first).
+# `make test-postgres` sets it; `make test` runs with the default account alone.
+if env.bool("FLEXCHARGE_TEST_SECOND_ACCOUNT", default=False):
+    FLEXCHARGE_ACCOUNTS = {
+        "second": {
+            "APP_KEY": "second-app-key",
+            "APP_SECRET": "second-app-secret",
+            "MID": "5ec0d5ec-0000-4000-8000-00000000000b",
+            "SITE_ID": "5ec0d5ec-0000-4000-8000-00000000000c",
+            "TOKENIZATION_KEY": "second-tokenization-key",
+            "WEBHOOK_SUBSCRIBER_KEYS": [
+                "c2Vjb25kIGFjY291bnQncyBzdWJzY3JpYmVyIGtleSwgdGVzdHMgb25seQ=="
+            ],
+        }
+    }
