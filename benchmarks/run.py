@@ -35,8 +35,12 @@ import common
 SECTIONS = ["approval", "webhook", "burst", "auth", "engines"]
 RESULTS = common.BENCH_DIR / "results"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-PG_NAME = "flexcharge_bench"
-SQLITE_PATH = RESULTS / "bench.sqlite3"
+#: BENCH_DB_SUFFIX keeps parallel runs (several worktrees, one PostgreSQL) apart.
+DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
+if not DB_SUFFIX.replace("_", "").isalnum() and DB_SUFFIX:
+    raise SystemExit("BENCH_DB_SUFFIX: letters, digits and _ only (it names a database)")
+PG_NAME = "flexcharge_bench" + DB_SUFFIX
+SQLITE_PATH = RESULTS / f"bench{DB_SUFFIX}.sqlite3"
 
 #: Worker count per burst round. Two workers only on PostgreSQL: SQLite has one
 #: writer at a time, so a second worker mostly waits for the lock.
