@@ -41,6 +41,8 @@ WSGI_APPLICATION = "benchsite.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
+    # The package's template tags import its admin (django.contrib.admin is not on any timed path).
+    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
