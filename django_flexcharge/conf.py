@@ -252,6 +252,15 @@ class FlexChargeSettings:
     def TASK_QUEUE(self) -> str:
         return self._str("FLEXCHARGE_TASK_QUEUE", "default")
 
+    @property
+    def DELIVERY_BATCH_SIZE(self) -> int:
+        """Rows one delivery task claims at once (of each kind), sent over one session."""
+        name = "FLEXCHARGE_DELIVERY_BATCH_SIZE"
+        value = types.as_int(name, self._get(name, 100))
+        if value < 1:
+            raise types.wrong(name, "an int of at least 1", value)
+        return value
+
     # Refund vocabularies: FlexCharge documents SUCCESS/FAILED only, and its live sandbox
     # answered a refused refund with ``success: true`` and ``responseMessage: "DECLINED"``
     # (docs/assumptions.md). Words are compared upper-case, codes as given.

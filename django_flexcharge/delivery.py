@@ -101,8 +101,8 @@ def backend_defers() -> bool:
     return bool(getattr(task_backends[conf.TASK_BACKEND], "supports_defer", False))
 
 
-def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool:
-    """Enqueue ``task(pk)`` on the configured backend and queue; True when enqueued.
+def enqueue(task: Any, *args: Any, run_after: dt.datetime | None = None) -> bool:
+    """Enqueue ``task(*args)`` on the configured backend and queue; True when enqueued.
 
     A deferred run needs a backend that supports ``run_after``; otherwise
     nothing is enqueued and ``flexcharge_retry`` picks the row up when due.
@@ -115,9 +115,9 @@ def enqueue(task: Any, pk: Any, *, run_after: dt.datetime | None = None) -> bool
         configured = configured_task(task)
         if run_after is not None:
             configured = configured.using(run_after=run_after)
-        configured.enqueue(pk)
+        configured.enqueue(*args)
     except Exception as err:
-        enqueue_failures.failed(task.name, pk, err)
+        enqueue_failures.failed(task.name, ", ".join(map(str, args)), err)
         return False
     enqueue_failures.succeeded()
     return True
@@ -233,35 +233,45 @@ class _EnqueueFailed(Exception):
 
 
 def create_with_task(model: type[M], task: Any, create: Callable[[], M]) -> M:
-    """Run ``create()`` in a transaction and have ``task(row.pk)`` run once it commits.
+    """Run ``create()`` in a transaction and have the row sent once it commits.
 
-    When the queue is a table of the same database (``django_tasks_db``), the
-    task row is inserted in the same transaction: row and task commit or roll
-    back together, and no second transaction follows the caller's commit (the
-    approval path's largest avoidable cost). Any other backend is enqueued on
-    commit. If enqueueing fails, nothing of it is kept and the row is stored
-    on its own with an on-commit enqueue; ``flexcharge_retry`` covers the rest.
-    An ``IntegrityError`` from ``create()`` (a repeat) reaches the caller.
+    The row is sent by a drain run (``tasks.deliver_due``), woken at most once
+    per transaction (``wakeups``): with ``django_tasks_db`` on the same
+    database, the drain's task row (if one is needed at all) is written in
+    this transaction, so row and wake-up commit or roll back together and no
+    second transaction follows the caller's commit; any other backend is
+    woken on commit. ``ImmediateBackend`` runs ``task(row.pk)``, the row's own
+    task, on commit. If waking fails, nothing of it is kept and the row is
+    stored on its own with an on-commit wake-up; ``flexcharge_retry`` covers
+    the rest. An ``IntegrityError`` from ``create()`` (a repeat) reaches the caller.
     """
+    from .wakeups import runs_inline, wake_in_transaction
+
     using = router.db_for_write(model)
-    if queue_shares_database(model):
-        try:
-            with transaction.atomic(using=using):
-                row = create()
-                try:
-                    configured_task(task).enqueue(row.pk)
-                except Exception as err:
-                    raise _EnqueueFailed from err
-            return row
-        except _EnqueueFailed as err:
-            logger.error(
-                "Could not enqueue %s with its row (%s); enqueueing after commit instead",
-                task.name,
-                type(err.__cause__).__name__,
-            )
+    if runs_inline():
+        with transaction.atomic(using=using):
+            row = create()
+        enqueue_on_commit(task, row.pk, using=using)
+        return row
+    try:
+        with transaction.atomic(using=using):
+            row = create()
+            try:
+                wake_in_transaction(model)
+            except Exception as err:
+                raise _EnqueueFailed from err
+        return row
+    except _EnqueueFailed as err:
+        logger.error(
+            "Could not enqueue the delivery of %s with its row (%s); enqueueing after commit instead",
+            model.__name__,
+            type(err.__cause__).__name__,
+        )
+    from .tasks import deliver_due
+
     with transaction.atomic(using=using):
         row = create()
-    enqueue_on_commit(task, row.pk, using=using)
+    transaction.on_commit(lambda: enqueue(deliver_due), using, robust=True)
     return row
 
 

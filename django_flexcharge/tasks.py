@@ -61,6 +61,19 @@ def deliver_transmission(transmission_pk: int) -> str:
 
 
 @task()
+def deliver_due() -> dict[str, int]:
+    """The drain: sends every due ``/evaluate`` and ``/transmit`` row, in batches (``batch``).
+
+    Woken once per caller transaction (``wakeups``); ``deliver_evaluation`` and
+    ``deliver_transmission`` stay for deferred retries and for tasks enqueued
+    by earlier versions.
+    """
+    from .batch import drain
+
+    return dict(drain())
+
+
+@task()
 def sync_refunded_total(order_pk: int) -> str:
     """Enqueued by an ``order.refunded`` webhook without a total: ask ``GET /orders/{id}``.
 
@@ -102,6 +115,12 @@ def send_evaluation(order_pk: int) -> str:
     order = _claim_order(order_pk, now)
     if order is None:
         return "skipped"
+    return deliver_claimed_evaluation(order, now)
+
+
+def deliver_claimed_evaluation(order: FlexChargeOrder, now: dt.datetime) -> str:
+    """Send an order this worker has claimed (``order.attempts`` counts this attempt)."""
+    order_pk = order.pk
     if now > window_end(order):
         # Attempts before this one (the claim counted this one) may have arrived.
         return _give_up(
@@ -306,7 +325,16 @@ def send_transmission(transmission_pk: int) -> str:
     now = timezone.now()
     if not claim(Transmission, transmission_pk, now=now):
         return "skipped"
-    row = Transmission.objects.get(pk=transmission_pk)
+    return deliver_claimed_transmission(Transmission.objects.get(pk=transmission_pk), now)
+
+
+def deliver_claimed_transmission(row: Transmission, now: dt.datetime | None = None) -> str:
+    """Send a transmission this worker has claimed and save its outcome at once.
+
+    Saved right after the call, one UPDATE: FlexCharge does not deduplicate
+    ``/transmit``, so an outcome kept for later would be lost with the worker.
+    """
+    transmission_pk = row.pk
     if row.attempts > conf.MAX_ATTEMPTS:
         # Only after crashes mid-call: each claim counted an attempt.
         return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")

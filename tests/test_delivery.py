@@ -173,14 +173,16 @@ def test_with_a_database_queue_the_task_row_is_written_with_the_row(
     with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
         row = transmit_approved_payment(make_payment(), card=make_vaulted(), payer=payer)
         # Already there before the caller commits: no second transaction after it.
+        # The task is the drain's wake-up, which sends the row with any other due one.
         assert task_rows() == [
             {
-                "task_path": "django_flexcharge.tasks.deliver_transmission",
-                "args_kwargs": {"args": [row.pk], "kwargs": {}},
+                "task_path": "django_flexcharge.tasks.deliver_due",
+                "args_kwargs": {"args": [], "kwargs": {}},
                 "queue_name": "default",
             }
         ]
-    assert callbacks == []
+        assert row.pk
+    assert [getattr(c, "__name__", "") for c in callbacks] == ["_woken"]  # a marker, no enqueue
 
 
 @pytest.mark.django_db(transaction=True)
@@ -236,8 +238,9 @@ def test_if_the_task_row_cannot_be_written_the_row_is_kept_and_enqueued_on_commi
     assert task_rows() == []
     assert "enqueueing after commit instead" in caplog.text
     failing["on"] = False
-    callbacks[0]()  # the commit: the task is enqueued now
-    assert task_rows()[0]["args_kwargs"] == {"args": [order.pk], "kwargs": {}}
+    callbacks[0]()  # the commit: the drain is woken now
+    assert task_rows()[0]["task_path"] == "django_flexcharge.tasks.deliver_due"
+    assert FlexChargeOrder.objects.filter(pk=order.pk, status="queued").exists()
 
 
 @pytest.mark.django_db

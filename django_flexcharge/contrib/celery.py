@@ -18,9 +18,6 @@ says why this recipe and not one of the Tasks API backends for Celery.
 
 from __future__ import annotations
 
-import datetime as dt
-import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -62,26 +59,14 @@ def _kinds() -> list[tuple[str, Any, Callable[[Any], str]]]:
 
 
 def drain_once(*, budget: float = 50.0, limit: int = 10_000) -> Counter[str]:
-    """Send due rows until none is left, ``limit`` were tried or ``budget`` seconds passed.
+    """Send due rows in batches (``batch.drain``) until none is left or ``budget`` seconds passed.
 
-    Outcomes are counted per kind (``evaluations:approved``...). ``skipped``
-    means another drain claimed the row first.
+    Outcomes are counted per kind (``evaluations:approved``...). ``limit``
+    caps the rows tried. Rows another drain claimed are not seen here.
     """
-    from ..management.commands.flexcharge_retry import pick
+    from ..batch import drain as drain_batches
 
-    deadline = time.monotonic() + budget
-    outcomes: Counter[str] = Counter()
-    tried = 0
-    for label, model, send in _kinds():
-        while tried < limit and time.monotonic() < deadline:
-            pks = pick(model, min(BATCH, limit - tried), grace=dt.timedelta(0))
-            if not pks:
-                break
-            random.shuffle(pks)
-            for pk in pks:
-                outcomes[f"{label}:{send(pk)}"] += 1
-                tried += 1
-    return outcomes
+    return drain_batches(budget=budget, limit=limit)
 
 
 @shared_task(name=DRAIN_TASK, ignore_result=True)  # type: ignore[untyped-decorator]

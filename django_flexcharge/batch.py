@@ -1,0 +1,124 @@
+"""Delivery in batches: one task run claims up to N due rows at once and sends them.
+
+``claim_batch`` takes the lease on up to ``FLEXCHARGE_DELIVERY_BATCH_SIZE``
+queued, due, unleased rows in one transaction: on PostgreSQL ``SELECT ...
+FOR UPDATE SKIP LOCKED`` then one UPDATE of their lease, so two concurrent
+claims never take one row; elsewhere (SQLite: one writer) one conditional
+UPDATE on the chosen ids, kept only when it matched every one of them, else
+rolled back and the rows claimed one by one. Each row keeps its own
+idempotency key, attempt count, back-off and error: it is then sent and its
+answer applied exactly as a single row's (``tasks.deliver_claimed_*``),
+over the account's one client session. The outcome is saved per row right
+after its call, because FlexCharge does not deduplicate ``/transmit``: an
+outcome saved later, in bulk, would be lost with a killed worker and every
+copy of the batch sent twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from typing import Any
+
+from django.db import OperationalError, connections, models, router, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .conf import conf
+from .delivery import QUEUED, claim, lease_length
+
+#: Seconds a drain run keeps claiming batches before it hands over to a new run.
+DRAIN_BUDGET = 30.0
+
+
+class _Contended(Exception):
+    """Another writer took one of the chosen rows between the SELECT and the UPDATE."""
+
+
+def _due(model: type[models.Model], now: dt.datetime) -> models.QuerySet[Any]:
+    return (
+        model._default_manager.filter(status=QUEUED)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+    )
+
+
+def claim_batch(
+    model: type[models.Model], size: int, *, now: dt.datetime | None = None
+) -> list[Any]:
+    """Lease up to ``size`` due rows (oldest first); returns them, ``attempts`` counted."""
+    now = now or timezone.now()
+    until = now + lease_length()
+    using = router.db_for_write(model)
+    due = _due(model, now)
+    lease = {"locked_until": until, "attempts": F("attempts") + 1}
+    rows: list[Any]
+    if connections[using].vendor == "postgresql":
+        with transaction.atomic(using=using):
+            rows = list(due.select_for_update(skip_locked=True).order_by("pk")[:size])
+            if rows:
+                model._default_manager.filter(pk__in=[r.pk for r in rows]).update(**lease)
+    else:
+        try:
+            with transaction.atomic(using=using):
+                rows = list(due.order_by("pk")[:size])
+                if rows and due.filter(pk__in=[r.pk for r in rows]).update(**lease) != len(rows):
+                    raise _Contended
+        except (_Contended, OperationalError):
+            # Exact, one row at a time: only the rows whose own claim matched are ours.
+            candidates = list(due.order_by("pk")[:size])
+            rows = [r for r in candidates if claim(model, r.pk, now=now)]
+    for r in rows:
+        r.attempts += 1
+        r.locked_until = until
+    return rows
+
+
+def _kinds() -> list[tuple[str, type[models.Model], Any]]:
+    from .models import FlexChargeOrder, Transmission
+    from .tasks import deliver_claimed_evaluation, deliver_claimed_transmission
+
+    return [
+        ("evaluations", FlexChargeOrder, deliver_claimed_evaluation),
+        ("transmissions", Transmission, deliver_claimed_transmission),
+    ]
+
+
+def drain(
+    *, size: int | None = None, budget: float = DRAIN_BUDGET, limit: int | None = None
+) -> Counter[str]:
+    """Send due rows batch after batch until none is left, ``limit`` were tried or ``budget`` seconds passed.
+
+    A full batch means more may wait: one more run is woken (unless one is
+    already waiting), so a second worker helps. A run that stops at its
+    budget wakes its successor. Outcomes are counted per kind
+    (``evaluations:pending``...).
+    """
+    from .wakeups import wake_another
+
+    size = size or conf.DELIVERY_BATCH_SIZE
+    deadline = time.monotonic() + budget
+    outcomes: Counter[str] = Counter()
+    helped = False
+    left = limit if limit is not None else -1
+    while True:
+        found = False
+        for label, model, deliver in _kinds():
+            if left == 0:
+                return outcomes
+            now = timezone.now()
+            rows = claim_batch(model, size if left < 0 else min(size, left), now=now)
+            left -= len(rows) if left > 0 else 0
+            if not rows:
+                continue
+            found = True
+            if len(rows) == size and not helped:
+                helped = wake_another(model)
+            for row in rows:
+                outcomes[f"{label}:{deliver(row, now)}"] += 1
+        if not found:
+            return outcomes
+        if time.monotonic() > deadline:
+            wake_another(_kinds()[0][1])
+            return outcomes

@@ -1,0 +1,147 @@
+"""Wake-ups of the delivery drain: at most one queue operation per transaction, not per row.
+
+A stored ``/evaluate`` or ``/transmit`` row needs a task run that finds it,
+not a task of its own: ``tasks.deliver_due`` sends every due row, in
+batches. So the caller's transaction only has to make sure one such run
+will start after it commits:
+
+* ``django_tasks_db`` on the row's database: the caller, after INSERTing its
+  row, looks for a drain task that is READY and not started. If there is
+  one, nothing is enqueued; else the task row is inserted in the same
+  transaction. The READY task found is locked ``FOR SHARE SKIP LOCKED`` on
+  PostgreSQL, so a worker (whose claim is ``FOR UPDATE SKIP LOCKED``) cannot
+  start it before the caller commits: the run it makes therefore sees the
+  row. A task a worker is claiming right now is skipped, and a new one is
+  enqueued. On SQLite the caller holds the database's one write lock from
+  its INSERT until its commit, and a worker claims a task in an exclusive
+  transaction, so the task found cannot start before the commit either. A
+  drain that has started (RUNNING) never counts: it may already have looked
+  for rows for the last time.
+* Any other backend (RQ, Celery's ``WakeUpBackend``): one enqueue on commit
+  per transaction.
+
+In both cases a transaction asks once: later rows of the same transaction
+find the marker callback this module leaves in ``on_commit``, which Django
+discards with a rolled-back savepoint, together with the task row and the
+lock taken in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import DatabaseError, connections, models, router, transaction
+from django.utils import timezone
+
+from .compat import ImmediateBackend, task_backends
+from .conf import conf
+
+logger = logging.getLogger("django_flexcharge.delivery")
+
+
+def _woken() -> None:
+    """The marker left in ``on_commit``: this transaction has its drain."""
+
+
+def _drain_task() -> Any:
+    from .tasks import deliver_due
+
+    return deliver_due
+
+
+def runs_inline() -> bool:
+    """Whether the backend runs tasks in the caller's process (``ImmediateBackend``).
+
+    There a drain would send other rows inside the caller's request, so each
+    row gets its own task, as before batches.
+    """
+    try:
+        return isinstance(task_backends[conf.TASK_BACKEND], ImmediateBackend)
+    except Exception:  # an unknown alias: enqueue() logs it
+        return False
+
+
+def _marked(using: str) -> bool:
+    return any(func is _woken for _sids, func, *_ in connections[using].run_on_commit)
+
+
+def _ready_sql(connection: Any) -> str | None:
+    """SELECT of a READY, not deferred drain task; None where a lock cannot be had."""
+    from django_tasks_db.models import DBTaskResult
+
+    if connection.vendor == "postgresql":
+        lock = " FOR SHARE SKIP LOCKED"
+    elif connection.vendor == "sqlite":
+        lock = ""  # the caller's INSERT holds the write lock until commit
+    else:
+        return None
+    q = connection.ops.quote_name
+    # Only quoted names are interpolated; the values are parameters.
+    return (
+        f"SELECT 1 FROM {q(DBTaskResult._meta.db_table)} WHERE {q('status')} = %s "  # noqa: S608
+        f"AND {q('task_path')} = %s AND {q('queue_name')} = %s AND {q('backend_name')} = %s "
+        f"AND ({q('run_after')} = %s OR {q('run_after')} <= %s) LIMIT 1{lock}"
+    )
+
+
+def ready_drain(using: str) -> bool:
+    """Whether a drain task of the configured queue is READY and not started (locked on PostgreSQL)."""
+    from django_tasks_db.models import get_date_max
+
+    connection = connections[using]
+    sql = _ready_sql(connection)
+    if sql is None:
+        return False
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [
+        "READY",
+        _drain_task().module_path,
+        conf.TASK_QUEUE,
+        conf.TASK_BACKEND,
+        adapt(get_date_max()),
+        adapt(timezone.now()),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
+def wake_in_transaction(model: type[models.Model]) -> None:
+    """Have a drain start after the current transaction commits (call inside ``atomic``).
+
+    Raises what enqueueing a task row raises (``create_with_task`` handles it).
+    """
+    from .delivery import configured_task, enqueue, queue_shares_database
+
+    using = router.db_for_write(model)
+    if _marked(using):
+        return
+    if queue_shares_database(model):
+        if not ready_drain(using):
+            configured_task(_drain_task()).enqueue()
+        transaction.on_commit(_woken, using)
+        return
+    # Another engine: its queue is not in this transaction; wake it once, on commit.
+    drain = _drain_task()
+    transaction.on_commit(_woken, using)
+    transaction.on_commit(lambda: enqueue(drain), using, robust=True)
+
+
+def wake_another(model: type[models.Model]) -> bool:
+    """From a running drain: start one more run (another worker helps) unless one is waiting.
+
+    Outside any transaction; a failure is logged by ``enqueue``, and the
+    running drain carries on alone.
+    """
+    from .delivery import enqueue, queue_shares_database
+
+    if runs_inline():
+        return False
+    try:
+        if queue_shares_database(model) and ready_drain(router.db_for_write(model)):
+            return False
+    except DatabaseError:
+        logger.exception("Could not look for a waiting drain task")
+        return False
+    return enqueue(_drain_task())
