@@ -419,19 +419,22 @@ def test_a_worker_killed_mid_call_loses_nothing(flexcharge, tmp_path, stopwatch)
 
     for kill in kills:
         assert kill["queued"] > 0, f"nothing was left to do when the worker died: {kill}"
-        assert len(kill["leased"]) == 1, f"the killed call's row is leased: {kill}"
-    evaluate_killed, transmit_killed = (next(iter(kill["leased"])) for kill in kills)
+        # The killed call's row is leased, with the rest of its batch (claimed, not yet sent).
+        assert 1 <= len(kill["leased"]) <= 100, f"the killed call's batch is leased: {kill}"
+    evaluate_batch, transmit_batch = (kill["leased"] for kill in kills)
     orders, transmissions = final["orders"], final["transmissions"]
     assert {o["status"] for o in orders} <= {"pending", "approved"}
     assert {t["status"] for t in transmissions} == {"sent"}
     assert flexcharge.counts("evaluate") == Counter({o["idempotency_key"]: 1 for o in orders})
     assert flexcharge.counts("evaluate_order_id") == Counter({o["order_id"]: 1 for o in orders})
-    assert flexcharge.counts("evaluate_replay")[evaluate_killed] >= 1
+    replayed = {key for key, n in flexcharge.counts("evaluate_replay").items() if n}
+    assert replayed & evaluate_batch, "the killed /evaluate is replayed"
     # FlexCharge accepted the /transmit whose sender died; the restarted worker cannot
     # know and sends it again (FlexCharge does not dedupe transmits). Nothing else repeats.
     transmit = flexcharge.counts("transmit")
     assert set(transmit) == {t["idempotency_key"] for t in transmissions}
-    assert {key: count for key, count in transmit.items() if count > 1} == {transmit_killed: 2}
+    twice = {key: count for key, count in transmit.items() if count > 1}
+    assert list(twice.values()) == [2] and set(twice) <= transmit_batch
     # Card data: neither the worker database nor the worker processes' log holds any.
     assert scan["findings"] == []
     log = workers.log.read_text()
