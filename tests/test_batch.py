@@ -63,14 +63,21 @@ def test_a_batch_records_each_rows_outcome_and_retries_only_the_timed_out_one(mo
 
     mocked.add_callback(responses.POST, API + "transmit", callback=reply)
     outcomes = batch.drain(size=10)
-    assert outcomes == {"transmissions:sent": 3, "transmissions:failed": 1, "transmissions:retry": 1}
+    assert outcomes == {
+        "transmissions:sent": 3,
+        "transmissions:failed": 1,
+        "transmissions:retry": 1,
+    }
     by_key = {str(t.idempotency_key): t for t in Transmission.objects.all()}
-    assert by_key[refused].status == "failed" and "400" in by_key[refused].last_error
+    assert by_key[refused].status == "failed"
+    assert "400" in by_key[refused].last_error
     waiting = by_key[timed_out]
     assert (waiting.status, waiting.attempts, waiting.locked_until) == ("queued", 1, None)
-    assert waiting.next_attempt_at is not None and waiting.last_error
+    assert waiting.next_attempt_at is not None
+    assert waiting.last_error
     sent = [t for key, t in by_key.items() if key not in (refused, timed_out)]
-    assert {t.status for t in sent} == {"sent"} and all(t.transmit_id for t in sent)
+    assert {t.status for t in sent} == {"sent"}
+    assert all(t.transmit_id for t in sent)
     assert all(t.attempts == 1 and t.locked_until is None for t in sent)
 
     # Only the timed-out row is retried once due, with its own idempotency key.
@@ -78,7 +85,8 @@ def test_a_batch_records_each_rows_outcome_and_retries_only_the_timed_out_one(mo
     outage["on"] = False
     assert batch.drain(size=10) == {"transmissions:sent": 1}
     keys = [b["idempotencyKey"] for b in bodies(mocked, "transmit")]
-    assert keys.count(timed_out) == 2 and keys.count(refused) == 1
+    assert keys.count(timed_out) == 2
+    assert keys.count(refused) == 1
     assert sorted(keys) == sorted([*by_key, timed_out])
     waiting.refresh_from_db()
     assert (waiting.status, waiting.attempts) == ("sent", 2)
@@ -139,7 +147,8 @@ def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(payer):
     assert batch.claim_batch(Transmission, 5) == []
     later = timezone.now() + dt.timedelta(hours=1)
     again = batch.claim_batch(Transmission, 5, now=later)
-    assert len(again) == 3 and {r.attempts for r in again} == {2}
+    assert len(again) == 3
+    assert {r.attempts for r in again} == {2}
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED: PostgreSQL")

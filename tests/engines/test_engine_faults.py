@@ -124,7 +124,8 @@ def test_a_worker_killed_mid_call_loses_nothing(workers, flexcharge, stopwatch):
     assert replayed & evaluate_batch, "the killed /evaluate is replayed"
     # FlexCharge accepted the dead worker's /transmit and does not dedupe transmits.
     twice = {key for key, n in flexcharge.counts("transmit").items() if n > 1}
-    assert len(twice) == 1 and twice <= transmit_batch, twice
+    assert len(twice) == 1, twice
+    assert twice <= transmit_batch, twice
     assert_exactly_once(flexcharge, final, transmit_twice=twice)
     log = workers.log.read_text()
     assert find_card_data(log) == []

@@ -434,7 +434,8 @@ def test_a_worker_killed_mid_call_loses_nothing(flexcharge, tmp_path, stopwatch)
     transmit = flexcharge.counts("transmit")
     assert set(transmit) == {t["idempotency_key"] for t in transmissions}
     twice = {key: count for key, count in transmit.items() if count > 1}
-    assert list(twice.values()) == [2] and set(twice) <= transmit_batch
+    assert list(twice.values()) == [2]
+    assert set(twice) <= transmit_batch
     # Card data: neither the worker database nor the worker processes' log holds any.
     assert scan["findings"] == []
     log = workers.log.read_text()
