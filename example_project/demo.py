@@ -371,7 +371,7 @@ def summary(started: Any) -> tuple[str, int, int]:
 
 def refused_deliveries(config: Config) -> tuple[int, str]:
     """Webhook attempts the site did not accept (non-2xx or no answer), and the last reason."""
-    from django_flexcharge.emulator import EmulatorControl
+    from django_flexcharge.testing import EmulatorControl
 
     try:
         control = EmulatorControl(config.emulator, config.control_token, timeout=2)
@@ -392,7 +392,7 @@ def refused_deliveries(config: Config) -> tuple[int, str]:
 
 def set_faults(config: Config, **knobs: Any) -> None:
     """Switch the emulator's fault injection (``/_emulator/faults``) to ``knobs``."""
-    from django_flexcharge.emulator import EmulatorControl
+    from django_flexcharge.testing import EmulatorControl
 
     control = EmulatorControl(config.emulator, config.control_token, timeout=5)
     control.post("faults", json=knobs).raise_for_status()

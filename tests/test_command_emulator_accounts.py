@@ -9,11 +9,11 @@ import requests
 from django.core.management import call_command
 from django.test import override_settings
 
-from django_flexcharge.emulator import EmulatorConfig, MultiEmulator
 from django_flexcharge.management.commands.flexcharge_emulator import (
     account_merchants,
     defaults_from_settings,
 )
+from flexcharge_emulator import EmulatorConfig, MultiEmulator
 
 EMULATOR = "http://127.0.0.1:8765/v1/"
 B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()

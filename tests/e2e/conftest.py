@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import Emulator, EmulatorConfig
 
 from .stack import ADMIN, EXPIRE_DELAY, HOST, PASSWORD, PLAN, PLAN_PRICE, Stack, free_port
 

@@ -27,8 +27,8 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator
-from django_flexcharge.emulator.config import (
+from flexcharge_emulator import Emulator
+from flexcharge_emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     DEFAULT_MID,

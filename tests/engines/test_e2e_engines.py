@@ -17,7 +17,7 @@ from contextlib import suppress
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import Emulator, EmulatorConfig
 from tests.e2e import test_example_site as scenarios
 from tests.e2e.conftest import _interrupt
 from tests.e2e.stack import (
