@@ -160,7 +160,8 @@ def check_port(port: int, what: str, variable: str) -> None:
 
 def check_dependencies() -> None:
     missing = []
-    for module in ("django", "environ", "rest_framework", "django_tasks", "django_tasks_db"):
+    modules = ("django", "environ", "rest_framework", "django_tasks", "django_tasks_db")
+    for module in (*modules, "flexcharge_emulator"):
         try:
             __import__(module)
         except ImportError:
@@ -168,7 +169,8 @@ def check_dependencies() -> None:
     if missing:
         raise DemoError(
             f"Missing Python packages ({', '.join(missing)}) in {sys.executable}.\n"
-            "  Run `make demo` from the repository root: it builds .venv with everything needed."
+            "  Run `make demo` from the repository root: it builds .venv with everything needed\n"
+            "  (the emulator is a distribution of its own: pip install -e ./emulator)."
         )
 
 

@@ -212,8 +212,8 @@ def site_environment(database: Path, api_url: str, static_root: Path) -> dict[st
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            # This checkout's package, not whichever one the environment has installed.
-            "PYTHONPATH": str(REPO),
+            # This checkout's app and emulator, not whichever ones the environment has installed.
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "emulator")]),
             "DJANGO_SETTINGS_MODULE": "example_project.settings",
             "DJANGO_SECRET_KEY": "e2e-tests-only-not-secret",
             "DJANGO_DEBUG": "False",
