@@ -22,9 +22,10 @@ for f in django_flexcharge/py.typed django_flexcharge/migrations/0001_initial.py
          django_flexcharge/static/django_flexcharge/sensejs.js django_flexcharge/templates/; do
   grep -q "$f" "$work/contents.txt" || { echo "wheel lacks $f"; exit 1; }
 done
-# No emulator (and so no control plane) in the app's wheel.
-for f in flexcharge_emulator django_flexcharge/emulator; do
-  if grep -q "$f" "$work/contents.txt"; then echo "the app's wheel holds $f"; exit 1; fi
+# No emulator (and so no control plane) in the app's wheel (the management command
+# django_flexcharge/management/commands/flexcharge_emulator.py is the app's own).
+for f in flexcharge_emulator/ django_flexcharge/emulator/; do
+  if grep -qE "[[:space:]]$f" "$work/contents.txt"; then echo "the app's wheel holds $f"; exit 1; fi
 done
 grep -q 'Requires-Dist: django-flexcharge-emulator==.*extra == "emulator"' \
   <(unzip -p "$wheel" '*.dist-info/METADATA') || { echo "no [emulator] extra"; exit 1; }
