@@ -123,8 +123,6 @@ def site_emulator_config(**options: Any) -> EmulatorConfig:
 
 #: A second account, "brand-b" of ``FLEXCHARGE_ACCOUNTS``, with keys of its own.
 B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()
-
-
 BRAND_B = {
     "APP_KEY": "b-app-key",
     "APP_SECRET": "b-app-secret",
