@@ -35,7 +35,8 @@ import common
 SECTIONS = ["approval", "webhook", "burst", "auth", "engines"]
 RESULTS = common.BENCH_DIR / "results"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-PG_NAME = "flexcharge_bench"
+#: BENCH_PG_NAME: parallel runs on one server each use their own database.
+PG_NAME = os.environ.get("BENCH_PG_NAME", "flexcharge_bench")
 SQLITE_PATH = RESULTS / "bench.sqlite3"
 
 #: Worker count per burst round. Two workers only on PostgreSQL: SQLite has one
