@@ -142,11 +142,11 @@ def queries_per_event(sizes: list[int], events: int) -> list[dict]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from django_flexcharge.models import FlexChargeOrder, WebhookEvent
+    from django_flexcharge.models import FlexChargeOrder, StatusChange, WebhookEvent
     from django_flexcharge.testing import post_webhook
 
     client = Client()
-    common.reset_tables(WebhookEvent, FlexChargeOrder)
+    common.reset_tables(StatusChange, WebhookEvent, FlexChargeOrder)
     results = []
     stored = 0
     for size in sizes:
@@ -189,9 +189,18 @@ def main() -> None:
     common.setup_django()
     from benchsite.models import RawDelivery
 
-    from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+    from django_flexcharge.models import (
+        CallAttempt,
+        FlexChargeOrder,
+        Refund,
+        StatusChange,
+        WebhookEvent,
+    )
 
-    common.reset_tables(WebhookEvent, Refund, FlexChargeOrder, RawDelivery)
+    # Children first: SQLite's DELETE checks the foreign keys.
+    common.reset_tables(
+        StatusChange, CallAttempt, WebhookEvent, Refund, FlexChargeOrder, RawDelivery
+    )
     # One pending order per W request (warm-up included), none used twice.
     pending = create_pending_orders(blocks * per_block + warmup, "hook")
     # D and Z get deliveries of the same size for orders that do not exist.
