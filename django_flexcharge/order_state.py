@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from .inserts import insert
 from .models import FlexChargeOrder
 from .transitions import RESOLVED, can_transition, transition
 
@@ -277,7 +278,7 @@ def change_held(
         return None
     order = _instance(returned, row)
     event.order = order
-    event.save(force_insert=True)
+    insert(event)
     transition(order, to, event=event, saved_from=HELD)
     unchanged = Plan((to,), to, order.refunded_amount, order.refunded_amount_unknown, False)
     return Change(order, unchanged, saved=True)
@@ -287,20 +288,30 @@ def _prep(field: Any, value: Any) -> Any:
     return field.get_db_prep_save(value, connection)
 
 
-def _instance(fields: list[Any], row: tuple[Any, ...]) -> FlexChargeOrder:
+def _instance(returned: Returned, row: tuple[Any, ...]) -> FlexChargeOrder:
     """The order as the ORM would load it from ``row`` (the JSON columns deferred)."""
-    table = FlexChargeOrder._meta.db_table
-    values = []
-    for field, value in zip(fields, row, strict=True):
-        col = field.get_col(table)
-        for convert in (*connection.ops.get_db_converters(col), *col.get_db_converters(connection)):
+    values = list(row)
+    for index, col, own in returned.converted:
+        # As the ORM's compiler does: the backend's converters (this thread's
+        # connection), then the field's own.
+        value = values[index]
+        for convert in (*connection.ops.get_db_converters(col), *own):
             value = convert(value, col, connection)
-        values.append(value)
-    return FlexChargeOrder.from_db(connection.alias, [f.attname for f in fields], values)
+        values[index] = value
+    return FlexChargeOrder.from_db(connection.alias, returned.names, values)
+
+
+@dataclass(frozen=True)
+class Returned:
+    """The columns ``change_held``'s UPDATE returns: attribute names, and the columns
+    whose values the backend converts (with the field's own converters)."""
+
+    names: list[str]
+    converted: list[tuple[int, Any, tuple[Any, ...]]]
 
 
 @cache
-def _held_update(vendor: str, key: str, names: tuple[str, ...]) -> tuple[str, list[Any]] | None:
+def _held_update(vendor: str, key: str, names: tuple[str, ...]) -> tuple[str, Returned] | None:
     """``change_held``'s UPDATE ... RETURNING and the fields it returns; None where the
     database cannot return rows from an UPDATE (MySQL, SQLite before 3.35)."""
     returns = vendor == "postgresql" or (
@@ -316,10 +327,16 @@ def _held_update(vendor: str, key: str, names: tuple[str, ...]) -> tuple[str, li
     sets.append(f"{resolved} = COALESCE({resolved}, %s)")
     last = q(meta.get_field("last_event_at").column)
     fields = [f for f in meta.concrete_fields if f.name not in JSON_FIELDS]
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(meta.db_table)
+        own = tuple(col.get_db_converters(connection))
+        if own or connection.ops.get_db_converters(col):
+            converters.append((index, col, own))
     sql = (
         f"UPDATE {q(meta.db_table)} SET {', '.join(sets)}"
         f" WHERE {' AND '.join(f'{q(meta.get_field(n).column)} = %s' for n in where)}"
         f" AND ({last} IS NULL OR {last} <= %s)"
         f" RETURNING {', '.join(q(f.column) for f in fields)}"
     )
-    return sql, fields
+    return sql, Returned([f.attname for f in fields], converters)

@@ -18,6 +18,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import signals, telemetry
+from .inserts import insert
 from .models import FlexChargeOrder, StatusChange
 
 if TYPE_CHECKING:
@@ -101,14 +102,16 @@ def transition(
         order.save(update_fields=sorted(fields))
     else:
         now = order.updated
-    StatusChange.objects.create(
-        order=order,
-        previous=previous,
-        status=new_status,
-        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
-        event=event,
-        user=user if getattr(user, "is_authenticated", False) else None,
-        at=now,
+    insert(
+        StatusChange(
+            order=order,
+            previous=previous,
+            status=new_status,
+            cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
+            event=event,
+            user=user if getattr(user, "is_authenticated", False) else None,
+            at=now,
+        )
     )
     if new_status == Status.APPROVED:
         amount, currency = order.amount, order.currency
