@@ -7,7 +7,7 @@ built once per model and database vendor, the values are prepared by each
 field as the ORM prepares them (``pre_save``, ``get_db_prep_save``), and the
 model's ``pre_save``/``post_save`` signals are still sent to any receiver.
 
-Only for plain models: an auto primary key returned by ``RETURNING`` (PostgreSQL,
+Only for plain models: an auto primary key (``db_returning``) returned by ``RETURNING`` (PostgreSQL,
 SQLite >= 3.35), concrete fields, no ``db_default`` or generated columns;
 anything else, or another database, takes ``save(force_insert=True)``.
 """
@@ -19,7 +19,6 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Model, signals
-from django.db.models.fields import AutoFieldMixin
 
 
 def insert(obj: Model) -> None:
@@ -53,15 +52,17 @@ def _statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] | None:
     plain = (
         vendor in ("postgresql", "sqlite")
         and connection.features.can_return_columns_from_insert
-        and isinstance(pk, AutoFieldMixin)
+        and getattr(pk, "db_returning", False)
         and not any(f.generated or f.has_db_default() for f in meta.concrete_fields)
     )
     if not plain or pk is None:
         return None
     q = connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if f is not pk]
+    columns = ", ".join(q(str(f.column)) for f in fields)
+    # Names from the model's own meta, quoted; every value is a parameter.
     sql = (
-        f"INSERT INTO {q(meta.db_table)} ({', '.join(q(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(pk.column)}"
+        f"INSERT INTO {q(meta.db_table)} ({columns})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(str(pk.column))}"
     )
     return sql, fields

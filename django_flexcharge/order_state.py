@@ -320,23 +320,22 @@ def _held_update(vendor: str, key: str, names: tuple[str, ...]) -> tuple[str, Re
     if not returns:
         return None
     meta = FlexChargeOrder._meta
-    q = connection.ops.quote_name
-    where = ("account", key, "status")
-    sets = [f"{q(meta.get_field(name).column)} = %s" for name in ("status", "updated", *names)]
-    resolved = q(meta.get_field("resolved_at").column)
-    sets.append(f"{resolved} = COALESCE({resolved}, %s)")
-    last = q(meta.get_field("last_event_at").column)
     fields = [f for f in meta.concrete_fields if f.name not in JSON_FIELDS]
+    columns = {f.name: connection.ops.quote_name(str(f.column)) for f in fields}
+    sets = [f"{columns[name]} = %s" for name in ("status", "updated", *names)]
+    resolved, last = columns["resolved_at"], columns["last_event_at"]
+    sets.append(f"{resolved} = COALESCE({resolved}, %s)")
+    where = [f"{columns[name]} = %s" for name in ("account", key, "status")]
     converters = []
     for index, field in enumerate(fields):
         col = field.get_col(meta.db_table)
         own = tuple(col.get_db_converters(connection))
         if own or connection.ops.get_db_converters(col):
             converters.append((index, col, own))
+    # Names from the model's own meta, quoted; every value is a parameter.
     sql = (
-        f"UPDATE {q(meta.db_table)} SET {', '.join(sets)}"
-        f" WHERE {' AND '.join(f'{q(meta.get_field(n).column)} = %s' for n in where)}"
-        f" AND ({last} IS NULL OR {last} <= %s)"
-        f" RETURNING {', '.join(q(f.column) for f in fields)}"
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)}"  # noqa: S608
+        f" WHERE {' AND '.join(where)} AND ({last} IS NULL OR {last} <= %s)"
+        f" RETURNING {', '.join(columns.values())}"
     )
     return sql, Returned([f.attname for f in fields], converters)

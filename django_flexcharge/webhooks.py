@@ -25,6 +25,7 @@ events (one bad clock must not make every later event of the order "older").
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -189,10 +190,9 @@ def _first_delivery(
             return _receiver_failed(event, err)
         logger.exception("webhook for %s could not be applied", payload.order_id or key[1])
         failed = f"{type(err).__name__}: {err}"
-        try:
-            event = store_event(nonce, body, payload, failed, account=account)
-        except NonceTaken:
-            pass  # a racing delivery stored it: its own answer stands
+        # NonceTaken: a racing delivery stored it; its own answer stands.
+        with contextlib.suppress(NonceTaken):
+            store_event(nonce, body, payload, failed, account=account)
         raise
     if change is None:
         return None
@@ -356,9 +356,7 @@ def store_event(
         raise NonceTaken() from err
 
 
-def _event_values(
-    nonce: str, body: bytes, payload: Payload | None, account: str
-) -> dict[str, Any]:
+def _event_values(nonce: str, body: bytes, payload: Payload | None, account: str) -> dict[str, Any]:
     values: dict[str, Any] = {"account": account, "nonce": nonce, "body": stored_text(body)}
     if payload is not None:
         values.update(
