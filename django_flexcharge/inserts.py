@@ -14,6 +14,7 @@ anything else, or another database, takes ``save(force_insert=True)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
@@ -29,20 +30,93 @@ def insert(obj: Model) -> None:
         obj.save(force_insert=True)
         return
     sql, fields = statement
-    alias = connection.alias
-    if signals.pre_save.has_listeners(model):
-        signals.pre_save.send(model, instance=obj, raw=False, using=alias, update_fields=None)
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    _pre_save(obj)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, _values(obj, fields))
         row = cursor.fetchone()
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = alias
-    if signals.post_save.has_listeners(model):
-        signals.post_save.send(
-            model, instance=obj, created=True, update_fields=None, raw=False, using=alias
+    _saved(obj, row[0])
+
+
+def insert_after(
+    obj: Model, source: str, params: Sequence[Any], *, link: str
+) -> tuple[Any, ...] | None:
+    """PostgreSQL: ``obj`` inserted by the statement that runs ``source``, in one round trip.
+
+    ``source`` is an ``UPDATE ... RETURNING`` (its ``params``) that returns at most
+    one row, with the column the foreign key ``link`` of ``obj`` points at; ``obj``
+    is inserted with ``link`` set to that row (a data-modifying CTE). Returns the
+    row ``source`` returned, ``obj`` saved; None, with nothing inserted, when it
+    returned none. Check ``one_statement()`` first.
+    """
+    model = type(obj)
+    sql, fields = _after_statement(model, link, source)
+    _pre_save(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *_values(obj, fields)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    setattr(obj, f"{link}_id", row[1])
+    _saved(obj, row[0])
+    return tuple(row[2:])
+
+
+def one_statement(model: type[Model]) -> bool:
+    """Whether ``insert_after`` works for ``model`` on this database."""
+    return connection.vendor == "postgresql" and _statement(connection.vendor, model) is not None
+
+
+def _pre_save(obj: Model) -> None:
+    if signals.pre_save.has_listeners(type(obj)):
+        signals.pre_save.send(
+            type(obj), instance=obj, raw=False, using=connection.alias, update_fields=None
         )
+
+
+def _values(obj: Model, fields: list[Any]) -> list[Any]:
+    # What the ORM's insert compiler sends for each field.
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+
+
+def _saved(obj: Model, pk: Any) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    if signals.post_save.has_listeners(type(obj)):
+        signals.post_save.send(
+            type(obj),
+            instance=obj,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
+        )
+
+
+@cache
+def _after_statement(model: type[Model], link: str, source: str) -> tuple[str, list[Any]]:
+    """``insert_after``'s statement and the fields whose values it takes (``link`` aside)."""
+    statement = _statement("postgresql", model)
+    assert statement is not None, "check one_statement() first"
+    q = connection.ops.quote_name
+    meta = model._meta
+    linked = meta.get_field(link)
+    target = q(str(linked.target_field.column))  # type: ignore[union-attr]
+    fields = [f for f in statement[1] if f is not linked]
+    # Typed: a parameter in a SELECT list has no column to take its type from.
+    values = [
+        f"source.{target}" if f is linked else f"CAST(%s AS {f.cast_db_type(connection)})"
+        for f in statement[1]
+    ]
+    columns = ", ".join(q(str(f.column)) for f in statement[1])
+    returning = f"{q(str(meta.pk.column))}, {q(str(getattr(linked, 'column', '')))}"
+    sql = (
+        f"WITH source AS ({source}),"  # noqa: S608
+        f" stored AS (INSERT INTO {q(meta.db_table)} ({columns})"
+        f" SELECT {', '.join(values)} FROM source RETURNING {returning})"
+        " SELECT stored.*, source.* FROM stored, source"
+    )
+    return sql, fields
 
 
 @cache

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .inserts import insert
+from .inserts import insert, insert_after, one_statement
 from .models import FlexChargeOrder
 from .transitions import RESOLVED, can_transition, transition
 
@@ -250,6 +250,7 @@ def change_held(
     one statement; None, with nothing changed, for any other case (``change_order``'s then).
 
     ``key``: (``"order_session_key"`` or ``"order_id"``, value) in ``account``.
+    On PostgreSQL the event's INSERT is part of the UPDATE's statement.
     The order moves only if it is in ``HELD``, the table allows ``to`` from there
     (a refund's figures need the order: never here), and its ``last_event_at`` is
     unset or at most ``not_after`` (or, without one, ``horizon``: a later one is
@@ -271,14 +272,19 @@ def change_held(
     where = (("account", account), (key[0], key[1]), ("status", HELD))
     params = [_prep(meta.get_field(name), value) for name, value in (*sets, *where)]
     params.append(_prep(meta.get_field("last_event_at"), not_after or horizon))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    if one_statement(type(event)):
+        # PostgreSQL: the event's INSERT rides on the UPDATE (one round trip fewer).
+        row = insert_after(event, sql, params, link="order")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
     if row is None:
         return None
     order = _instance(returned, row)
     event.order = order
-    insert(event)
+    if event._state.adding:
+        insert(event)
     transition(order, to, event=event, saved_from=HELD)
     unchanged = Plan((to,), to, order.refunded_amount, order.refunded_amount_unknown, False)
     return Change(order, unchanged, saved=True)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
 from django.db.models import signals
 from django.forms.models import model_to_dict
 
-from django_flexcharge.inserts import insert
+from django_flexcharge.inserts import insert, insert_after, one_statement
 from django_flexcharge.models import StatusChange, WebhookEvent
 from tests.factories import make_order
 
@@ -63,3 +64,25 @@ def test_the_models_save_signals_are_sent():
         signals.post_save.disconnect(post, sender=WebhookEvent)
 
     assert seen == [("pre", None, False, None), ("post", event.pk, True)]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH: PostgreSQL")
+def test_insert_after_links_the_row_the_update_returned_or_inserts_nothing():
+    order = make_order()
+    update = (
+        'UPDATE "django_flexcharge_flexchargeorder" SET "email" = %s'
+        ' WHERE "id" = %s RETURNING "id", "email"'
+    )
+    assert one_statement(WebhookEvent)
+
+    event = WebhookEvent(nonce="n-3", body="{}")
+    row = insert_after(event, update, ["a@example.com", order.pk], link="order")
+
+    assert row == (order.pk, "a@example.com")
+    assert WebhookEvent.objects.get(pk=event.pk).order == order
+    assert event.order_id == order.pk
+
+    none = WebhookEvent(nonce="n-4", body="{}")
+    assert insert_after(none, update, ["b@example.com", order.pk + 1000], link="order") is None
+    assert none.pk is None
+    assert WebhookEvent.objects.count() == 1

@@ -147,12 +147,15 @@ def test_a_redelivered_event_is_a_duplicate_and_signals_once(
     assert signal_log.names() == ["order_status_changed", "order_approved"]
 
 
+FIRST_DELIVERY = {"postgresql": ["WITH", "INSERT"], "sqlite": ["UPDATE", "INSERT", "INSERT"]}
+
+
 def data_statements(queries) -> list[str]:
     skip = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
     return [q["sql"].split()[0] for q in queries if not q["sql"].startswith(skip)]
 
 
-def test_a_first_delivery_costs_three_statements_whatever_the_table_size():
+def test_a_first_delivery_costs_two_or_three_statements_whatever_the_table_size():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -163,8 +166,9 @@ def test_a_first_delivery_costs_three_statements_whatever_the_table_size():
         stored = receive()
     assert stored.status == Stored.APPLIED
     # UPDATE order ... WHERE status = 'pending' RETURNING, INSERT the event (applied),
-    # INSERT its status change (the order's timeline)
-    assert data_statements(queries) == ["UPDATE", "INSERT", "INSERT"]
+    # INSERT its status change (the order's timeline); on PostgreSQL the first two
+    # are one statement (WITH source AS (UPDATE ...) INSERT ...).
+    assert data_statements(queries) == FIRST_DELIVERY[connection.vendor]
 
 
 def test_an_event_applied_meanwhile_by_an_admin_is_not_overwritten(admin_user):
@@ -842,7 +846,8 @@ def test_a_first_delivery_is_one_transaction_of_five_statements_with_begin_and_c
     assert status_of(order) == Status.APPROVED
     # Django logs BEGIN and COMMIT on both databases (BEGIN IMMEDIATE on SQLite).
     sql = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert sql == ["BEGIN", "UPDATE", "INSERT", "INSERT", "COMMIT"]
+    assert sql == ["BEGIN", *FIRST_DELIVERY[connection.vendor], "COMMIT"]
+    assert len(sql) <= 5
 
 
 @pytest.mark.django_db(transaction=True)
