@@ -182,8 +182,11 @@ def _first_delivery(
                 horizon=timezone.now() + dt.timedelta(seconds=ahead),
                 event=event,
             )
-    except IntegrityError:
-        # Most likely the nonce, stored before (a redelivery): the careful way says.
+            if change is None:
+                raise _NotHeld  # the UPDATE matched nothing: roll back, nothing was written
+    except (_NotHeld, IntegrityError):
+        # IntegrityError: most likely the nonce, stored before (a redelivery). Either
+        # way the careful way finds out, and says why.
         return None
     except Exception as err:
         if committed:
@@ -194,10 +197,12 @@ def _first_delivery(
         with contextlib.suppress(NonceTaken):
             store_event(nonce, body, payload, failed, account=account)
         raise
-    if change is None:
-        return None
     logger.info("webhook #%s %s: %s", event.pk, payload.event, event.status)
     return event
+
+
+class _NotHeld(Exception):
+    """``change_held`` found no order to move: the careful way takes the delivery."""
 
 
 def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
