@@ -24,7 +24,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.test import Client, RequestFactory
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, currently_in_test_context, given, settings
 from hypothesis import strategies as st
 
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
@@ -32,6 +32,7 @@ from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers
 from django_flexcharge.views import WebhookView
 from tests.factories import make_order
+from tests.reliability.carddata import find_card_data
 from tests.reliability.conftest import record
 
 pytestmark = [pytest.mark.reliability, pytest.mark.django_db]
@@ -195,6 +196,11 @@ def call(
     **meta: Any,
 ) -> tuple[int, str, Writes]:
     """POST through the view alone; (status code, answer's status, what it wrote)."""
+    # Hypothesis also draws constants from the suite's source, the test PANs among
+    # them. FlexCharge sends no card data; a body carrying a test PAN would be stored
+    # as received and trip the session's card-data watch for the fuzzer's own input.
+    if currently_in_test_context():
+        assume(not find_card_data(body.decode("utf-8", "replace")))
     SENT[test] += 1
     request = FACTORY.generic(
         "POST", URL, data=body, content_type=content_type, HTTP_HOST=HOST, **meta
