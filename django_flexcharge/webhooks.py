@@ -9,6 +9,11 @@
    (FlexCharge may resend with the original headers; its docs leave it open): it
    is answered 200 whatever its date, and applied again only if the stored
    event failed. A known nonce with another body is a 401 ("reused nonce").
+0. the usual delivery (new, valid, moving a ``pending`` order as the table
+   allows) is stored and applied in one transaction (``_first_delivery``:
+   ``order_state.change_held``'s conditional UPDATE, the event's INSERT, its
+   history row). Anything else, including a nonce stored before (its INSERT
+   fails, the transaction rolls back), takes the careful way, 1.-4.
 3. a new delivery must carry an ``x-fc-date`` inside ``FLEXCHARGE_WEBHOOK_TOLERANCE``
    (unless it is 0), then its row is written on its own, before anything is
    applied, so it survives a failed apply. A signed body the app cannot use is
