@@ -30,8 +30,11 @@ test: $(STAMP)
 	$(PYTEST) -q -m "not browser and not engines" --cov --cov-report=term
 	$(PYTEST) -q --ds=tests.example_settings tests/example -p no:randomly
 
+# With a second FlexCharge account declared beside the default one (the SQLite
+# run has one): the whole suite must pass both ways (tests/settings.py).
 test-postgres: $(STAMP)
-	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q -m "not browser and not engines"
+	FLEXCHARGE_TEST_SECOND_ACCOUNT=1 FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) \
+	  $(PYTEST) -q -m "not browser and not engines"
 	FLEXCHARGE_TEST_DATABASE_URL=$(TEST_PG_URL) $(PYTEST) -q --ds=tests.example_settings tests/example
 
 test-browser: $(STAMP)

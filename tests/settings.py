@@ -58,6 +58,21 @@ DATABASES = {
         "FLEXCHARGE_TEST_DATABASE_URL", default="sqlite:///" + os.path.join("/tmp", "fc-test.db")
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not Django's shared in-memory database: a live server then gets
+    # connections of its own instead of sharing the test's, so the emulator's
+    # webhook threads can reach it while the test reads (SQLite refuses a
+    # savepoint on a connection with a statement in progress). One file per
+    # process, so parallel runs never share it; on tmpfs when there is one.
+    _scratch = "/dev/shm" if os.path.isdir("/dev/shm") else "/tmp"
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(_scratch, f"fc-test-{os.getpid()}.sqlite3")
+    }
+    # Writers wait for each other instead of failing at once when a read
+    # transaction turns into a write (the usual production set-up on SQLite).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -86,3 +101,20 @@ LOGGING = {
     "disable_existing_loggers": False,
     "loggers": {"django_flexcharge": {"level": "DEBUG"}},
 }
+
+# A second account beside the default one: the whole suite must pass with it
+# declared (a deployment growing a second brand changes nothing for the first).
+# `make test-postgres` sets it; `make test` runs with the default account alone.
+if env.bool("FLEXCHARGE_TEST_SECOND_ACCOUNT", default=False):
+    FLEXCHARGE_ACCOUNTS = {
+        "second": {
+            "APP_KEY": "second-app-key",
+            "APP_SECRET": "second-app-secret",
+            "MID": "5ec0d5ec-0000-4000-8000-00000000000b",
+            "SITE_ID": "5ec0d5ec-0000-4000-8000-00000000000c",
+            "TOKENIZATION_KEY": "second-tokenization-key",
+            "WEBHOOK_SUBSCRIBER_KEYS": [
+                "c2Vjb25kIGFjY291bnQncyBzdWJzY3JpYmVyIGtleSwgdGVzdHMgb25seQ=="
+            ],
+        }
+    }

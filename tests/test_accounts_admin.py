@@ -15,6 +15,7 @@ LISTS = ("flexchargeorder", "transmission", "webhookevent", "refund", "vaultedca
 
 
 @pytest.mark.parametrize("model", LISTS)
+@override_settings(FLEXCHARGE_ACCOUNTS={})
 def test_one_account_sites_see_no_account_column(admin_client, model):
     page = admin_client.get(reverse(f"admin:django_flexcharge_{model}_changelist"))
     assert page.status_code == 200

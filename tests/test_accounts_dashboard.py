@@ -63,6 +63,7 @@ def test_per_account_breakdown_and_its_csv(admin_client, two_accounts):
     assert list(csv.DictReader(io.StringIO(text))) == []  # B-2 is brand-b's
 
 
+@override_settings(FLEXCHARGE_ACCOUNTS={})
 def test_one_account_sites_see_no_switch(admin_client):
     html = admin_client.get(reverse(URL)).content.decode()
     assert 'id="flexcharge-accounts"' not in html

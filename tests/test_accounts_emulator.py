@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 from django.test import override_settings
 
 from django_flexcharge.emulator import Emulator, EmulatorConfig, MultiEmulator
@@ -37,18 +36,9 @@ from tests.factories import site_emulator_config
 
 # A live server and emulator threads over real HTTP: the end-to-end runs (SQLite and
 # PostgreSQL) carry these; the fast version matrix leaves them out with the other e2e tests.
-#
-# On SQLite the live server shares the test's in-memory connection, and the
-# emulators' webhook threads reach it while the test reads the database: SQLite
-# then refuses a savepoint now and then ("cannot release savepoint - SQL
-# statements in progress"). PostgreSQL gives each thread its own connection.
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        connection.vendor == "sqlite",
-        reason="live server + webhook threads on one in-memory SQLite connection: PostgreSQL",
-    ),
-]
+# On SQLite the test database is a file (tests/settings.py), so the live server's
+# threads have connections of their own, as on PostgreSQL.
+pytestmark = pytest.mark.e2e
 
 Status = FlexChargeOrder.Status
 

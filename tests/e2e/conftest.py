@@ -25,65 +25,20 @@ or FlexCharge would send it.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
-from contextlib import suppress
-from typing import Any
 
 import pytest
-import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-
-from .stack import ADMIN, EXPIRE_DELAY, HOST, PASSWORD, PLAN, PLAN_PRICE, Stack, free_port
+from .stack import Stack, running_stack
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _db_worker(stack: Stack) -> None:
+    stack.start("worker", "db_worker", "--interval", "0.05", "--no-reload", "--no-startup-delay")
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("e2e")
-    site_port = free_port()
-    emulator = Emulator(
-        EmulatorConfig(
-            webhook_url=f"http://{HOST}:{site_port}/flexcharge/webhook/",
-            rescue_delay=None,
-            expire_delay=EXPIRE_DELAY,
-            webhook_backoff=0.2,
-        )
-    ).start()
-    stack = Stack(workdir, emulator, site_port)
-    # A CI timeout sends SIGTERM: end the session like Ctrl-C, so the
-    # finalizer below still stops the site and the worker.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        stack.manage("migrate", "--noinput", "-v", "0")
-        stack.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth import get_user_model\n"
-            "from shop.models import Plan\n"
-            f"Plan.objects.create(slug={PLAN!r}, name='Basic', price={PLAN_PRICE})\n"
-            f"get_user_model().objects.create_superuser({ADMIN!r}, 'admin@example.com', "
-            f"{PASSWORD!r})\n",
-        )
-        stack.start("site", "runserver", f"{HOST}:{site_port}", "--noreload")
-        stack.start(
-            "worker", "db_worker", "--interval", "0.05", "--no-reload", "--no-startup-delay"
-        )
-
-        def site_answers() -> bool:
-            with suppress(requests.ConnectionError):
-                return requests.get(stack.url + "/login/", timeout=2).status_code == 200
-            return False
-
-        stack.wait(site_answers, f"the site at {stack.url}", timeout=30)
+    with running_stack(tmp_path_factory.mktemp("e2e"), _db_worker) as stack:
         yield stack
-    finally:
-        stack.stop()
-        emulator.stop()
-        signal.signal(signal.SIGTERM, previous)
     leftovers = [proc.name for proc in stack.processes if proc.popen.poll() is None]
     assert not leftovers, f"still running after the session: {leftovers}"

@@ -16,8 +16,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from contextlib import closing, suppress
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator
+from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
@@ -511,3 +511,59 @@ class Stack:
         assert answer.status_code == 200, answer.status_code
         confirm = form_with(answer.text, "apply")
         return confirm, confirm.target(answer.url)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextmanager
+def running_stack(
+    workdir: Path,
+    start_worker: Callable[[Stack], object],
+    env: dict[str, str] | None = None,
+) -> Iterator[Stack]:
+    """The emulator, the migrated and seeded example site and a worker, stopped on exit.
+
+    ``start_worker`` starts the task worker (``db_worker``, or an RQ/Celery
+    worker); ``env`` adds to the site's environment (another settings module).
+    """
+    site_port = free_port()
+    emulator = Emulator(
+        EmulatorConfig(
+            webhook_url=f"http://{HOST}:{site_port}/flexcharge/webhook/",
+            rescue_delay=None,
+            expire_delay=EXPIRE_DELAY,
+            webhook_backoff=0.2,
+        )
+    ).start()
+    stack = Stack(workdir, emulator, site_port)
+    stack.env.update(env or {})
+    # A CI timeout sends SIGTERM: end the session like Ctrl-C, so the
+    # finally below still stops the site and the worker.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.manage("migrate", "--noinput", "-v", "0")
+        stack.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import get_user_model\n"
+            "from shop.models import Plan\n"
+            f"Plan.objects.create(slug={PLAN!r}, name='Basic', price={PLAN_PRICE})\n"
+            f"get_user_model().objects.create_superuser({ADMIN!r}, 'admin@example.com', "
+            f"{PASSWORD!r})\n",
+        )
+        stack.start("site", "runserver", f"{HOST}:{site_port}", "--noreload")
+        start_worker(stack)
+
+        def site_answers() -> bool:
+            with suppress(requests.ConnectionError):
+                return requests.get(stack.url + "/login/", timeout=2).status_code == 200
+            return False
+
+        stack.wait(site_answers, f"the site at {stack.url}", timeout=30)
+        yield stack
+    finally:
+        stack.stop()
+        emulator.stop()
+        signal.signal(signal.SIGTERM, previous)

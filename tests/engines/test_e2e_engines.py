@@ -8,31 +8,14 @@ redis-server, and the engine's own worker command.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import suppress
 
 import pytest
-import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
 from tests.e2e import test_example_site as scenarios
-from tests.e2e.conftest import _interrupt
-from tests.e2e.stack import (
-    ADMIN,
-    EXAMPLE,
-    EXPIRE_DELAY,
-    HOST,
-    PASSWORD,
-    PLAN,
-    PLAN_PRICE,
-    REPO,
-    Process,
-    Stack,
-    free_port,
-)
+from tests.e2e.stack import EXAMPLE, REPO, Process, Stack, running_stack
 from tests.engines.redis_server import RedisServer
 from tests.engines.workers import worker_command
 
@@ -64,52 +47,18 @@ def engine_stack(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     engine = request.param
     workdir = tmp_path_factory.mktemp(f"e2e-{engine}")
     redis = RedisServer(workdir).start()
-    site_port = free_port()
-    emulator = Emulator(
-        EmulatorConfig(
-            webhook_url=f"http://{HOST}:{site_port}/flexcharge/webhook/",
-            rescue_delay=None,
-            expire_delay=EXPIRE_DELAY,
-            webhook_backoff=0.2,
-        )
-    ).start()
-    stack = Stack(workdir, emulator, site_port)
-    stack.env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "tests.engines.site_settings",
-            "PYTHONPATH": f"{REPO}:{EXAMPLE}",
-            "FC_ENGINE": engine,
-            "FC_REDIS_URL": redis.url,
-            "FC_BEAT": "1",
-        }
-    )
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.engines.site_settings",
+        "PYTHONPATH": f"{REPO}:{EXAMPLE}",
+        "FC_ENGINE": engine,
+        "FC_REDIS_URL": redis.url,
+        "FC_BEAT": "1",
+    }
     try:
-        stack.manage("migrate", "--noinput", "-v", "0")
-        stack.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth import get_user_model\n"
-            "from shop.models import Plan\n"
-            f"Plan.objects.create(slug={PLAN!r}, name='Basic', price={PLAN_PRICE})\n"
-            f"get_user_model().objects.create_superuser({ADMIN!r}, 'admin@example.com', "
-            f"{PASSWORD!r})\n",
-        )
-        stack.start("site", "runserver", f"{HOST}:{site_port}", "--noreload")
-        start_worker(stack, engine)
-
-        def site_answers() -> bool:
-            with suppress(requests.ConnectionError):
-                return requests.get(stack.url + "/login/", timeout=2).status_code == 200
-            return False
-
-        stack.wait(site_answers, f"the site at {stack.url}", timeout=30)
-        yield stack
+        with running_stack(workdir, lambda stack: start_worker(stack, engine), env) as stack:
+            yield stack
     finally:
-        stack.stop()
-        emulator.stop()
         redis.stop()
-        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
