@@ -35,7 +35,8 @@ import common
 SECTIONS = ["approval", "webhook", "burst", "auth", "engines"]
 RESULTS = common.BENCH_DIR / "results"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-PG_NAME = "flexcharge_bench"
+#: BENCH_PG_NAME: parallel runs on one server each use their own database.
+PG_NAME = os.environ.get("BENCH_PG_NAME", "flexcharge_bench")
 SQLITE_PATH = RESULTS / "bench.sqlite3"
 
 #: Worker count per burst round. Two workers only on PostgreSQL: SQLite has one
@@ -165,18 +166,18 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
     add("approval", "B/F p50", "<= 1.05", lambda d: d["ratios"]["B/F_p50"], lambda v: v <= 1.05)
     add("approval", "B/F p95", "<= 1.05", lambda d: d["ratios"]["B/F_p95"], lambda v: v <= 1.05)
-    add("webhook", "W/D req/s", ">= 0.8", lambda d: d["ratios"]["W/D_rps"], lambda v: v >= 0.8)
+    add("webhook", "W/D req/s", ">= 0.6", lambda d: d["ratios"]["W/D_rps"], lambda v: v >= 0.6)
     add(
         "webhook",
-        "SQL statements per event (max over table sizes)",
-        "<= 8",
-        lambda d: max(q["data_statements"] for q in d["queries"]),
-        lambda v: v <= 8,
+        "SQL per event incl. BEGIN/COMMIT (max over sizes)",
+        "<= 5",
+        lambda d: max(q["queries_max"] for q in d["queries"]),
+        lambda v: v <= 5,
     )
     add(
         "webhook",
         "queries flat in table size",
-        "same count at 10^3 and 10^5",
+        "same count at each size",
         lambda d: "/".join(str(q["queries_max"]) for q in d["queries"]),
         lambda v: len(set(v.split("/"))) == 1,
     )
