@@ -14,10 +14,11 @@ TEST_PG_URL ?= postgres://postgres@127.0.0.1:5432/flexcharge_test
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The app and the emulator (a distribution of its own, emulator/), both editable.
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade "pip>=25.1"
-	$(BIN)/python -m pip install -q -e . --group test --group lint --group browser
+	$(BIN)/python -m pip install -q -e . -e ./emulator --group test --group lint --group browser
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -52,7 +53,7 @@ test-engines: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy django_flexcharge
+	$(BIN)/mypy django_flexcharge emulator/flexcharge_emulator
 	$(MAKE) migrations-check
 
 # The app's models and its migrations agree (no model change without a migration).
@@ -78,8 +79,9 @@ matrix: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-# Build the wheel, install it into a fresh virtualenv next to a new
-# `django-admin startproject` site, and run migrate and check there.
+# Build both wheels (the app's and the emulator's), install the app's alone into a
+# fresh virtualenv next to a new `django-admin startproject` site, and run migrate,
+# check and test there; then add the emulator's and run flexcharge_emulator --help.
 wheel-check: $(STAMP)
 	bash .ci/wheel-check.sh
 

@@ -21,7 +21,8 @@ MATRIX = [
 @nox.parametrize(("python", "django"), MATRIX)
 def tests(session: nox.Session, django: str) -> None:
     session.install("--upgrade", "pip>=25.1")
-    session.install("-e", ".", "--group", "test", f"django~={django}.0")
+    # The emulator is a distribution of its own (emulator/): installed beside the app.
+    session.install("-e", ".", "-e", "./emulator", "--group", "test", f"django~={django}.0")
     # The fast, database-level suite: end-to-end, browser, reliability and engine
     # runs happen once, on the main interpreter, in .ci/run.
     session.run(

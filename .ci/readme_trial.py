@@ -5,12 +5,13 @@ directory: ``sh`` lines run in bash from that directory (a line commented
 ``# terminal N`` is started in the background, as a reader would open a
 terminal for it), ``python`` blocks whose first line is ``# file: PATH`` (or
 ``# file: PATH (append)``) are written to that file. The one substitution: the
-package is installed from the wheel built from this checkout instead of the
-package index (``django-flexcharge[db]`` -> ``<wheel>[db]``). The last
+app and its emulator are installed from the wheels built from this checkout
+instead of the package index (``"django-flexcharge[db,emulator]"`` ->
+``"<app wheel>[db,emulator]" --find-links <dir of both wheels>``). The last
 command is repeated until it prints what the README says it prints.
 
 Prints the wall time from the first command to the rescued order. Needs ports
-8000 and 8765 free, like the README. Usage: python .ci/readme_trial.py [--wheel PATH]
+8000 and 8765 free, like the README. Usage: python .ci/readme_trial.py [--dist DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Try it locally in five minutes"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 PORTS = {"flexcharge_emulator": 8765, "runserver": 8000}
+REQUIREMENT = '"django-flexcharge[db,emulator]"'
 
 
 def section() -> str:
@@ -58,13 +60,15 @@ def steps(text: str) -> list[tuple[str, str]]:
     return out
 
 
-def build_wheel() -> str:
+def build_wheels() -> str:
+    """The app's and the emulator's wheels, in a new directory; its path."""
     dist = tempfile.mkdtemp(prefix="readme-trial-dist-")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, str(ROOT)],
-        check=True,
-    )
-    return glob.glob(os.path.join(dist, "django_flexcharge-*.whl"))[0]
+    for project in (ROOT, ROOT / "emulator"):
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", dist, str(project)],
+            check=True,
+        )
+    return dist
 
 
 def port_open(port: int) -> bool:
@@ -81,17 +85,21 @@ def shell(command: str, cwd: Path, **kwargs: object) -> subprocess.CompletedProc
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--wheel", help="the wheel to install (default: build one)")
+    parser.add_argument(
+        "--dist", help="a directory holding both wheels to install (default: build them)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the trial directory")
     options = parser.parse_args()
     busy = [port for port in PORTS.values() if port_open(port)]
     if busy:
         print(f"readme-trial: ports {busy} are in use; the README's steps need them free")
         return 2
-    wheel = options.wheel or build_wheel()
+    dist = options.dist or build_wheels()
+    (wheel,) = glob.glob(os.path.join(dist, "django_flexcharge-*.whl"))
     work = Path(tempfile.mkdtemp(prefix="readme-trial-"))
     background: list[subprocess.Popen[str]] = []
     plan = steps(section())
+    assert any(REQUIREMENT in content for _, content in plan), f"README installs no {REQUIREMENT}"
     started = time.monotonic()
     last_run = ""
     try:
@@ -104,7 +112,9 @@ def main() -> int:
                 with path.open("a" if match.group(2) else "w") as handle:
                     handle.write(("\n" if match.group(2) else "") + content)
             elif kind == "run":
-                command = content.replace('"django-flexcharge[db]"', f'"{wheel}[db]"')
+                command = content.replace(
+                    REQUIREMENT, f'"{wheel}[db,emulator]" --find-links {dist}'
+                )
                 print(f"$ {command}", flush=True)
                 shell(command, work, check=True)
                 last_run = command

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# A built wheel installs into a fresh virtualenv beside a new startproject site;
-# migrate and check run there with the app. A second new site with NO FlexCharge
-# settings (no secrets needed to develop): migrate, check (warnings only),
-# `manage.py test` and `flexcharge_emulator --help` succeed, and only
-# `check --deploy` fails, naming each missing setting.
+# Both wheels build: the app's (django-flexcharge), which holds no emulator, and
+# the emulator's (django-flexcharge-emulator). The app's wheel ALONE installs into
+# a fresh virtualenv beside a new startproject site; migrate and check run there.
+# A second new site with NO FlexCharge settings (no secrets needed to develop):
+# migrate, check (warnings only) and `manage.py test` succeed, `flexcharge_emulator`
+# says what to install (its --help too), and only `check --deploy` fails, naming
+# each missing setting. Then the emulator's wheel is added: `flexcharge_emulator
+# --help` lists its options.
 set -euo pipefail
 root=$(pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 .venv/bin/python -m pip wheel -q --no-deps -w "$work/dist" .
+.venv/bin/python -m pip wheel -q --no-deps -w "$work/dist" ./emulator
 wheel=$(ls "$work"/dist/django_flexcharge-*.whl)
+emulator_wheel=$(ls "$work"/dist/django_flexcharge_emulator-*.whl)
 # List once into a file: `unzip -l | grep -q` under pipefail fails whenever
 # grep stops reading early and unzip gets SIGPIPE.
 unzip -l "$wheel" > "$work/contents.txt"
@@ -17,6 +22,20 @@ for f in django_flexcharge/py.typed django_flexcharge/migrations/0001_initial.py
          django_flexcharge/static/django_flexcharge/sensejs.js django_flexcharge/templates/; do
   grep -q "$f" "$work/contents.txt" || { echo "wheel lacks $f"; exit 1; }
 done
+# No emulator (and so no control plane) in the app's wheel (the management command
+# django_flexcharge/management/commands/flexcharge_emulator.py is the app's own).
+for f in flexcharge_emulator/ django_flexcharge/emulator/; do
+  if grep -qE "[[:space:]]$f" "$work/contents.txt"; then echo "the app's wheel holds $f"; exit 1; fi
+done
+grep -q 'Requires-Dist: django-flexcharge-emulator==.*extra == "emulator"' \
+  <(unzip -p "$wheel" '*.dist-info/METADATA') || { echo "no [emulator] extra"; exit 1; }
+unzip -l "$emulator_wheel" > "$work/emulator-contents.txt"
+for f in flexcharge_emulator/__main__.py flexcharge_emulator/signing.py flexcharge_emulator/py.typed; do
+  grep -q "$f" "$work/emulator-contents.txt" || { echo "emulator wheel lacks $f"; exit 1; }
+done
+if grep -q "django_flexcharge/" "$work/emulator-contents.txt"; then
+  echo "the emulator's wheel holds the app"; exit 1
+fi
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install -q --upgrade "pip>=25.1"
 "$work/venv/bin/python" -m pip install -q "$wheel" django-tasks-db
@@ -59,8 +78,17 @@ py="$work/venv/bin/python"
 "$py" manage.py check 2> "$work/check.txt"
 grep -q "django_flexcharge.W001" "$work/check.txt" || { echo "no W001 warning"; cat "$work/check.txt"; exit 1; }
 "$py" manage.py test > "$work/test.txt" 2>&1 || { echo "manage.py test failed"; cat "$work/test.txt"; exit 1; }
+# Without the emulator installed: --help works and says what to install; running it
+# fails with the same clear message.
 "$py" manage.py flexcharge_emulator --help > "$work/help.txt"
-grep -q -- "--site-url" "$work/help.txt"
+grep -q 'pip install "django-flexcharge\[emulator\]"' <(tr -s ' \n' ' ' < "$work/help.txt") \
+  || { echo "flexcharge_emulator --help does not say what to install"; cat "$work/help.txt"; exit 1; }
+if "$py" manage.py flexcharge_emulator > "$work/run.txt" 2>&1; then
+  echo "flexcharge_emulator ran without the emulator installed"; exit 1
+fi
+grep -q 'CommandError: The FlexCharge emulator is not installed' "$work/run.txt" \
+  && grep -q 'pip install "django-flexcharge\[emulator\]"' "$work/run.txt" \
+  || { echo "flexcharge_emulator fails without the install message"; cat "$work/run.txt"; exit 1; }
 if "$py" manage.py check --deploy > "$work/deploy.txt" 2>&1; then
   echo "check --deploy passed without FlexCharge settings"; exit 1
 fi
@@ -69,5 +97,10 @@ for name in FLEXCHARGE_APP_KEY FLEXCHARGE_APP_SECRET FLEXCHARGE_MID FLEXCHARGE_S
   grep -q "(django_flexcharge.E001) $name is not set" "$work/deploy.txt" \
     || { echo "check --deploy does not name $name"; cat "$work/deploy.txt"; exit 1; }
 done
-echo "wheel-check: without FlexCharge settings migrate, check, test and flexcharge_emulator --help pass; check --deploy names each missing setting"
+echo "wheel-check: without FlexCharge settings migrate, check and test pass, flexcharge_emulator says what to install; check --deploy names each missing setting"
+"$work/venv/bin/python" -m pip install -q "$emulator_wheel"
+"$py" manage.py flexcharge_emulator --help > "$work/help.txt"
+grep -q -- "--site-url" "$work/help.txt" || { echo "no --site-url in --help"; cat "$work/help.txt"; exit 1; }
+"$py" -m flexcharge_emulator --help | grep -q -- "--control-token"
+echo "wheel-check: with $(basename "$emulator_wheel") added, flexcharge_emulator --help lists its options"
 cd "$root"

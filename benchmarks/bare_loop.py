@@ -17,7 +17,7 @@ import time
 
 import requests
 
-from django_flexcharge.emulator.config import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
+from flexcharge_emulator.config import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
 
 
 def main() -> None:

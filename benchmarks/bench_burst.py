@@ -135,7 +135,7 @@ class Delivery:
     """The three delivery arms, each with an emulator of its own, measured alike."""
 
     def __init__(self, worker_log: Path) -> None:
-        from django_flexcharge.emulator import Emulator, EmulatorConfig
+        from flexcharge_emulator import Emulator, EmulatorConfig
 
         self.emulators = [Emulator(EmulatorConfig(**EMULATOR)).start() for _ in range(3)]
         self.package_seen, self.bare_seen, self.floor_seen = map(Arrivals, self.emulators)
@@ -225,7 +225,6 @@ def main() -> None:
     from django.db import connection, transaction
     from django_tasks_db.models import DBTaskResult
 
-    from django_flexcharge.emulator import EmulatorConfig
     from django_flexcharge.models import (
         FlexChargeOrder,
         Refund,
@@ -235,6 +234,7 @@ def main() -> None:
     )
     from django_flexcharge.services import evaluate_declined_payment
     from django_flexcharge.types import Payment, Subscription
+    from flexcharge_emulator import EmulatorConfig
 
     common.reset_tables(
         DBTaskResult, Transmission, WebhookEvent, Refund, FlexChargeOrder, VaultedCard, FloorRow

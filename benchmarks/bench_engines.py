@@ -86,7 +86,6 @@ def main() -> None:
     from django_tasks_db.models import DBTaskResult
 
     from django_flexcharge.client import dumps
-    from django_flexcharge.emulator import Emulator, EmulatorConfig
     from django_flexcharge.models import (
         FlexChargeOrder,
         Refund,
@@ -96,6 +95,7 @@ def main() -> None:
     )
     from django_flexcharge.services import evaluate_declined_payment
     from django_flexcharge.types import Payment
+    from flexcharge_emulator import Emulator, EmulatorConfig
 
     engines = [e for e in ENGINES if e == "db" or settings.BENCH_REDIS_URL]
     flush = redis.Redis.from_url(settings.BENCH_REDIS_URL) if settings.BENCH_REDIS_URL else None

@@ -218,11 +218,11 @@ def burst(ops: int) -> dict[str, Any]:
     from django_tasks_db.models import DBTaskResult
 
     from django_flexcharge.client import set_client
-    from django_flexcharge.emulator import Emulator, EmulatorConfig
-    from django_flexcharge.emulator.control import TOKEN_HEADER
     from django_flexcharge.models import FlexChargeOrder, VaultedCard
     from django_flexcharge.services import evaluate_declined_payment
     from django_flexcharge.types import Payment
+    from flexcharge_emulator import Emulator, EmulatorConfig
+    from flexcharge_emulator.control import TOKEN_HEADER
 
     card, _ = VaultedCard.objects.get_or_create(
         token=VAULT_TOKEN,

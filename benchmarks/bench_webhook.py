@@ -6,9 +6,10 @@ and move the order, record the transition. D and Z get deliveries of the same
 size. Deliveries are signed just before their block (``x-fc-date`` must be
 recent), for the host the load generator sends (``127.0.0.1:PORT``).
 
-Then, in-process with Django's test client: SQL queries per event with 10^3
-and 10^5 stored orders (``CaptureQueriesContext``), to show the cost does not
-grow with the table.
+Then, in-process with Django's test client: SQL statements per event with
+10^3, 10^5 and 10^6 stored orders (``CaptureQueriesContext``; BEGIN and COMMIT
+count, as Django logs them on both databases), to show the cost does not grow
+with the table. ``--quick`` stops at 10^4.
 
 Usage (run.py sets the environment): ``python bench_webhook.py --out FILE [--quick]``
 """
@@ -84,39 +85,59 @@ def create_pending_orders(
 ) -> list[tuple[str, str]]:
     """``count`` pending orders FlexCharge holds; returns their (session key, order id).
 
-    ``realistic=False`` leaves the JSON columns empty: the filler that grows the
-    table to 10^5 rows only has to exist, and 10^5 full bodies would make the
-    set-up, not the measurement, the slow part.
+    ``realistic=False`` leaves the JSON columns empty and returns nothing: the
+    filler that grows the table to 10^6 rows only has to exist, and 10^6 full
+    bodies would make the set-up, not the measurement, the slow part.
     """
+    body, answer = realistic_payloads() if realistic else ({}, {})
+    if not realistic:
+        # Filler: in chunks, so 10^6 rows never sit in memory at once.
+        for start in range(0, count, FILLER_CHUNK):
+            ids = [
+                (str(uuid.uuid4()), f"{prefix}-{i}")
+                for i in range(start, min(count, start + FILLER_CHUNK))
+            ]
+            _bulk_orders(ids, body, answer)
+        return []
+    ids = [(str(uuid.uuid4()), f"{prefix}-{i}") for i in range(count)]
+    _bulk_orders(ids, body, answer)
+    return ids
+
+
+#: Filler orders created per bulk_create round.
+FILLER_CHUNK = 50_000
+
+
+def _bulk_orders(ids: list[tuple[str, str]], body: dict, answer: dict) -> None:
+    from django.db import transaction
+
     from django_flexcharge.models import FlexChargeOrder
 
-    body, answer = realistic_payloads() if realistic else ({}, {})
-    ids = [(str(uuid.uuid4()), f"{prefix}-{i}") for i in range(count)]
-    FlexChargeOrder.objects.bulk_create(
-        (
-            FlexChargeOrder(
-                order_id=order_id,
-                order_session_key=key,
-                status=FlexChargeOrder.Status.PENDING,
-                amount=1999,
-                currency="USD",
-                email="buyer@example.com",
-                decline_code="05",
-                decline_message="Do not honor",
-                processor="bench-gateway",
-                transaction_id=f"txn-{order_id}",
-                subscription_id="sub-0",
-                attempts=1,
-                request_payload={**body, "orderId": order_id} if body else {},
-                response_payload={**answer, "orderSessionKey": key, "orderId": key}
-                if answer
-                else {},
-            )
-            for key, order_id in ids
-        ),
-        batch_size=2000,
-    )
-    return ids
+    with transaction.atomic():
+        FlexChargeOrder.objects.bulk_create(
+            (
+                FlexChargeOrder(
+                    order_id=order_id,
+                    order_session_key=key,
+                    status=FlexChargeOrder.Status.PENDING,
+                    amount=1999,
+                    currency="USD",
+                    email="buyer@example.com",
+                    decline_code="05",
+                    decline_message="Do not honor",
+                    processor="bench-gateway",
+                    transaction_id=f"txn-{order_id}",
+                    subscription_id="sub-0",
+                    attempts=1,
+                    request_payload={**body, "orderId": order_id} if body else {},
+                    response_payload={**answer, "orderSessionKey": key, "orderId": key}
+                    if answer
+                    else {},
+                )
+                for key, order_id in ids
+            ),
+            batch_size=2000,
+        )
 
 
 def deliveries(variant: str, orders: list[tuple[str, str]], host: str) -> list[Request]:
@@ -142,11 +163,11 @@ def queries_per_event(sizes: list[int], events: int) -> list[dict]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from django_flexcharge.models import FlexChargeOrder, WebhookEvent
+    from django_flexcharge.models import FlexChargeOrder, StatusChange, WebhookEvent
     from django_flexcharge.testing import post_webhook
 
     client = Client()
-    common.reset_tables(WebhookEvent, FlexChargeOrder)
+    common.reset_tables(StatusChange, WebhookEvent, FlexChargeOrder)
     results = []
     stored = 0
     for size in sizes:
@@ -184,14 +205,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     blocks, per_block, warmup = (4, 50, 20) if args.quick else (20, 100, 50)
-    sizes = [1_000, 10_000] if args.quick else [1_000, 100_000]
+    sizes = [1_000, 10_000] if args.quick else [1_000, 100_000, 1_000_000]
 
     common.setup_django()
     from benchsite.models import RawDelivery
 
-    from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+    from django_flexcharge.models import (
+        CallAttempt,
+        FlexChargeOrder,
+        Refund,
+        StatusChange,
+        WebhookEvent,
+    )
 
-    common.reset_tables(WebhookEvent, Refund, FlexChargeOrder, RawDelivery)
+    # Children first: SQLite's DELETE checks the foreign keys.
+    common.reset_tables(
+        StatusChange, CallAttempt, WebhookEvent, Refund, FlexChargeOrder, RawDelivery
+    )
     # One pending order per W request (warm-up included), none used twice.
     pending = create_pending_orders(blocks * per_block + warmup, "hook")
     # D and Z get deliveries of the same size for orders that do not exist.

@@ -54,7 +54,7 @@ def child_env(**extra: str) -> dict[str, str]:
     """The environment of every child process (server, workers, phases)."""
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "benchsite.settings"
-    env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), str(REPO)])
+    env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), str(REPO), str(REPO / "emulator")])
     env.update(extra)
     return env
 
@@ -62,7 +62,7 @@ def child_env(**extra: str) -> dict[str, str]:
 def setup_django() -> None:
     """Configure Django in this (phase) process, from the environment run.py set."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchsite.settings")
-    for path in (str(BENCH_DIR), str(REPO)):
+    for path in (str(BENCH_DIR), str(REPO), str(REPO / "emulator")):
         if path not in sys.path:
             sys.path.insert(0, path)
     import django

@@ -18,8 +18,8 @@ import uuid
 
 import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-from django_flexcharge.emulator.config import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator.config import DEFAULT_APP_KEY, DEFAULT_APP_SECRET
 
 
 def body(i: int) -> str:

@@ -35,11 +35,12 @@ import common
 SECTIONS = ["approval", "webhook", "burst", "auth", "engines"]
 RESULTS = common.BENCH_DIR / "results"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-#: BENCH_DB_SUFFIX keeps parallel runs (several worktrees, one PostgreSQL) apart.
+#: BENCH_DB_SUFFIX (or BENCH_PG_NAME) keeps parallel runs (several worktrees, one
+#: PostgreSQL) apart; the suffix names the SQLite file too.
 DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
 if not DB_SUFFIX.replace("_", "").isalnum() and DB_SUFFIX:
     raise SystemExit("BENCH_DB_SUFFIX: letters, digits and _ only (it names a database)")
-PG_NAME = "flexcharge_bench" + DB_SUFFIX
+PG_NAME = os.environ.get("BENCH_PG_NAME", "flexcharge_bench" + DB_SUFFIX)
 SQLITE_PATH = RESULTS / f"bench{DB_SUFFIX}.sqlite3"
 
 #: Worker count per burst round. Two workers only on PostgreSQL: SQLite has one
@@ -167,21 +168,21 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 }
             )
 
-    # Targets of the batch-delivery round (one wake-up per caller transaction).
+    # Approval: the target of the batch-delivery round (one wake-up per caller transaction).
     add("approval", "B/F p50", "<= 1.2", lambda d: d["ratios"]["B/F_p50"], lambda v: v <= 1.2)
     add("approval", "B/F p95", "<= 1.2", lambda d: d["ratios"]["B/F_p95"], lambda v: v <= 1.2)
-    add("webhook", "W/D req/s", ">= 0.8", lambda d: d["ratios"]["W/D_rps"], lambda v: v >= 0.8)
+    add("webhook", "W/D req/s", ">= 0.6", lambda d: d["ratios"]["W/D_rps"], lambda v: v >= 0.6)
     add(
         "webhook",
-        "SQL statements per event (max over table sizes)",
-        "<= 8",
-        lambda d: max(q["data_statements"] for q in d["queries"]),
-        lambda v: v <= 8,
+        "SQL per event incl. BEGIN/COMMIT (max over sizes)",
+        "<= 5",
+        lambda d: max(q["queries_max"] for q in d["queries"]),
+        lambda v: v <= 5,
     )
     add(
         "webhook",
         "queries flat in table size",
-        "same count at 10^3 and 10^5",
+        "same count at each size",
         lambda d: "/".join(str(q["queries_max"]) for q in d["queries"]),
         lambda v: len(set(v.split("/"))) == 1,
     )

@@ -19,17 +19,27 @@ here once:
 - a requested change the table refuses still saves the caller's other fields
   (the answer is stored), unless the caller asks for nothing to be saved then
   (``only_if_changed``: the webhook stores such an event as ignored).
+
+``change_held`` is the same rule for the commonest request, a webhook moving
+an order out of ``pending``, as one conditional UPDATE instead of a locked
+read, then a write: the table names the status it may move from, the WHERE
+clause checks it under the row lock the UPDATE takes, and ``transition``
+records the history and the signals as for any other step.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
+from .inserts import insert, insert_after, one_statement
 from .models import FlexChargeOrder
-from .transitions import can_transition, transition
+from .transitions import RESOLVED, can_transition, transition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -219,3 +229,119 @@ def change_order(
 
 def _fresh(order: FlexChargeOrder) -> FlexChargeOrder:
     return rows(lock=True, lean=bool(order.get_deferred_fields())).get(pk=order.pk)
+
+
+#: The status FlexCharge holds an order in while it decides: the one ``change_held``
+#: moves from (a queued or failed order is rare news; ``change_order`` handles it).
+HELD = Status.PENDING
+
+
+def change_held(
+    account: str,
+    key: tuple[str, str],
+    *,
+    to: str,
+    values: Mapping[str, Any],
+    not_after: dt.datetime | None,
+    horizon: dt.datetime,
+    event: WebhookEvent,
+) -> Change | None:
+    """``change_order(to=to, values=values, event=event)`` for an order still in ``HELD``, in
+    one statement; None, with nothing changed, for any other case (``change_order``'s then).
+
+    ``key``: (``"order_session_key"`` or ``"order_id"``, value) in ``account``.
+    On PostgreSQL the event's INSERT is part of the UPDATE's statement.
+    The order moves only if it is in ``HELD``, the table allows ``to`` from there
+    (a refund's figures need the order: never here), and its ``last_event_at`` is
+    unset or at most ``not_after`` (or, without one, ``horizon``: a later one is
+    not trusted, and ``change_order``'s caller decides about it). ``event``, not
+    saved yet, is inserted once the order is known (the history row names it); its
+    IntegrityError (a nonce stored before) leaves the caller's transaction to roll back.
+    Call inside ``transaction.atomic``; the signals go out after commit, as ever.
+    """
+    # Every target out of HELD is a resolution (RESOLVED): the UPDATE stamps resolved_at.
+    if to not in RESOLVED or not can_transition(HELD, to):
+        return None
+    statement = _held_update(connection.vendor, key[0], tuple(values))
+    if statement is None:
+        return None
+    sql, returned = statement
+    meta = FlexChargeOrder._meta
+    now = timezone.now()
+    sets = (("status", to), ("updated", now), *values.items(), ("resolved_at", now))
+    where = (("account", account), (key[0], key[1]), ("status", HELD))
+    params = [_prep(meta.get_field(name), value) for name, value in (*sets, *where)]
+    params.append(_prep(meta.get_field("last_event_at"), not_after or horizon))
+    if one_statement(type(event)):
+        # PostgreSQL: the event's INSERT rides on the UPDATE (one round trip fewer).
+        row = insert_after(event, sql, params, link="order")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    if row is None:
+        return None
+    order = _instance(returned, row)
+    event.order = order
+    if event._state.adding:
+        insert(event)
+    transition(order, to, event=event, saved_from=HELD)
+    unchanged = Plan((to,), to, order.refunded_amount, order.refunded_amount_unknown, False)
+    return Change(order, unchanged, saved=True)
+
+
+def _prep(field: Any, value: Any) -> Any:
+    return field.get_db_prep_save(value, connection)
+
+
+def _instance(returned: Returned, row: tuple[Any, ...]) -> FlexChargeOrder:
+    """The order as the ORM would load it from ``row`` (the JSON columns deferred)."""
+    values = list(row)
+    for index, col, own in returned.converted:
+        # As the ORM's compiler does: the backend's converters (this thread's
+        # connection), then the field's own.
+        value = values[index]
+        for convert in (*connection.ops.get_db_converters(col), *own):
+            value = convert(value, col, connection)
+        values[index] = value
+    return FlexChargeOrder.from_db(connection.alias, returned.names, values)
+
+
+@dataclass(frozen=True)
+class Returned:
+    """The columns ``change_held``'s UPDATE returns: attribute names, and the columns
+    whose values the backend converts (with the field's own converters)."""
+
+    names: list[str]
+    converted: list[tuple[int, Any, tuple[Any, ...]]]
+
+
+@cache
+def _held_update(vendor: str, key: str, names: tuple[str, ...]) -> tuple[str, Returned] | None:
+    """``change_held``'s UPDATE ... RETURNING and the fields it returns; None where the
+    database cannot return rows from an UPDATE (MySQL, SQLite before 3.35)."""
+    returns = vendor == "postgresql" or (
+        vendor == "sqlite" and connection.features.can_return_columns_from_insert
+    )
+    if not returns:
+        return None
+    meta = FlexChargeOrder._meta
+    fields = [f for f in meta.concrete_fields if f.name not in JSON_FIELDS]
+    columns = {f.name: connection.ops.quote_name(str(f.column)) for f in fields}
+    sets = [f"{columns[name]} = %s" for name in ("status", "updated", *names)]
+    resolved, last = columns["resolved_at"], columns["last_event_at"]
+    sets.append(f"{resolved} = COALESCE({resolved}, %s)")
+    where = [f"{columns[name]} = %s" for name in ("account", key, "status")]
+    converters = []
+    for index, field in enumerate(fields):
+        col = field.get_col(meta.db_table)
+        own = tuple(col.get_db_converters(connection))
+        if own or connection.ops.get_db_converters(col):
+            converters.append((index, col, own))
+    # Names from the model's own meta, quoted; every value is a parameter.
+    sql = (
+        f"UPDATE {connection.ops.quote_name(meta.db_table)} SET {', '.join(sets)}"  # noqa: S608
+        f" WHERE {' AND '.join(where)} AND ({last} IS NULL OR {last} <= %s)"
+        f" RETURNING {', '.join(columns.values())}"
+    )
+    return sql, Returned([f.attname for f in fields], converters)

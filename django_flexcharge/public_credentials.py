@@ -7,16 +7,46 @@ never use them: with the public subscriber key anyone can sign a delivery that
 marks an order paid. The system checks report it (E015, every mode); the
 webhook view and the client refuse at run time, in case the checks never ran
 (gunicorn does not run them).
+
+The values and the loopback test are copied from the emulator (a distribution
+of its own, not installed in production): the app must know them without it.
+``tests/test_public_credentials.py`` asserts the copies equal the emulator's.
 """
 
 from __future__ import annotations
 
+import base64
+import ipaddress
 from urllib.parse import urlsplit
 
-from .emulator.config import is_loopback_host
 from .exceptions import FlexChargeConfigurationError
 
 __all__ = ["is_loopback_host", "is_loopback_url", "is_public", "refuse_public"]
+
+
+#: The emulator's public credentials (``flexcharge_emulator.config.DEFAULT_*``).
+EMULATOR_APP_KEY = "emu-app-key"
+EMULATOR_APP_SECRET = "emu-app-secret"  # noqa: S105 - public, emulator-only
+EMULATOR_TOKENIZATION_KEY = "emu-tokenization-key"
+EMULATOR_SUBSCRIBER_KEY = base64.b64encode(
+    b"django-flexcharge emulator subscriber key, not a secret"
+).decode("ascii")
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost``, 127.0.0.0/8 and ``::1`` (brackets and a port allowed)."""
+    name = (host or "").strip().lower()
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    elif name.count(":") == 1:
+        name = name.partition(":")[0]
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def is_loopback_url(url: str) -> bool:
@@ -26,18 +56,11 @@ def is_loopback_url(url: str) -> bool:
 
 def public_values() -> dict[str, str]:
     """Setting name -> the emulator's public value for it."""
-    from .emulator.config import (
-        DEFAULT_APP_KEY,
-        DEFAULT_APP_SECRET,
-        DEFAULT_SUBSCRIBER_KEY,
-        DEFAULT_TOKENIZATION_KEY,
-    )
-
     return {
-        "FLEXCHARGE_APP_KEY": DEFAULT_APP_KEY,
-        "FLEXCHARGE_APP_SECRET": DEFAULT_APP_SECRET,
-        "FLEXCHARGE_TOKENIZATION_KEY": DEFAULT_TOKENIZATION_KEY,
-        "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS": DEFAULT_SUBSCRIBER_KEY,
+        "FLEXCHARGE_APP_KEY": EMULATOR_APP_KEY,
+        "FLEXCHARGE_APP_SECRET": EMULATOR_APP_SECRET,
+        "FLEXCHARGE_TOKENIZATION_KEY": EMULATOR_TOKENIZATION_KEY,
+        "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS": EMULATOR_SUBSCRIBER_KEY,
     }
 
 

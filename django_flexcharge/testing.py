@@ -12,7 +12,9 @@
 Webhooks are signed with ``django_flexcharge.signing``, the code the webhook
 view verifies with, using the first of ``FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS``.
 ``EmulatorControl(url, token)`` calls a running emulator's ``/_emulator/``
-control endpoints with the token it printed (``Emulator.control`` in-process).
+control endpoints with the token it printed (``EmulatorControl.of(emulator)`` for
+one started in this process). It speaks HTTP only, so this module needs no
+emulator installed.
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from django.urls import reverse
 
 from .conf import conf
-from .emulator.control import EmulatorControl
 from .exceptions import FlexChargeConfigurationError
 from .fake_client import Call, FakeFlexChargeClient
 from .signing import sign_headers
@@ -42,6 +44,46 @@ __all__ = [
     "webhook_body",
     "webhook_host",
 ]
+
+#: The header the emulator's control endpoints read the per-run token from.
+CONTROL_TOKEN_HEADER = "X-Emulator-Token"  # noqa: S105 - a header name
+
+
+class EmulatorControl:
+    """Calls a running emulator's ``/_emulator/...`` with its token:
+    ``EmulatorControl(url, token).post("orders/ID/approve")``."""
+
+    def __init__(self, url: str, token: str, *, timeout: float = 10) -> None:
+        self.url = url.rstrip("/") + "/_emulator/"
+        self.session = requests.Session()
+        self.session.headers[CONTROL_TOKEN_HEADER] = token
+        self.timeout = timeout
+
+    @classmethod
+    def of(cls, emulator: Any, **kwargs: Any) -> EmulatorControl:
+        """The client of an ``Emulator`` started in this process: its URL and its
+        run's control token (``emulator.config.control_token``)."""
+        return cls(emulator.url, emulator.config.control_token, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        return self.session.request(method, self.url + path.lstrip("/"), **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def state(self) -> dict[str, Any]:
+        """``GET /_emulator/state``, decoded."""
+        response = self.get("state")
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
 
 
 def webhook_body(

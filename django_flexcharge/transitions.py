@@ -18,6 +18,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import signals, telemetry
+from .inserts import insert
 from .models import FlexChargeOrder, StatusChange
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def transition(
     update_fields: tuple[str, ...] = (),
     cause: str = "",
     user: Any = None,
+    saved_from: str | None = None,
 ) -> bool:
     """Move ``order`` to ``new_status`` if the table allows it; save; signal after commit.
 
@@ -85,34 +87,49 @@ def transition(
     saved with the status in the same UPDATE. Call inside ``transaction.atomic``
     with the row locked. Each change is recorded as a ``StatusChange`` with its
     ``cause`` (a webhook's event name when ``event`` is given) and ``user``.
+
+    ``saved_from``: the row already moved from that status to ``new_status``
+    (``order_state.change_held``'s conditional UPDATE, which set the same
+    fields as ``stamp_fields``); only the history and the signals are left.
     """
-    previous = order.status
+    previous = order.status if saved_from is None else saved_from
     if not can_transition(previous, new_status):
         return False
-    now = timezone.now()
-    order.status = new_status
-    fields = {"status", "updated", *update_fields}
-    if new_status in RESOLVED and order.resolved_at is None:
-        order.resolved_at = now
-        fields.add("resolved_at")
-    if new_status == Status.PENDING and order.submitted_at is None:
-        order.submitted_at = now
-        fields.add("submitted_at")
-    order.save(update_fields=sorted(fields))
-    StatusChange.objects.create(
-        order=order,
-        previous=previous,
-        status=new_status,
-        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
-        event=event,
-        user=user if getattr(user, "is_authenticated", False) else None,
-        at=now,
+    if saved_from is None:
+        now = timezone.now()
+        order.status = new_status
+        fields = {"status", "updated", *update_fields, *stamp_fields(order, new_status, now)}
+        order.save(update_fields=sorted(fields))
+    else:
+        now = order.updated
+    insert(
+        StatusChange(
+            order=order,
+            previous=previous,
+            status=new_status,
+            cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
+            event=event,
+            user=user if getattr(user, "is_authenticated", False) else None,
+            at=now,
+        )
     )
     if new_status == Status.APPROVED:
         amount, currency = order.amount, order.currency
         transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))
     transaction.on_commit(partial(send_status_signals, order, previous, event))
     return True
+
+
+def stamp_fields(order: FlexChargeOrder, new_status: str, now: Any) -> tuple[str, ...]:
+    """Set (and name) the dates entering ``new_status`` records: the first resolution, the first
+    submission. ``order_state.change_held`` writes the same in SQL (COALESCE)."""
+    if new_status in RESOLVED and order.resolved_at is None:
+        order.resolved_at = now
+        return ("resolved_at",)
+    if new_status == Status.PENDING and order.submitted_at is None:
+        order.submitted_at = now
+        return ("submitted_at",)
+    return ()
 
 
 def send_status_signals(order: FlexChargeOrder, previous: str, event: Any = None) -> None:

@@ -4,7 +4,7 @@ Every DRF policy is set on the class, so a host's ``REST_FRAMEWORK`` defaults
 (authentication, permissions, throttles, parsers, renderers, versioning,
 content negotiation) cannot refuse a delivery FlexCharge has signed. The
 signature is the authentication. The view runs outside ``ATOMIC_REQUESTS`` so
-the stored event survives a failed apply, and is exempt from CSRF and from
+the event stored as failed survives a failed apply, and is exempt from CSRF and from
 ``LoginRequiredMiddleware``.
 """
 

@@ -9,6 +9,11 @@
    (FlexCharge may resend with the original headers; its docs leave it open): it
    is answered 200 whatever its date, and applied again only if the stored
    event failed. A known nonce with another body is a 401 ("reused nonce").
+0. the usual delivery (new, valid, moving a ``pending`` order as the table
+   allows) is stored and applied in one transaction (``_first_delivery``:
+   ``order_state.change_held``'s conditional UPDATE, the event's INSERT, its
+   history row). Anything else, including a nonce stored before (its INSERT
+   fails, the transaction rolls back), takes the careful way, 1.-4.
 3. a new delivery must carry an ``x-fc-date`` inside ``FLEXCHARGE_WEBHOOK_TOLERANCE``
    (unless it is 0), then its row is written on its own, before anything is
    applied, so it survives a failed apply. A signed body the app cannot use is
@@ -25,17 +30,19 @@ events (one bad clock must not make every later event of the order "older").
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
 from datetime import UTC
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import signing
+from . import order_state, signing
 from .accounts import DEFAULT
 from .conf import conf
 from .delivery import enqueue_on_commit
@@ -101,6 +108,9 @@ def receive(
         raise FlexChargeWebhookError("body is larger than FLEXCHARGE_WEBHOOK_MAX_BODY", 413)
     lowered = _lowered(headers)
     nonce = verify_signature(body, lowered, host, account=account)
+    first = _first_delivery(nonce, body, lowered, account)
+    if first is not None:
+        return first
     stored = _stored(nonce, account)
     if stored is not None:
         return redeliver(stored, body)
@@ -123,6 +133,81 @@ def receive(
         # The same delivery arriving twice at once: the other request stored it.
         return redeliver(WebhookEvent.objects.get(account=account, nonce=nonce), body)
     return _apply(event, payload, fresh=True)
+
+
+def _first_delivery(
+    nonce: str, body: bytes, headers: Mapping[str, str], account: str
+) -> WebhookEvent | None:
+    """The usual delivery, stored and applied in one transaction; None when it is not one.
+
+    A new, valid event moving an order out of ``pending`` as the table allows:
+    ``order_state.change_held`` moves the order with one conditional UPDATE, then
+    inserts the event (already applied) and its history row. Anything else (a
+    stored nonce, an order elsewhere, a refund, a bad body or date) changes
+    nothing here and takes the careful way, which finds out and says why. Our
+    own failure rolls everything back, then stores the event as failed with its
+    error and re-raises (a 500: FlexCharge redelivers, and the stored failed
+    event is applied then).
+    """
+    try:
+        check_date(headers, account=account)
+        payload = parse_payload(body)
+        check_test_mode(payload, account)
+    except (FlexChargeWebhookError, PayloadError):
+        return None
+    target = EVENT_STATUS.get(payload.event)
+    if target is None or target == Status.REFUNDED:
+        return None
+    key = ("order_session_key", payload.order_id)
+    if not payload.order_id:
+        key = ("order_id", payload.external_order_id)
+    stamp = trusted_timestamp(payload.timestamp, account)
+    values: dict[str, Any] = {}
+    if stamp is not None:
+        values["last_event_at"] = stamp
+    if payload.confirmation_id:
+        values["confirmation_id"] = payload.confirmation_id
+    ahead = conf.account(account).WEBHOOK_TOLERANCE or DEFAULT_TOLERANCE
+    event = WebhookEvent(
+        **_event_values(nonce, body, payload, account),
+        status=Stored.APPLIED,
+        processed_at=timezone.now(),
+    )
+    committed: list[bool] = []
+    try:
+        with transaction.atomic():
+            # First of the after-commit callbacks: whatever raises after it, committed.
+            transaction.on_commit(partial(committed.append, True))
+            change = order_state.change_held(
+                account,
+                key,
+                to=target,
+                values=values,
+                not_after=stamp,
+                horizon=timezone.now() + dt.timedelta(seconds=ahead),
+                event=event,
+            )
+            if change is None:
+                raise _NotHeld  # the UPDATE matched nothing: roll back, nothing was written
+    except (_NotHeld, IntegrityError):
+        # IntegrityError: most likely the nonce, stored before (a redelivery). Either
+        # way the careful way finds out, and says why.
+        return None
+    except Exception as err:
+        if committed:
+            return _receiver_failed(event, err)
+        logger.exception("webhook for %s could not be applied", payload.order_id or key[1])
+        failed = f"{type(err).__name__}: {err}"
+        # NonceTaken: a racing delivery stored it; its own answer stands.
+        with contextlib.suppress(NonceTaken):
+            store_event(nonce, body, payload, failed, account=account)
+        raise
+    logger.info("webhook #%s %s: %s", event.pk, payload.event, event.status)
+    return event
+
+
+class _NotHeld(Exception):
+    """``change_held`` found no order to move: the careful way takes the delivery."""
 
 
 def redeliver(stored: WebhookEvent, body: bytes) -> WebhookEvent:
@@ -271,12 +356,18 @@ def store_event(
     nonce: str, body: bytes, payload: Payload | None, error: str, *, account: str = DEFAULT
 ) -> WebhookEvent:
     """Write the delivery row on its own; a nonce stored already raises ``NonceTaken`` (401)."""
-    values: dict[str, Any] = {
-        "account": account,
-        "nonce": nonce,
-        "body": stored_text(body),
-        "error": error,
-    }
+    values = {**_event_values(nonce, body, payload, account), "error": error}
+    if error:
+        values.update(status=Stored.FAILED, processed_at=timezone.now())
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(**values)
+    except IntegrityError as err:
+        raise NonceTaken() from err
+
+
+def _event_values(nonce: str, body: bytes, payload: Payload | None, account: str) -> dict[str, Any]:
+    values: dict[str, Any] = {"account": account, "nonce": nonce, "body": stored_text(body)}
     if payload is not None:
         values.update(
             event=payload.event,
@@ -287,13 +378,7 @@ def store_event(
             is_test_mode=payload.is_test_mode,
             is_resent=payload.is_resent,
         )
-    if error:
-        values.update(status=Stored.FAILED, processed_at=timezone.now())
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(**values)
-    except IntegrityError as err:
-        raise NonceTaken() from err
+    return values
 
 
 def apply_event(event: WebhookEvent, payload: Payload) -> WebhookEvent:
@@ -314,12 +399,7 @@ def _apply(event: WebhookEvent, payload: Payload, *, fresh: bool) -> WebhookEven
             result = _apply_locked(event, payload, target, fresh=fresh)
     except Exception as err:
         if result is not None and _committed(result):
-            # The change committed; a receiver of the after-commit signals raised.
-            # Redelivery cannot resend that signal, so answer 200 and keep the trace.
-            logger.exception("a signal receiver failed for webhook #%s", event.pk)
-            result.error = f"signal receiver failed: {type(err).__name__}: {err}"
-            WebhookEvent.objects.filter(pk=event.pk).update(error=result.error)
-            return result
+            return _receiver_failed(result, err)
         logger.exception("webhook #%s could not be applied", event.pk)
         event.status, event.error = Stored.FAILED, f"{type(err).__name__}: {err}"
         event.processed_at = timezone.now()
@@ -329,6 +409,15 @@ def _apply(event: WebhookEvent, payload: Payload, *, fresh: bool) -> WebhookEven
         raise
     logger.info("webhook #%s %s: %s %s", event.pk, payload.event, result.status, result.error)
     return result
+
+
+def _receiver_failed(event: WebhookEvent, err: Exception) -> WebhookEvent:
+    # The change committed; a receiver of the after-commit signals raised.
+    # Redelivery cannot resend that signal, so answer 200 and keep the trace.
+    logger.exception("a signal receiver failed for webhook #%s", event.pk)
+    event.error = f"signal receiver failed: {type(err).__name__}: {err}"
+    WebhookEvent.objects.filter(pk=event.pk).update(error=event.error)
+    return event
 
 
 def reapply_event(event: WebhookEvent, user: Any = None) -> WebhookEvent:

@@ -160,7 +160,8 @@ def check_port(port: int, what: str, variable: str) -> None:
 
 def check_dependencies() -> None:
     missing = []
-    for module in ("django", "environ", "rest_framework", "django_tasks", "django_tasks_db"):
+    modules = ("django", "environ", "rest_framework", "django_tasks", "django_tasks_db")
+    for module in (*modules, "flexcharge_emulator"):
         try:
             __import__(module)
         except ImportError:
@@ -168,7 +169,8 @@ def check_dependencies() -> None:
     if missing:
         raise DemoError(
             f"Missing Python packages ({', '.join(missing)}) in {sys.executable}.\n"
-            "  Run `make demo` from the repository root: it builds .venv with everything needed."
+            "  Run `make demo` from the repository root: it builds .venv with everything needed\n"
+            "  (the emulator is a distribution of its own: pip install -e ./emulator)."
         )
 
 
@@ -371,7 +373,7 @@ def summary(started: Any) -> tuple[str, int, int]:
 
 def refused_deliveries(config: Config) -> tuple[int, str]:
     """Webhook attempts the site did not accept (non-2xx or no answer), and the last reason."""
-    from django_flexcharge.emulator import EmulatorControl
+    from django_flexcharge.testing import EmulatorControl
 
     try:
         control = EmulatorControl(config.emulator, config.control_token, timeout=2)
@@ -392,7 +394,7 @@ def refused_deliveries(config: Config) -> tuple[int, str]:
 
 def set_faults(config: Config, **knobs: Any) -> None:
     """Switch the emulator's fault injection (``/_emulator/faults``) to ``knobs``."""
-    from django_flexcharge.emulator import EmulatorControl
+    from django_flexcharge.testing import EmulatorControl
 
     control = EmulatorControl(config.emulator, config.control_token, timeout=5)
     control.post("faults", json=knobs).raise_for_status()

@@ -189,3 +189,13 @@ def signal_log() -> Iterator[SignalLog]:
     log = SignalLog()
     yield log
     log.disconnect()
+
+
+@pytest.fixture
+def emulator_served(monkeypatch: pytest.MonkeyPatch) -> list:
+    """The ``EmulatorConfig`` each ``flexcharge_emulator`` run would serve (nothing is served)."""
+    from flexcharge_emulator import __main__ as emulator_cli
+
+    seen: list = []
+    monkeypatch.setattr(emulator_cli, "serve", lambda config, announce, **more: seen.append(config))
+    return seen

@@ -6,6 +6,7 @@ Rows are stored directly in the state a test needs (what a delivered
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import uuid
 from itertools import count
@@ -14,8 +15,8 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.utils import timezone
 
-from django_flexcharge.emulator import EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, VaultedCard, WebhookEvent
+from flexcharge_emulator import EmulatorConfig
 
 Status = FlexChargeOrder.Status
 _numbers = count(1)
@@ -117,4 +118,23 @@ def site_emulator_config(**options: Any) -> EmulatorConfig:
         tokenization_key=django_settings.FLEXCHARGE_TOKENIZATION_KEY,
         subscriber_key=django_settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS[0],
         **options,
+    )
+
+
+#: A second account, "brand-b" of ``FLEXCHARGE_ACCOUNTS``, with keys of its own.
+B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()
+BRAND_B = {
+    "APP_KEY": "b-app-key",
+    "APP_SECRET": "b-app-secret",
+    "MID": "0b0b0b0b-1111-4222-8333-444455556666",
+    "SITE_ID": "0b0b0b0b-7777-4888-9999-aaaabbbbcccc",
+    "TOKENIZATION_KEY": "b-tokenization-key",
+    "WEBHOOK_SUBSCRIBER_KEYS": [B_KEY],
+}
+
+
+def make_due(order: FlexChargeOrder) -> None:
+    """Move the clock past the retry: what waiting for next_attempt_at would do."""
+    FlexChargeOrder.objects.filter(pk=order.pk).update(
+        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
     )

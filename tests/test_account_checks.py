@@ -10,7 +10,7 @@ from django_flexcharge.account_checks import (
     check_account_loader,
     check_accounts,
 )
-from tests.test_accounts_emulator import BRAND_B
+from tests.factories import BRAND_B
 
 
 def ids(messages) -> list[str]:

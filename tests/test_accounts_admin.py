@@ -6,8 +6,7 @@ import pytest
 from django.test import override_settings
 from django.urls import reverse
 
-from tests.factories import make_order
-from tests.test_accounts_emulator import BRAND_B
+from tests.factories import BRAND_B, make_order
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,7 @@ from django.utils import timezone
 
 from django_flexcharge.models import FlexChargeOrder, Transmission, WebhookEvent
 from tests.conftest import API, token_body
-from tests.factories import evaluate_answer, make_order
-from tests.test_accounts_emulator import B_KEY, BRAND_B
+from tests.factories import B_KEY, BRAND_B, evaluate_answer, make_order
 
 pytestmark = pytest.mark.django_db
 

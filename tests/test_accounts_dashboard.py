@@ -11,8 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from django_flexcharge.models import FlexChargeOrder
-from tests.factories import make_order
-from tests.test_accounts_emulator import BRAND_B
+from tests.factories import BRAND_B, make_order
 
 pytestmark = pytest.mark.django_db
 

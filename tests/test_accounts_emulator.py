@@ -9,7 +9,6 @@ URL (as FlexCharge does, telling them apart by their credentials).
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ import requests
 from django.conf import settings as django_settings
 from django.test import override_settings
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig, MultiEmulator
 from django_flexcharge.exceptions import FlexChargeValidationError
 from django_flexcharge.models import FlexChargeOrder, Refund, Transmission, WebhookEvent
 from django_flexcharge.services import (
@@ -31,8 +29,9 @@ from django_flexcharge.services import (
     vault_card,
 )
 from django_flexcharge.testing import signed_webhook, webhook_host
+from flexcharge_emulator import Emulator, EmulatorConfig, MultiEmulator
 from tests.conftest import make_payment
-from tests.factories import site_emulator_config
+from tests.factories import B_KEY, BRAND_B, site_emulator_config
 
 # A live server and emulator threads over real HTTP: the end-to-end runs (SQLite and
 # PostgreSQL) carry these; the fast version matrix leaves them out with the other e2e tests.
@@ -42,15 +41,6 @@ pytestmark = pytest.mark.e2e
 
 Status = FlexChargeOrder.Status
 
-B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()
-BRAND_B = {
-    "APP_KEY": "b-app-key",
-    "APP_SECRET": "b-app-secret",
-    "MID": "0b0b0b0b-1111-4222-8333-444455556666",
-    "SITE_ID": "0b0b0b0b-7777-4888-9999-aaaabbbbcccc",
-    "TOKENIZATION_KEY": "b-tokenization-key",
-    "WEBHOOK_SUBSCRIBER_KEYS": [B_KEY],
-}
 
 BRAND_B_ONLY = {"brand-b": BRAND_B}
 

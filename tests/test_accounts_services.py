@@ -21,8 +21,7 @@ from django_flexcharge.services import (
     vault_card,
 )
 from tests.conftest import API, make_payment, token_body
-from tests.factories import evaluate_answer, make_vaulted
-from tests.test_accounts_emulator import BRAND_B
+from tests.factories import BRAND_B, evaluate_answer, make_vaulted
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,7 @@ from django.urls import reverse
 from django_flexcharge.client import set_client
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.testing import FakeFlexChargeClient
-from tests.factories import numbered_order
-from tests.test_admin import (
+from tests.admin_helpers import (
     CHANGELIST,
     cancels,
     confirm,
@@ -22,6 +21,7 @@ from tests.test_admin import (
     refunds,
     staff_client,
 )
+from tests.factories import numbered_order
 
 pytestmark = pytest.mark.django_db
 

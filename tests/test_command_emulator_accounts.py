@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 import requests
 from django.core.management import call_command
 from django.test import override_settings
 
-from django_flexcharge.emulator import EmulatorConfig, MultiEmulator
 from django_flexcharge.management.commands.flexcharge_emulator import (
     account_merchants,
     defaults_from_settings,
 )
+from flexcharge_emulator import EmulatorConfig, MultiEmulator
+from tests.factories import B_KEY, BRAND_B
 
 EMULATOR = "http://127.0.0.1:8765/v1/"
-B_KEY = base64.b64encode(b"brand-b subscriber key, tests only, not a secret").decode()
-BRAND_B = {
-    "APP_KEY": "b-app-key",
-    "APP_SECRET": "b-app-secret",
-    "MID": "0b0b0b0b-1111-4222-8333-444455556666",
-    "SITE_ID": "0b0b0b0b-7777-4888-9999-aaaabbbbcccc",
-    "TOKENIZATION_KEY": "b-tokenization-key",
-    "WEBHOOK_SUBSCRIBER_KEYS": [B_KEY],
-}
 REAL = {
     **BRAND_B,
     "MID": "0c0c0c0c-1111-4222-8333-444455556666",

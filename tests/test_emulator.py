@@ -10,10 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -21,44 +18,25 @@ import requests
 
 from django_flexcharge import signing
 from django_flexcharge.client import FlexChargeClient
-from django_flexcharge.emulator import (
+from django_flexcharge.testing import EmulatorControl
+from flexcharge_emulator import (
     NOT_RESCUED_CARD,
     RESCUE_CARD,
     Emulator,
     EmulatorConfig,
     webhook_host,
 )
+from tests.emulator_helpers import (
+    CONFIG,
+    Receiver,
+    card_body,
+    evaluate_body,
+    make_emulator,
+    session_for,
+    submit,
+)
 
 TRACE_ID = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-01$")
-CONFIG = EmulatorConfig()
-
-
-class Receiver:
-    """A webhook endpoint: records deliveries, answers with queued status codes (then 200)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append({"headers": dict(self.headers), "body": body})
-                status = receiver.statuses.pop(0) if receiver.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/flexcharge/webhook/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def payloads(self) -> list[dict[str, Any]]:
-        return [json.loads(r["body"]) for r in self.requests]
 
 
 @pytest.fixture
@@ -69,12 +47,6 @@ def receiver() -> Iterator[Receiver]:
     rec.server.server_close()
 
 
-def make_emulator(**overrides: Any) -> Emulator:
-    options: dict[str, Any] = {"rescue_delay": None, "expire_delay": None, "pickup_delay": 0.05}
-    options.update(overrides)
-    return Emulator(EmulatorConfig(**options)).start()
-
-
 @pytest.fixture
 def emu() -> Iterator[Emulator]:
     emulator = make_emulator()
@@ -82,68 +54,10 @@ def emu() -> Iterator[Emulator]:
     emulator.stop()
 
 
-def session_for(emulator: Emulator) -> requests.Session:
-    session = requests.Session()
-    token = session.post(
-        emulator.base_url + "oauth2/token",
-        json={"AppKey": CONFIG.app_key, "AppSecret": CONFIG.app_secret},
-    ).json()["accessToken"]
-    session.headers["Authorization"] = f"Bearer {token}"
-    return session
-
-
-def evaluate_body(
-    *, amount: int = 1999, card: str = RESCUE_CARD, token: bool = False, managed: bool = True
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "isDeclined": True,
-        "idempotencyKey": str(uuid.uuid4()),
-        "orderId": f"INV-{uuid.uuid4().hex[:8]}",
-        "isMIT": True,
-        "transaction": {
-            "id": "ch_1",
-            "amount": amount,
-            "currency": "USD",
-            "responseCode": "51",
-            "responseCodeSource": "stripe",
-            "avsResultCode": "NA",
-            "cvvResultCode": "NA",
-            "cavvResultCode": "NA",
-        },
-        "payer": {"email": "jane@example.com"},
-        "billingInformation": {"firstName": "Jane", "lastName": "Doe", "countryCode": "US"},
-        "paymentMethod": {"cardNumber": card, "token": token},
-    }
-    if managed:
-        body["expiryDateUtc"] = (datetime.now(UTC) + timedelta(days=21)).isoformat()
-    return body
-
-
-def submit(emulator: Emulator, session: requests.Session, **kwargs: Any) -> str:
-    """Evaluate a managed MIT; its orderSessionKey."""
-    response = session.post(emulator.base_url + "evaluate", json=evaluate_body(**kwargs))
-    return str(response.json()["orderSessionKey"])
-
-
 def submit_body(emulator: Emulator, body: dict[str, Any]) -> str:
     """Evaluate ``body``; its orderSessionKey."""
     response = session_for(emulator).post(emulator.base_url + "evaluate", json=body)
     return str(response.json()["orderSessionKey"])
-
-
-def card_body(pan: str = RESCUE_CARD) -> dict[str, Any]:
-    return {
-        "payment_method": {
-            "credit_card": {
-                "first_name": "Jane",
-                "last_name": "Doe",
-                "number": pan,
-                "verification_value": "999",
-                "month": "09",
-                "year": "2030",
-            }
-        }
-    }
 
 
 def tokenize(
@@ -231,7 +145,7 @@ def test_api_refuses_missing_unknown_and_expired_bearer() -> None:
 def test_expire_tokens_forces_reauthentication(emu: Emulator) -> None:
     session = session_for(emu)
     assert session.get(emu.base_url + "orders").status_code == 200
-    emu.control.post("tokens/expire")
+    EmulatorControl.of(emu).post("tokens/expire")
     assert session.get(emu.base_url + "orders").status_code == 401
 
 
@@ -588,7 +502,7 @@ def test_injected_faults_change_nothing(emu: Emulator) -> None:
     failed = session.post(emu.base_url + "evaluate", json=body)
     assert failed.status_code == 503
     assert failed.headers["Retry-After"] == "2"
-    assert emu.control.get("state").status_code == 200  # control unaffected
+    assert EmulatorControl.of(emu).get("state").status_code == 200  # control unaffected
     emu.set_faults(error_rate=1.0, error_codes=(429,))
     assert session.post(emu.base_url + "evaluate", json=body).headers["Retry-After"] == "1"
     emu.set_faults(drop_rate=1.0)
@@ -628,7 +542,7 @@ def test_latency_and_dropped_responses_still_process() -> None:
 
 def test_control_endpoints_over_http(emu: Emulator) -> None:
     session = session_for(emu)
-    control = emu.control
+    control = EmulatorControl.of(emu)
     body = evaluate_body()
     key = session.post(emu.base_url + "evaluate", json=body).json()["orderSessionKey"]
     assert control.post(f"orders/{key}/approve").json()["status"] == 7
@@ -716,7 +630,7 @@ def test_runs_as_a_separate_process() -> None:
         [
             sys.executable,
             "-m",
-            "django_flexcharge.emulator",
+            "flexcharge_emulator",
             "--port",
             "0",
             "--rescue-delay",
@@ -776,20 +690,15 @@ def test_concurrent_duplicates_create_one_order(emu: Emulator) -> None:
 
 
 def test_management_command_takes_credentials_from_settings(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, emulator_served: list[EmulatorConfig]
 ) -> None:
     from django.core.management import call_command
-
-    from django_flexcharge.management.commands import flexcharge_emulator
 
     settings.FLEXCHARGE_API_URL = "http://127.0.0.1:8765/v1/"  # the site uses the emulator
     settings.FLEXCHARGE_APP_KEY = "site-app-key"
     site_key, old_key = "c2l0ZS1rZXktMDEyMzQ1Njc4OQ==", "b2xkLWtleS0wMTIzNDU2Nzg5"
     settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = [" ", site_key, old_key]
-    seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(
-        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
-    )
+    seen = emulator_served
     call_command("flexcharge_emulator", "--port", "0", "--rescue-delay", "never")
     config = seen[0]
     assert config.app_key == "site-app-key"

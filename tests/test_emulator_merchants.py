@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from django_flexcharge.emulator import EmulatorConfig, MultiEmulator
-from tests.test_emulator import card_body
+from flexcharge_emulator import EmulatorConfig, MultiEmulator
+from tests.emulator_helpers import card_body
 
 A = EmulatorConfig(rescue_delay=None, expire_delay=None)
 B = EmulatorConfig(
@@ -90,7 +90,7 @@ def test_unknown_app_key_is_refused_and_mids_must_differ(multi):
 
 
 def test_the_control_plane_names_its_merchant(multi):
-    from django_flexcharge.emulator.control import TOKEN_HEADER
+    from flexcharge_emulator.control import TOKEN_HEADER
 
     token(multi, B)
     state = requests.get(

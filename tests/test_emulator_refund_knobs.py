@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator
-from tests.test_emulator import make_emulator, session_for, submit
+from django_flexcharge.testing import EmulatorControl
+from flexcharge_emulator import Emulator
+from tests.emulator_helpers import make_emulator, session_for, submit
 
 
 @pytest.fixture
@@ -116,7 +117,7 @@ def test_a_portal_refund_sends_order_refunded_without_an_api_call(emu: Emulator)
 
 def test_refund_knobs_over_the_control_plane(emu: Emulator) -> None:
     _, key, _ = approved_order(emu)
-    control = emu.control
+    control = EmulatorControl.of(emu)
 
     knobs = control.post("refunds", json={"lose_answer": "504", "times": 2})
     assert (knobs.status_code, knobs.json()["lose_answer"], knobs.json()["times"]) == (

@@ -16,7 +16,6 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge import order_state
-from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.services import (
     evaluate_declined_payment,
@@ -25,9 +24,10 @@ from django_flexcharge.services import (
     vault_card,
 )
 from django_flexcharge.tasks import send_evaluation
+from flexcharge_emulator import Emulator, EmulatorConfig
 from tests.conftest import make_payment
+from tests.emulator_helpers import Receiver, evaluate_body, make_emulator, session_for, submit
 from tests.factories import site_emulator_config
-from tests.test_emulator import Receiver, evaluate_body, make_emulator, session_for, submit
 
 Status = FlexChargeOrder.Status
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig, EmulatorControl
-from django_flexcharge.emulator.config import DEFAULT_SUBSCRIBER_KEY
-from django_flexcharge.emulator.control import TOKEN_ENV, TOKEN_HEADER
+from django_flexcharge.testing import EmulatorControl
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator.config import DEFAULT_SUBSCRIBER_KEY
+from flexcharge_emulator.control import TOKEN_ENV, TOKEN_HEADER
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_the_control_plane_answers_a_local_caller_with_the_token(emu: Emulator) 
     assert raw(emu, "GET", "/_emulator/state", good_headers(emu))[0] == 200
     same_origin = good_headers(emu, Origin=f"http://localhost:{emu.port}")
     assert raw(emu, "POST", "/_emulator/reset", same_origin)[0] == 200
-    assert emu.control.state()["counts"]["orders"] == 0
+    assert EmulatorControl.of(emu).state()["counts"]["orders"] == 0
 
 
 @pytest.mark.parametrize(
@@ -115,9 +116,9 @@ def test_each_run_has_its_own_token() -> None:
 
 
 def run_module(*args: str, env: dict[str, str] | None = None) -> list[str]:
-    """Start ``python -m django_flexcharge.emulator``, read its banner, stop it."""
+    """Start ``python -m flexcharge_emulator``, read its banner, stop it."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_flexcharge.emulator", "--port", "0", *args],
+        [sys.executable, "-m", "flexcharge_emulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -150,19 +151,14 @@ def test_the_token_comes_from_the_environment_and_a_public_bind_is_announced() -
     assert any(line.startswith("WARNING: bound to 0.0.0.0, not loopback") for line in lines)
 
 
-def test_the_command_never_copies_a_real_sites_credentials(settings, monkeypatch) -> None:
+def test_the_command_never_copies_a_real_sites_credentials(settings, emulator_served) -> None:
     from django.core.management import call_command
-
-    from django_flexcharge.management.commands import flexcharge_emulator
 
     settings.FLEXCHARGE_API_URL = "https://api.flex-charge.com/v1/"
     settings.FLEXCHARGE_APP_SECRET = "real-production-secret"
     real_key = "cmVhbC1wcm9kdWN0aW9uLXN1YnNjcmliZXIta2V5"
     settings.FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS = [real_key]
-    seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(
-        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
-    )
+    seen = emulator_served
     stderr = io.StringIO()
     call_command("flexcharge_emulator", "--port", "0", stderr=stderr)
 

@@ -14,7 +14,6 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 
 from django_flexcharge.client import FlexChargeClient
-from django_flexcharge.emulator import Emulator
 from django_flexcharge.error_hints import base_url, log_fields
 from django_flexcharge.exceptions import (
     FlexChargeAPIError,
@@ -26,6 +25,7 @@ from django_flexcharge.exceptions import (
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.payloads import tokenize_body
 from django_flexcharge.services import evaluate_declined_payment
+from flexcharge_emulator import Emulator
 from tests.conftest import API, make_payment
 from tests.factories import make_vaulted, site_emulator_config
 

@@ -29,8 +29,7 @@ from django_flexcharge.services import (
 )
 from django_flexcharge.tasks import proves_refusal, send_evaluation
 from tests.conftest import API, calls_to, make_payment
-from tests.factories import make_order, make_vaulted
-from tests.test_tasks import make_due
+from tests.factories import make_due, make_order, make_vaulted
 
 pytestmark = pytest.mark.django_db
 

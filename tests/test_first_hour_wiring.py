@@ -16,20 +16,16 @@ from django.urls import clear_url_caches
 
 from django_flexcharge import checks
 from django_flexcharge import conf as conf_module
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-from django_flexcharge.emulator import sensejs as sensejs_standin
-from django_flexcharge.management.commands import flexcharge_emulator
+from django_flexcharge.management.commands import flexcharge_emulator as emulator_command
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import sensejs as sensejs_standin
 
 urlpatterns: list[Any] = []  # a ROOT_URLCONF that forgot include("django_flexcharge.urls")
 
 
 @pytest.fixture
-def served(monkeypatch: pytest.MonkeyPatch) -> list[EmulatorConfig]:
-    seen: list[EmulatorConfig] = []
-    monkeypatch.setattr(
-        flexcharge_emulator, "serve", lambda config, announce, **more: seen.append(config)
-    )
-    return seen
+def served(emulator_served: list[EmulatorConfig]) -> list[EmulatorConfig]:
+    return emulator_served
 
 
 def test_a_site_without_the_webhook_route_gets_a_warning():
@@ -66,7 +62,7 @@ def test_a_full_webhook_url_is_used_as_given_without_warning(served):
 
 
 def test_help_shows_defaults_and_every_options_meaning_but_no_secret(settings):
-    parser = flexcharge_emulator.Command().create_parser("manage.py", "flexcharge_emulator")
+    parser = emulator_command.Command().create_parser("manage.py", "flexcharge_emulator")
     dests = {
         "host", "port", "site_url", "webhook_url", "app_key", "app_secret", "mid", "site_id",
         "tokenization_key", "subscriber_key", "rescue_delay", "expire_delay", "token_ttl",
@@ -85,7 +81,7 @@ def test_help_shows_defaults_and_every_options_meaning_but_no_secret(settings):
 
 
 def test_the_standalone_emulator_warns_about_a_webhook_url_without_a_path():
-    from django_flexcharge.emulator.__main__ import webhook_url_problem
+    from flexcharge_emulator.__main__ import webhook_url_problem
 
     assert "has no path" in webhook_url_problem("http://127.0.0.1:8000/")
     assert webhook_url_problem("http://127.0.0.1:8000/flexcharge/webhook/") == ""
@@ -160,7 +156,7 @@ def test_without_the_route_the_emulator_uses_the_default_webhook_path(served, se
 
 
 def test_the_standalone_emulator_parses_site_url_and_warns(monkeypatch, capsys):
-    from django_flexcharge.emulator import __main__ as standalone
+    from flexcharge_emulator import __main__ as standalone
 
     seen: list[EmulatorConfig] = []
     monkeypatch.setattr(standalone, "serve", lambda config, announce, **more: seen.append(config))

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 from django.test import override_settings
 
-from django_flexcharge.emulator import Emulator
 from django_flexcharge.models import FlexChargeOrder, Transmission
 from django_flexcharge.services import (
     cancel_order,
@@ -17,6 +16,7 @@ from django_flexcharge.services import (
     transmit_approved_payment,
     vault_card,
 )
+from flexcharge_emulator import Emulator
 from tests.conftest import make_payment
 from tests.factories import site_emulator_config
 

@@ -5,15 +5,19 @@ from __future__ import annotations
 import pytest
 import responses
 
+from django_flexcharge import public_credentials
 from django_flexcharge.client import FlexChargeClient
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-from django_flexcharge.emulator.config import (
+from django_flexcharge.exceptions import FlexChargeConfigurationError
+from django_flexcharge.public_credentials import is_loopback_host, is_loopback_url
+from django_flexcharge.testing import CONTROL_TOKEN_HEADER
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import config as emulator_config
+from flexcharge_emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     DEFAULT_TOKENIZATION_KEY,
 )
-from django_flexcharge.exceptions import FlexChargeConfigurationError
-from django_flexcharge.public_credentials import is_loopback_host, is_loopback_url
+from flexcharge_emulator.control import TOKEN_HEADER
 
 API = "https://api-sandbox.flex-charge.com/v1/"
 CARD_BODY = {"payment_method": {"credit_card": {"number": "4111111111111111"}}}
@@ -74,5 +78,18 @@ def test_the_public_credentials_work_against_the_emulator():
 )
 def test_loopback_means_this_machine_only(host, loopback):
     assert is_loopback_host(host) is loopback
+    assert emulator_config.is_loopback_host(host) is loopback  # the emulator's own copy agrees
     if host != "::1":  # a bare IPv6 address is no URL host
         assert is_loopback_url(f"http://{host}/v1/") is loopback
+
+
+def test_the_apps_copies_of_the_emulators_public_values_equal_the_emulators():
+    """The app keeps its own copy (the emulator is not installed in production): no drift."""
+    assert public_credentials.public_values() == {
+        "FLEXCHARGE_APP_KEY": emulator_config.DEFAULT_APP_KEY,
+        "FLEXCHARGE_APP_SECRET": emulator_config.DEFAULT_APP_SECRET,
+        "FLEXCHARGE_TOKENIZATION_KEY": emulator_config.DEFAULT_TOKENIZATION_KEY,
+        "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS": emulator_config.DEFAULT_SUBSCRIBER_KEY,
+    }
+    assert public_credentials.LOOPBACK_NAMES == emulator_config.LOOPBACK_NAMES
+    assert CONTROL_TOKEN_HEADER == TOKEN_HEADER

@@ -18,7 +18,6 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge.client import set_client
-from django_flexcharge.emulator import Emulator
 from django_flexcharge.exceptions import (
     FlexChargeAPIError,
     FlexChargeRefundUnconfirmed,
@@ -27,9 +26,10 @@ from django_flexcharge.exceptions import (
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment, refund_order, sync_order
 from django_flexcharge.testing import FakeFlexChargeClient, post_webhook
+from flexcharge_emulator import Emulator
+from tests.admin_helpers import confirm, messages_of, post_action, refund_form_post
 from tests.conftest import make_billing, make_payment
 from tests.factories import make_order, site_emulator_config
-from tests.test_admin import confirm, messages_of, post_action, refund_form_post
 
 pytestmark = pytest.mark.django_db
 
@@ -444,7 +444,7 @@ def test_a_refund_still_being_sent_cannot_be_settled_by_hand(admin_client):
 
 
 def test_settling_by_hand_needs_the_refund_permission(django_user_model):
-    from tests.test_admin import staff_client
+    from tests.admin_helpers import staff_client
 
     refund = unconfirmed(make_order(status=Status.APPROVED), 500)
     viewer = staff_client(django_user_model, "view_refund")

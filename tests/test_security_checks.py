@@ -8,14 +8,13 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_flexcharge import security_checks
-from django_flexcharge.emulator.config import (
+from flexcharge_emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     DEFAULT_SUBSCRIBER_KEY,
     DEFAULT_TOKENIZATION_KEY,
 )
-
-from .test_signing import OFFICIAL, OTHER_KEY
+from tests.signing_vectors import OFFICIAL, OTHER_KEY
 
 VALID = OFFICIAL["key"]
 SETTING = "FLEXCHARGE_WEBHOOK_SUBSCRIBER_KEYS"

@@ -11,13 +11,12 @@ from django.test import Client
 
 from django_flexcharge import signing
 from django_flexcharge.conf import conf
-from django_flexcharge.emulator.config import DEFAULT_SUBSCRIBER_KEY
 from django_flexcharge.exceptions import FlexChargeConfigurationError
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.testing import meta_headers, signed_webhook
+from flexcharge_emulator.config import DEFAULT_SUBSCRIBER_KEY
 from tests.factories import webhook_order as make_order
-
-from .test_signing import OFFICIAL
+from tests.signing_vectors import OFFICIAL
 
 URL = "/flexcharge/webhook/"
 REAL_KEY = OFFICIAL["key"]

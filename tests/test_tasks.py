@@ -17,7 +17,7 @@ from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.services import evaluate_declined_payment
 from django_flexcharge.tasks import send_evaluation
 from tests.conftest import API, bodies, calls_to, make_payment
-from tests.factories import evaluate_answer, make_order, make_vaulted
+from tests.factories import evaluate_answer, make_due, make_order, make_vaulted
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +35,6 @@ def queued(payer, billing, subscription, django_capture_on_commit_callbacks) -> 
             billing=billing,
             subscription=subscription,
         )
-
-
-def make_due(order: FlexChargeOrder) -> None:
-    """Move the clock past the retry: what waiting for next_attempt_at would do."""
-    FlexChargeOrder.objects.filter(pk=order.pk).update(
-        next_attempt_at=timezone.now() - dt.timedelta(seconds=1)
-    )
 
 
 @pytest.mark.parametrize(

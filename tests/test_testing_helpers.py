@@ -22,8 +22,7 @@ from django_flexcharge.testing import (
     webhook_body,
     webhook_host,
 )
-
-from .test_signing import OFFICIAL, OTHER_KEY
+from tests.signing_vectors import OFFICIAL, OTHER_KEY
 
 # --- signed_webhook ---
 

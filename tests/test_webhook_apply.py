@@ -8,12 +8,12 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
-from django_flexcharge import order_state, signals, webhooks
+from django_flexcharge import order_state, signals, transitions, webhooks
 from django_flexcharge.conf import conf
 from django_flexcharge.exceptions import FlexChargeWebhookError
-from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+from django_flexcharge.models import FlexChargeOrder, Refund, StatusChange, WebhookEvent
 from django_flexcharge.signing import sign_headers
-from django_flexcharge.testing import signed_webhook
+from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
 from django_flexcharge.webhook_event_data import PayloadError, parse_payload
 from tests.factories import webhook_order as make_order
 
@@ -147,12 +147,15 @@ def test_a_redelivered_event_is_a_duplicate_and_signals_once(
     assert signal_log.names() == ["order_status_changed", "order_approved"]
 
 
+FIRST_DELIVERY = {"postgresql": ["WITH", "INSERT"], "sqlite": ["UPDATE", "INSERT", "INSERT"]}
+
+
 def data_statements(queries) -> list[str]:
     skip = ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")
     return [q["sql"].split()[0] for q in queries if not q["sql"].startswith(skip)]
 
 
-def test_a_first_delivery_costs_six_statements_whatever_the_table_size():
+def test_a_first_delivery_costs_two_or_three_statements_whatever_the_table_size():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -162,9 +165,10 @@ def test_a_first_delivery_costs_six_statements_whatever_the_table_size():
     with CaptureQueriesContext(connection) as queries:
         stored = receive()
     assert stored.status == Stored.APPLIED
-    # nonce check, INSERT event, SELECT order FOR UPDATE, UPDATE order,
-    # INSERT its status change (the order's timeline), UPDATE event
-    assert data_statements(queries) == ["SELECT", "INSERT", "SELECT", "UPDATE", "INSERT", "UPDATE"]
+    # UPDATE order ... WHERE status = 'pending' RETURNING, INSERT the event (applied),
+    # INSERT its status change (the order's timeline); on PostgreSQL the first two
+    # are one statement (WITH source AS (UPDATE ...) INSERT ...).
+    assert data_statements(queries) == FIRST_DELIVERY[connection.vendor]
 
 
 def test_an_event_applied_meanwhile_by_an_admin_is_not_overwritten(admin_user):
@@ -821,3 +825,155 @@ def test_a_failing_signal_receiver_does_not_undo_or_fail_the_applied_event():
     stored.refresh_from_db()
     assert stored.status == Stored.APPLIED
     assert status_of(order) == Status.APPROVED
+
+
+# --- one transaction: the conditional UPDATE and the careful way ---
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_delivery_is_one_transaction_of_five_statements_with_begin_and_commit(client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(50):
+        make_order(order_id=f"INV-{n}", order_session_key=f"fc-{n}")
+    order = make_order()
+
+    with CaptureQueriesContext(connection) as queries:
+        response = post_webhook(client, order_id="fc-0001", external_order_id="INV-1001")
+
+    assert response.json()["status"] == "applied"
+    assert status_of(order) == Status.APPROVED
+    # Django logs BEGIN and COMMIT on both databases (BEGIN IMMEDIATE on SQLite).
+    sql = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert sql == ["BEGIN", *FIRST_DELIVERY[connection.vendor], "COMMIT"]
+    assert len(sql) <= 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_the_update_rolls_it_back_and_keeps_the_event_with_its_error(
+    client, monkeypatch, signal_log
+):
+    from django.db import DatabaseError
+
+    order = make_order()
+    body, headers = signed_webhook(
+        "order.completed", order_id="fc-0001", external_order_id="INV-1001"
+    )
+
+    def deliver():
+        return client.post(
+            "/flexcharge/webhook/", data=body, content_type="text/plain", **meta_headers(headers)
+        )
+
+    def lost(obj):
+        raise DatabaseError("connection lost")
+
+    with monkeypatch.context() as patch:
+        # The history row: after the order's UPDATE and the event's INSERT.
+        patch.setattr(transitions, "insert", lost)
+        response = deliver()
+
+    assert response.status_code == 500
+    kept = WebhookEvent.objects.get()
+    assert (kept.status, kept.error) == (Stored.FAILED, "DatabaseError: connection lost")
+    assert kept.order is None
+    order.refresh_from_db()
+    assert (order.status, order.resolved_at, order.last_event_at) == (Status.PENDING, None, None)
+    assert not StatusChange.objects.exists()
+    assert signal_log.calls == []
+
+    # FlexCharge redelivers after our 500: applied once, signalled once.
+    assert deliver().json()["status"] == "applied"
+    assert deliver().json()["status"] == "duplicate"
+    assert status_of(order) == Status.APPROVED
+    assert WebhookEvent.objects.get().status == Stored.APPLIED
+    assert StatusChange.objects.count() == 1
+    assert signal_log.names() == ["order_status_changed", "order_approved"]
+
+
+def webhook_outcome(
+    order: FlexChargeOrder, event: str, signal_log, capture, **delivery
+) -> dict[str, object]:
+    """Deliver ``event`` to ``order``; what it did to the rows, the history and the signals."""
+    signal_log.calls.clear()
+    with capture(execute=True):
+        stored = receive(
+            event,
+            order_id=order.order_session_key,
+            external_order_id=order.order_id,
+            **delivery,
+        )
+    order.refresh_from_db()
+    skip = {"id", "order_id", "order_session_key", "idempotency_key", "request_payload"}
+    skip |= {"created", "updated", "declined_at", "resolved_at"}
+    row = {f.name: getattr(order, f.attname) for f in order._meta.concrete_fields}
+    history = [
+        (
+            c.previous,
+            c.status,
+            c.cause,
+            c.event_id == stored.pk,
+            abs(c.at - order.updated).total_seconds() < 5,
+        )
+        for c in StatusChange.objects.filter(order=order)
+    ]
+    return {
+        "order": {k: v for k, v in row.items() if k not in skip},
+        "resolved": order.resolved_at is not None and order.resolved_at <= order.updated,
+        "event": (stored.status, stored.error, stored.order_id == order.pk),
+        "history": history,
+        "signals": [
+            (
+                name,
+                kwargs["order"].status,
+                kwargs["order"].pk == order.pk,
+                kwargs["event"] == stored,
+            )
+            for name, _, kwargs in signal_log.calls
+        ],
+    }
+
+
+@pytest.mark.parametrize("event", ["order.completed", "order.expired", "order.cancelled"])
+@pytest.mark.parametrize("before", Status.values)
+@pytest.mark.parametrize("last_event", ["none", "earlier", "later"])
+def test_the_conditional_update_and_the_careful_way_do_the_same(
+    event, before, last_event, monkeypatch, signal_log, django_capture_on_commit_callbacks
+):
+    last = {
+        "none": None,
+        "earlier": T0 - dt.timedelta(minutes=1),
+        "later": T0 + dt.timedelta(seconds=1),
+    }
+    orders = [
+        make_order(
+            order_id=f"INV-{way}",
+            order_session_key=f"fc-{way}",
+            status=before,
+            attempts=1,
+            last_event_at=last[last_event],
+        )
+        for way in ("fast", "careful")
+    ]
+    taken = []
+    real = order_state.change_held
+
+    def spy(*args, **kwargs):
+        change = real(*args, **kwargs)
+        taken.append(change is not None)
+        return change
+
+    delivery = {"timestamp": T0, "confirmation_id": "C0NF1RM"}
+    monkeypatch.setattr(order_state, "change_held", spy)
+    fast = webhook_outcome(
+        orders[0], event, signal_log, django_capture_on_commit_callbacks, **delivery
+    )
+    monkeypatch.setattr(order_state, "change_held", lambda *a, **k: None)
+    careful = webhook_outcome(
+        orders[1], event, signal_log, django_capture_on_commit_callbacks, **delivery
+    )
+
+    assert fast == careful
+    # The conditional UPDATE took exactly the cases the table allows from pending.
+    assert taken == [before == Status.PENDING and last_event != "later"]

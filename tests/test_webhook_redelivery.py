@@ -19,8 +19,7 @@ from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, signed_webhook
 from tests.factories import webhook_order as make_order
-
-from .test_signing import OFFICIAL, OTHER_KEY
+from tests.signing_vectors import OFFICIAL, OTHER_KEY
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status

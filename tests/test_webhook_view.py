@@ -16,8 +16,7 @@ from django_flexcharge.signing import sign_headers
 from django_flexcharge.testing import meta_headers, post_webhook, signed_webhook
 from django_flexcharge.views import WebhookView
 from tests.factories import webhook_order as make_order
-
-from .test_signing import OFFICIAL, OTHER_KEY
+from tests.signing_vectors import OFFICIAL, OTHER_KEY
 
 URL = "/flexcharge/webhook/"
 Status = FlexChargeOrder.Status

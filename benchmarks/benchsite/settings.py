@@ -20,7 +20,7 @@ import os
 import django
 import environ
 
-from django_flexcharge.emulator.config import (
+from flexcharge_emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     DEFAULT_MID,
@@ -116,7 +116,7 @@ TASKS = {
     }
 }
 
-# The emulator's public, non-secret defaults (django_flexcharge.emulator.config).
+# The emulator's public, non-secret defaults (flexcharge_emulator.config).
 FLEXCHARGE_APP_KEY = DEFAULT_APP_KEY
 FLEXCHARGE_APP_SECRET = DEFAULT_APP_SECRET
 FLEXCHARGE_MID = DEFAULT_MID

@@ -11,14 +11,15 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
-from ..admin.buttons import toolbar
-from ..admin.timeline import order_timeline
-
 register = template.Library()
 
 
 @register.inclusion_tag("django_flexcharge/admin/timeline.html")
 def order_timeline_for(order: Any) -> dict[str, Any]:
+    # Imported here: Django's template checks import every tag library, and
+    # ``..admin`` registers with the admin site, absent from sites without the admin.
+    from ..admin.timeline import order_timeline
+
     return {"entries": order_timeline(order) if order is not None and order.pk else []}
 
 
@@ -26,6 +27,8 @@ def order_timeline_for(order: Any) -> dict[str, Any]:
 def order_toolbar(context: template.Context, order: Any) -> dict[str, Any]:
     """Refund and Cancel (``flexcharge_buttons`` from the admin's ``change_view``: links to
     the actions' confirmation pages) and Sync / Retry now (POST forms), in one toolbar."""
+    from ..admin.buttons import toolbar
+
     request = context.get("request")
     links = [
         {

@@ -16,7 +16,7 @@ and the tests are deterministic:
     any other valid card  approved                    approved                           nothing to rescue
 
 The rule is the card, never the amount or the date. The emulator's own rule
-(``django_flexcharge.emulator.scenarios``) then decides what FlexCharge does
+(``flexcharge_emulator.scenarios``) then decides what FlexCharge does
 with a decline: the two 40000... cards are its "rescued" and "expires" cards.
 
 A real processor keeps the card and hands back an opaque stored-card id for

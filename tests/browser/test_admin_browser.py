@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
 from django_flexcharge.models import FlexChargeOrder, Refund
 from django_flexcharge.services import evaluate_declined_payment
 from django_flexcharge.types import Card, Payer
+from flexcharge_emulator import Emulator, EmulatorConfig
 from tests.browser.conftest import ARTIFACTS
 from tests.conftest import make_billing, make_payment
 

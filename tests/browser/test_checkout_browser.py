@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import Emulator, EmulatorConfig
 
 from .example_site import CUSTOMER, ExampleSite, SenseJSStub
 

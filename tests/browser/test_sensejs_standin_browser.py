@@ -14,7 +14,7 @@ from django.conf import settings
 from django.template import Context, Template
 from django.test import override_settings
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import Emulator, EmulatorConfig
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect

@@ -27,8 +27,8 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-from django_flexcharge.emulator.config import (
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator.config import (
     DEFAULT_APP_KEY,
     DEFAULT_APP_SECRET,
     DEFAULT_MID,
@@ -212,8 +212,8 @@ def site_environment(database: Path, api_url: str, static_root: Path) -> dict[st
     env.update(
         {
             "PYTHONUNBUFFERED": "1",
-            # This checkout's package, not whichever one the environment has installed.
-            "PYTHONPATH": str(REPO),
+            # This checkout's app and emulator, not whichever ones the environment has installed.
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "emulator")]),
             "DJANGO_SETTINGS_MODULE": "example_project.settings",
             "DJANGO_SECRET_KEY": "e2e-tests-only-not-secret",
             "DJANGO_DEBUG": "False",

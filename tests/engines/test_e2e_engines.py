@@ -49,7 +49,7 @@ def engine_stack(request, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     redis = RedisServer(workdir).start()
     env = {
         "DJANGO_SETTINGS_MODULE": "tests.engines.site_settings",
-        "PYTHONPATH": f"{REPO}:{EXAMPLE}",
+        "PYTHONPATH": f"{REPO}:{REPO / 'emulator'}:{EXAMPLE}",
         "FC_ENGINE": engine,
         "FC_REDIS_URL": redis.url,
         "FC_BEAT": "1",

@@ -106,7 +106,9 @@ class Watch:
 
     def execute_wrapper(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         """A ``connection.execute_wrapper``: checks the values of every INSERT and UPDATE."""
-        if params and sql.lstrip()[:6].upper() in ("INSERT", "UPDATE"):
+        # WITH: a data-modifying CTE (the webhook's UPDATE ... RETURNING feeding an INSERT).
+        head = sql.lstrip()[:6].upper()
+        if params and (head in ("INSERT", "UPDATE") or head.startswith("WITH")):
             rows: Iterable[Any] = params if many else [params]
             with self._lock:
                 self.db_writes += 1

@@ -25,11 +25,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from django_flexcharge.delivery import LOST_TASK_GRACE
-from django_flexcharge.emulator import Emulator, EmulatorConfig
-from django_flexcharge.emulator import faults as fault_actions
 from django_flexcharge.models import FlexChargeOrder, Transmission, VaultedCard
 from django_flexcharge.services import evaluate_declined_payment, transmit_approved_payment
 from django_flexcharge.types import BillingAddress, Payer
+from flexcharge_emulator import Emulator, EmulatorConfig
+from flexcharge_emulator import faults as fault_actions
 from tests.conftest import make_payment
 
 QUEUED = "queued"

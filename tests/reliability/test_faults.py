@@ -255,7 +255,8 @@ class Workers:
         self.log = tmp_path / "worker.log"
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            # This checkout's app and emulator (the harness starts emulators).
+            "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "emulator")]),
             "DJANGO_SETTINGS_MODULE": "tests.reliability.worker_settings",
             "FC_WORKER_DATABASE_URL": database_url,
             "FC_WORKER_API_URL": api_url,

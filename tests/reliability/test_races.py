@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from django_flexcharge.client import set_client
 from django_flexcharge.exceptions import FlexChargeStateError
-from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+from django_flexcharge.models import FlexChargeOrder, Refund, StatusChange, WebhookEvent
 from django_flexcharge.services import cancel_order, refund_order
 from django_flexcharge.testing import FakeFlexChargeClient, meta_headers, signed_webhook
 from tests.factories import make_order
@@ -330,3 +330,74 @@ def test_cancels_racing_a_webhook_end_in_one_consistent_state(signal_log):
         assert order.refunds.count() == 0
         outcomes[(event, mode, order.status)] += 1
     assert sum(outcomes.values()) == 18
+
+
+# --- two different events for one order at once ----------------------------------------------
+
+#: Pairs of rival events; FlexCharge's total in a refund (no sync task needed).
+RIVALS = [
+    ("order.completed", "order.cancelled"),
+    ("order.completed", "order.expired"),
+    ("order.expired", "order.cancelled"),
+    ("order.completed", "order.refunded"),
+]
+FULL_REFUND = {"TotalRefundedAmount": 19.99, "Currency": "USD"}
+
+
+def test_two_different_events_for_one_order_at_once_keep_the_table(signal_log):
+    """The conditional UPDATE (pending -> the event's status) racing another one, or the
+    careful way (a refund approves first): one winner, one history, one signal per step."""
+    pairs = 15  # per kind of rivalry
+    # One TimeStamp for both rivals: neither is "older than the last event applied".
+    stamp = timezone.now() - dt.timedelta(seconds=5)
+    deliveries: list[tuple[bytes, dict[str, str]]] = []
+    rivalry: dict[str, tuple[str, str]] = {}
+    for r, (first, second) in enumerate(RIVALS):
+        for i in range(pairs):
+            order = make_order(f"RIVAL-{r}-{i}", session_key=f"fc-rival-{r}-{i}")
+            rivalry[order.order_id] = (first, second)
+            for event in (first, second) if i % 2 else (second, first):
+                data = FULL_REFUND if event == "order.refunded" else None
+                deliveries.append(
+                    signed_webhook(
+                        event,
+                        order_id=order.order_session_key,
+                        external_order_id=order.order_id,
+                        event_data=data,
+                        timestamp=stamp,
+                    )
+                )
+
+    answers = send_all(deliveries, 2)
+
+    assert {answer for answer in answers} <= {(200, "applied"), (200, "ignored")}
+    final = dict(FlexChargeOrder.objects.values_list("order_id", "status"))
+    history: dict[str, list[tuple[str, str]]] = {}
+    for order_id, previous, status in StatusChange.objects.order_by("pk").values_list(
+        "order__order_id", "previous", "status"
+    ):
+        history.setdefault(order_id, []).append((previous, status))
+    signalled = Counter((order_id, name) for name, order_id, _ in signal_log.calls)
+    for order_id, (_, second) in rivalry.items():
+        applied = WebhookEvent.objects.filter(
+            order__order_id=order_id, status=Stored.APPLIED
+        ).values_list("event", flat=True)
+        if second == "order.refunded":
+            # Either order of arrival ends refunded, approved exactly once on the way.
+            assert final[order_id] == Status.REFUNDED, order_id
+            assert history[order_id] == [
+                (Status.PENDING, Status.APPROVED),
+                (Status.APPROVED, Status.REFUNDED),
+            ]
+            assert signalled[(order_id, "order_approved")] == 1
+            assert signalled[(order_id, "order_refunded")] == 1
+            assert "order.refunded" in applied
+            continue
+        # One of the two moved the order; the other found it decided (stored as ignored).
+        assert len(applied) == 1, (order_id, list(applied))
+        winner = DECIDING[applied[0]]
+        assert final[order_id] == winner
+        assert history[order_id] == [(Status.PENDING, winner)]
+        assert signalled[(order_id, "order_status_changed")] == 1
+        assert signalled[(order_id, SPECIFIC[winner])] == 1
+    assert WebhookEvent.objects.count() == len(deliveries)

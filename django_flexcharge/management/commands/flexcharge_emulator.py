@@ -11,13 +11,20 @@ go to ``--site-url`` (default ``http://127.0.0.1:8000``) plus this site's
 webhook path, or to ``--webhook-url``. ``--all-accounts`` also serves each
 account of ``FLEXCHARGE_ACCOUNTS`` that points at the emulator as a merchant
 of its own at the same URL. Runs until Ctrl-C.
+
+The emulator is a distribution of its own (``django-flexcharge-emulator``, the
+``emulator`` extra) that production installs leave out, so it is imported only
+when the command runs or prints its help; without it, ``--help`` says what to
+install and running the command raises a ``CommandError`` saying the same.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import replace
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -25,19 +32,33 @@ from django.urls import NoReverseMatch, reverse
 
 from django_flexcharge.accounts import DEFAULT, account_config, aliases
 from django_flexcharge.conf import SUBSCRIBER_KEYS, conf, subscriber_key_entries
-from django_flexcharge.emulator import EmulatorConfig
-from django_flexcharge.emulator.__main__ import (
-    DEFAULT_WEBHOOK_PATH,
-    add_arguments,
-    config_from,
-    serve,
-    webhook_url_problem,
-)
 from django_flexcharge.exceptions import FlexChargeConfigurationError
 from django_flexcharge.public_credentials import is_loopback_url
 from django_flexcharge.signing import key_problem
 
+if TYPE_CHECKING:
+    from flexcharge_emulator import EmulatorConfig
+
 DEFAULT_SITE = "http://127.0.0.1:8000"
+#: Where the README mounts the app (``flexcharge_emulator.__main__.DEFAULT_WEBHOOK_PATH``).
+DEFAULT_WEBHOOK_PATH = "/flexcharge/webhook/"
+INSTALL_HINT = (
+    "The FlexCharge emulator is not installed: it is a distribution of its own, left out of "
+    'production installs. Install it with: pip install "django-flexcharge[emulator]" '
+    "(in a checkout of django-flexcharge: pip install -e ./emulator)."
+)
+
+
+def emulator_cli() -> ModuleType | None:
+    """``flexcharge_emulator.__main__`` (its options, config and server), or None when the
+    emulator is not installed. A broken emulator install still raises."""
+    try:
+        importlib.import_module("flexcharge_emulator")
+    except ModuleNotFoundError as err:
+        if err.name != "flexcharge_emulator":
+            raise
+        return None
+    return importlib.import_module("flexcharge_emulator.__main__")
 
 
 def _setting(name: str, default: str) -> str:
@@ -54,12 +75,16 @@ def settings_are_for_the_emulator() -> bool:
 def defaults_from_settings() -> EmulatorConfig:
     """An ``EmulatorConfig`` whose credentials are the site's settings where set, if the
     site points at the emulator; the emulator's own public ones otherwise."""
-    base = EmulatorConfig()
+    cli = emulator_cli()
+    if cli is None:
+        raise CommandError(INSTALL_HINT)
+    base: EmulatorConfig = cli.EmulatorConfig()
     if not settings_are_for_the_emulator():
         return base  # real credentials: never copied, never used to sign
     entries, _ = subscriber_key_entries(getattr(settings, SUBSCRIBER_KEYS, None))
     keys = [str(key).strip() for key in entries if not key_problem(key)]
-    return EmulatorConfig(
+    return replace(
+        base,
         app_key=_setting("FLEXCHARGE_APP_KEY", base.app_key),
         app_secret=_setting("FLEXCHARGE_APP_SECRET", base.app_secret),
         mid=_setting("FLEXCHARGE_MID", base.mid),
@@ -124,14 +149,18 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: Any) -> None:
-        add_arguments(
-            parser,
-            defaults_from_settings(),
-            site_url=DEFAULT_SITE,
-            webhook_path=webhook_path(),
-            credentials_from="this site's FLEXCHARGE_* setting when FLEXCHARGE_API_URL is the "
-            "emulator, else the emulator's own",
-        )
+        cli = emulator_cli()
+        if cli is None:  # --help still works and says what to install
+            parser.description = f"{self.help} {INSTALL_HINT}"
+        else:
+            cli.add_arguments(
+                parser,
+                defaults_from_settings(),
+                site_url=DEFAULT_SITE,
+                webhook_path=webhook_path(),
+                credentials_from="this site's FLEXCHARGE_* setting when FLEXCHARGE_API_URL is "
+                "the emulator, else the emulator's own",
+            )
         parser.add_argument(
             "--all-accounts",
             action="store_true",
@@ -141,21 +170,24 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        logger = logging.getLogger("django_flexcharge.emulator")
+        cli = emulator_cli()
+        if cli is None:
+            raise CommandError(INSTALL_HINT)
+        logger = logging.getLogger("flexcharge_emulator")
         if not logger.handlers and not logging.getLogger().handlers:
             handler = logging.StreamHandler(self.stdout)
             handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
             logger.addHandler(handler)
         if logger.getEffectiveLevel() > logging.INFO:
             logger.setLevel(logging.INFO)
-        config = config_from(type("Options", (), options))
+        config = cli.config_from(type("Options", (), options))
         if not settings_are_for_the_emulator():
             self.stderr.write(
                 "FLEXCHARGE_API_URL is not a loopback URL, so this site's credentials look real: "
                 "the emulator does not copy them and signs webhooks with its own public key "
                 "(point FLEXCHARGE_API_URL at the emulator to use the site's)."
             )
-        problem = webhook_url_problem(config.webhook_url)
+        problem = cli.webhook_url_problem(config.webhook_url)
         if problem:
             self.stderr.write(self.style.WARNING(f"Warning: {problem}"))
         more: list[EmulatorConfig] = []
@@ -169,4 +201,4 @@ class Command(BaseCommand):
             mids = [config.mid, *(merchant.mid for merchant in more)]
             if len(set(mids)) != len(mids):
                 raise CommandError("Each account served needs its own FLEXCHARGE MID.")
-        serve(config, announce=lambda line: self.stdout.write(line), more=more)
+        cli.serve(config, announce=lambda line: self.stdout.write(line), more=more)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from . import sensejs
@@ -17,16 +18,16 @@ from .api import Api
 from .auth import TokenIssuer
 from .clock import Scheduler
 from .config import EmulatorConfig
-from .control import EmulatorControl
 from .faults import Faults
 from .orders import Orders
 from .refund_knobs import RefundKnobs
-from .server import EmulatorServer, make_handler
+from .server import make_handler
+from .serving import Serving
 from .state import State
 from .webhooks import WebhookSender
 
 
-class Emulator:
+class Emulator(Serving):
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
         self.state = State()
@@ -37,64 +38,13 @@ class Emulator:
         self.orders = Orders(self.config, self.state, self.clock, self.webhooks)
         self.api = Api(self.config, self.state, self.issuer, self.orders)
         self.stopping = threading.Event()
-        self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port = self.config.port
+        super().__init__(self.config.host, self.config.port)
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    def _handler(self) -> type:
+        return make_handler(self, self._routes())
 
-    def start(self) -> Emulator:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
-        self.stopping.clear()
-        handler = make_handler(self, self._routes())
-        self._server = EmulatorServer((self.config.host, self.config.port), handler)
-        self.port = self._server.server_address[1]
-        self.clock.start()
-        self.webhooks.start()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"flexcharge-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        self.stopping.set()  # wakes handlers sleeping in a latency or hang fault
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        self.clock.stop()
-        self.webhooks.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Emulator:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """Root URL (the control plane lives under ``/_emulator/``)."""
-        return f"http://{self.config.host}:{self.port}"
-
-    @property
-    def control(self) -> EmulatorControl:
-        """A client of the HTTP control plane that carries this run's token."""
-        return EmulatorControl(self.url, self.config.control_token)
-
-    @property
-    def base_url(self) -> str:
-        """What to put in ``FLEXCHARGE_API_URL``."""
-        return f"{self.url}/v1/"
+    def _merchants(self) -> Sequence[Emulator]:
+        return (self,)
 
     # -- control -----------------------------------------------------------------------------
 

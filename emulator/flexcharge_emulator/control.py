@@ -1,4 +1,4 @@
-"""The control plane's guard and the one client every caller uses.
+"""The control plane's guard.
 
 ``/_emulator/...`` (approve, expire, send any event, faults, reset...) can
 make the emulator send signed deliveries, so it is not open to whoever can
@@ -12,8 +12,9 @@ reach the port, nor to a web page in the developer's browser:
 * a browser's ``Origin`` must be the emulator itself, which defeats a
   cross-site form or fetch (CSRF).
 
-``EmulatorControl`` is the client: ``Emulator.control`` for one in this
-process, ``EmulatorControl(url, token)`` for one in another process.
+The client is ``django_flexcharge.testing.EmulatorControl(url, token)`` (an
+HTTP client; the emulator itself needs none). ``TOKEN_HEADER`` is public API:
+that client and scripts send it.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ from __future__ import annotations
 import hmac
 from typing import Any
 from urllib.parse import urlsplit
-
-import requests
 
 from .config import EmulatorConfig, is_loopback_host
 
@@ -65,33 +64,3 @@ def refusal(config: EmulatorConfig, port: int, headers: Any) -> tuple[int, str] 
     if not given or not hmac.compare_digest(given, config.control_token.encode()):
         return 401, f"the {TOKEN_HEADER} header must carry the token the emulator printed at start"
     return None
-
-
-class EmulatorControl:
-    """Calls ``/_emulator/...`` with the token: ``control.post("orders/ID/approve")``."""
-
-    def __init__(self, url: str, token: str, *, timeout: float = 10) -> None:
-        self.url = url.rstrip("/") + "/_emulator/"
-        self.session = requests.Session()
-        self.session.headers[TOKEN_HEADER] = token
-        self.timeout = timeout
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        return self.session.request(method, self.url + path.lstrip("/"), **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("DELETE", path, **kwargs)
-
-    def state(self) -> dict[str, Any]:
-        """``GET /_emulator/state``, decoded."""
-        response = self.get("state")
-        response.raise_for_status()
-        data: dict[str, Any] = response.json()
-        return data

@@ -1,14 +1,18 @@
 """A local FlexCharge for development, demos and tests (see ``docs/emulator.md``).
 
 ``Emulator(EmulatorConfig(...)).start()`` serves the FlexCharge API on
-127.0.0.1 from a background thread; ``python -m django_flexcharge.emulator``
+127.0.0.1 from a background thread; ``python -m flexcharge_emulator``
 and ``manage.py flexcharge_emulator`` run it as a process of its own.
-``MultiEmulator([config_a, config_b])`` serves several merchants at one URL. It
-imports nothing from Django, so it runs without settings.
+``MultiEmulator([config_a, config_b])`` serves several merchants at one URL.
+
+A distribution of its own (``django-flexcharge-emulator``, the
+``django-flexcharge[emulator]`` extra): production wheels of the app carry no
+control plane. It imports nothing from Django nor from ``django_flexcharge``
+(only the standard library), so it runs without settings and is a second,
+independent implementation of FlexCharge's side of the API.
 """
 
 from .config import EmulatorConfig, webhook_host
-from .control import EmulatorControl
 from .core import Emulator
 from .merchants import MultiEmulator
 from .scenarios import NOT_RESCUED_CARD, RESCUE_CARD
@@ -18,7 +22,6 @@ __all__ = [
     "RESCUE_CARD",
     "Emulator",
     "EmulatorConfig",
-    "EmulatorControl",
     "MultiEmulator",
     "webhook_host",
 ]

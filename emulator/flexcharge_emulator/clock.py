@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-logger = logging.getLogger("django_flexcharge.emulator")
+logger = logging.getLogger("flexcharge_emulator")
 
 
 class Job:

@@ -29,7 +29,7 @@ from .refund_knobs import DROP_CONNECTION
 if TYPE_CHECKING:
     from .core import Emulator
 
-logger = logging.getLogger("django_flexcharge.emulator")
+logger = logging.getLogger("flexcharge_emulator")
 
 ID = r"(?P<id>[^/]+)"
 # (method, path regex, handler name, kind): kind "open" needs no bearer, "api" does,

@@ -1,4 +1,4 @@
-"""``python -m django_flexcharge.emulator``: the emulator as a process of its own, no Django.
+"""``python -m flexcharge_emulator``: the emulator as a process of its own, no Django.
 
 Prints one ``listening on <base_url>`` line (flushed) once it accepts
 connections, so a test or benchmark that starts it with ``--port 0`` can read
@@ -239,7 +239,7 @@ def serve(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m django_flexcharge.emulator",
+        prog="python -m flexcharge_emulator",
         description="A local FlexCharge (API, vault, orders, signed webhooks) for development "
         "and tests, no account needed. Runs until Ctrl-C.",
     )

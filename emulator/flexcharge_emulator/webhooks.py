@@ -3,8 +3,9 @@
 The payload is the PascalCase object of flexcharge-api.md §11.3, serialized
 compactly like the official sample and sent as ``text/plain`` (the flexfactor
 docs warn it is not ``application/json``). Headers come from
-``django_flexcharge.signing.sign_headers`` (the same code the webhook view
-verifies with), for the host the site sees in ``Host``.
+the emulator's own ``signing.sign_headers`` (written from FlexCharge's
+documentation, not shared with the app, so the app's verifier meets a second
+implementation), for the host the site sees in ``Host``.
 
 FlexCharge documents no retry policy (§11.5, §19.2); the emulator's is
 invented: redeliver on a non-2xx answer or a connection error after 0.5 s,
@@ -24,12 +25,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..signing import sign_headers
 from .clock import Scheduler
 from .config import EmulatorConfig, webhook_host
+from .signing import sign_headers
 from .state import Order, State, now_iso
 
-logger = logging.getLogger("django_flexcharge.emulator")
+logger = logging.getLogger("flexcharge_emulator")
 
 
 class WebhookSender:

@@ -19,10 +19,10 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .. import money
 from . import refund_knobs, scenarios
 from .clock import Scheduler
 from .config import EmulatorConfig
+from .currency import exponent as _exponent
 from .payloads import canonical, envelope, failure, get, invalid, is_blank, required
 from .payloads import validation_error as v400
 from .state import CANCELLED, COMPLETED, DRAFT, PROCESSING, RETURNED, STATUS_NAMES, Order, State
@@ -297,13 +297,6 @@ class Orders:
             if not is_blank(key):
                 self.state.cancel_keys[str(key)] = (signature, *response)
             return response
-
-
-def _exponent(currency: str) -> int:
-    try:
-        return money.exponent(currency)
-    except ValueError:
-        return 2
 
 
 def _when(text: str) -> datetime | None:

@@ -14,7 +14,6 @@ returns that merchant's ``Emulator`` with its usual control methods and records.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Sequence
 from io import BytesIO
 from typing import Any
@@ -23,10 +22,11 @@ from urllib.parse import parse_qs, urlsplit
 from .config import EmulatorConfig
 from .core import Emulator
 from .payloads import get
-from .server import EmulatorServer, make_handler, match_route, route_path
+from .server import make_handler, match_route, route_path
+from .serving import Serving
 
 
-class MultiEmulator:
+class MultiEmulator(Serving):
     def __init__(self, merchants: Sequence[EmulatorConfig]) -> None:
         if not merchants:
             raise ValueError("a MultiEmulator needs at least one merchant")
@@ -35,62 +35,13 @@ class MultiEmulator:
             raise ValueError("each merchant needs its own MID")
         self.merchants = [Emulator(config) for config in merchants]
         first = self.merchants[0].config
-        self.host, self.port = first.host, first.port
-        self._server: EmulatorServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(first.host, first.port)
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    def _handler(self) -> type:
+        return self._front_handler()
 
-    def start(self) -> MultiEmulator:
-        if self._server is not None:
-            raise RuntimeError("emulator already started")
-        handler = self._front_handler()
-        self._server = EmulatorServer((self.host, self.port), handler)
-        self.port = self._server.server_address[1]
-        for emulator in self.merchants:
-            emulator.port = self.port  # the control plane checks the port it is reached on
-            emulator.stopping.clear()
-            emulator.clock.start()
-            emulator.webhooks.start()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"flexcharge-emulator-{self.port}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        for emulator in self.merchants:
-            emulator.stopping.set()
-        server.shutdown()
-        server.close_connections()
-        server.server_close()
-        for emulator in self.merchants:
-            emulator.clock.stop()
-            emulator.webhooks.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> MultiEmulator:
-        return self.start() if self._server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """What every account puts in ``API_URL``: one URL, as at FlexCharge."""
-        return f"{self.url}/v1/"
+    def _merchants(self) -> Sequence[Emulator]:
+        return self.merchants
 
     def merchant(self, mid: str) -> Emulator:
         """The merchant with ``mid`` (LookupError if none): its state, approve(), expire()..."""

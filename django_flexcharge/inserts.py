@@ -1,0 +1,142 @@
+"""``insert(obj)``: a new row as ``obj.save(force_insert=True)`` writes it, its SQL built once.
+
+The webhook's hot path inserts two rows per delivery (the event, its history
+row); the ORM compiles the same INSERT every time, which costs more than the
+database's work (benchmarks: ``bench_profile.py``). Here the statement is
+built once per model and database vendor, the values are prepared by each
+field as the ORM prepares them (``pre_save``, ``get_db_prep_save``), and the
+model's ``pre_save``/``post_save`` signals are still sent to any receiver.
+
+Only for plain models: an auto primary key (``db_returning``) returned by ``RETURNING`` (PostgreSQL,
+SQLite >= 3.35), concrete fields, no ``db_default`` or generated columns;
+anything else, or another database, takes ``save(force_insert=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model, signals
+
+
+def insert(obj: Model) -> None:
+    """Insert ``obj`` (a new instance) in the current transaction; sets its primary key."""
+    model = type(obj)
+    statement = _statement(connection.vendor, model)
+    if statement is None:
+        obj.save(force_insert=True)
+        return
+    sql, fields = statement
+    _pre_save(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _values(obj, fields))
+        row = cursor.fetchone()
+    _saved(obj, row[0])
+
+
+def insert_after(
+    obj: Model, source: str, params: Sequence[Any], *, link: str
+) -> tuple[Any, ...] | None:
+    """PostgreSQL: ``obj`` inserted by the statement that runs ``source``, in one round trip.
+
+    ``source`` is an ``UPDATE ... RETURNING`` (its ``params``) that returns at most
+    one row, with the column the foreign key ``link`` of ``obj`` points at; ``obj``
+    is inserted with ``link`` set to that row (a data-modifying CTE). Returns the
+    row ``source`` returned, ``obj`` saved; None, with nothing inserted, when it
+    returned none. Check ``one_statement()`` first.
+    """
+    model = type(obj)
+    sql, fields = _after_statement(model, link, source)
+    _pre_save(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *_values(obj, fields)])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    setattr(obj, f"{link}_id", row[1])
+    _saved(obj, row[0])
+    return tuple(row[2:])
+
+
+def one_statement(model: type[Model]) -> bool:
+    """Whether ``insert_after`` works for ``model`` on this database."""
+    return connection.vendor == "postgresql" and _statement(connection.vendor, model) is not None
+
+
+def _pre_save(obj: Model) -> None:
+    if signals.pre_save.has_listeners(type(obj)):
+        signals.pre_save.send(
+            type(obj), instance=obj, raw=False, using=connection.alias, update_fields=None
+        )
+
+
+def _values(obj: Model, fields: list[Any]) -> list[Any]:
+    # What the ORM's insert compiler sends for each field.
+    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+
+
+def _saved(obj: Model, pk: Any) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    if signals.post_save.has_listeners(type(obj)):
+        signals.post_save.send(
+            type(obj),
+            instance=obj,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=connection.alias,
+        )
+
+
+@cache
+def _after_statement(model: type[Model], link: str, source: str) -> tuple[str, list[Any]]:
+    """``insert_after``'s statement and the fields whose values it takes (``link`` aside)."""
+    statement = _statement("postgresql", model)
+    assert statement is not None, "check one_statement() first"
+    q = connection.ops.quote_name
+    meta = model._meta
+    linked = meta.get_field(link)
+    target = q(str(linked.target_field.column))  # type: ignore[union-attr]
+    fields = [f for f in statement[1] if f is not linked]
+    # Typed: a parameter in a SELECT list has no column to take its type from.
+    values = [
+        f"source.{target}" if f is linked else f"CAST(%s AS {f.cast_db_type(connection)})"
+        for f in statement[1]
+    ]
+    columns = ", ".join(q(str(f.column)) for f in statement[1])
+    returning = f"{q(str(meta.pk.column))}, {q(str(getattr(linked, 'column', '')))}"
+    sql = (
+        f"WITH source AS ({source}),"  # noqa: S608
+        f" stored AS (INSERT INTO {q(meta.db_table)} ({columns})"
+        f" SELECT {', '.join(values)} FROM source RETURNING {returning})"
+        " SELECT stored.*, source.* FROM stored, source"
+    )
+    return sql, fields
+
+
+@cache
+def _statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] | None:
+    meta = model._meta
+    pk = meta.pk
+    plain = (
+        vendor in ("postgresql", "sqlite")
+        and connection.features.can_return_columns_from_insert
+        and getattr(pk, "db_returning", False)
+        and not any(f.generated or f.has_db_default() for f in meta.concrete_fields)
+    )
+    if not plain or pk is None:
+        return None
+    q = connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if f is not pk]
+    columns = ", ".join(q(str(f.column)) for f in fields)
+    # Names from the model's own meta, quoted; every value is a parameter.
+    sql = (
+        f"INSERT INTO {q(meta.db_table)} ({columns})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(str(pk.column))}"
+    )
+    return sql, fields
