@@ -90,9 +90,10 @@ def drain(
 ) -> Counter[str]:
     """Send due rows batch after batch until none is left, ``limit`` were tried or ``budget`` seconds passed.
 
-    A full batch means more may wait: one more run is woken (unless one is
-    already waiting), so a second worker helps. A run that stops at its
-    budget wakes its successor. Outcomes are counted per kind
+    The first batch found wakes one more run (unless one is already
+    waiting): a second worker helps, and the rows left are not stranded
+    if this worker dies. A run that finds nothing wakes none, so the chain
+    ends one empty run after the last row. Outcomes are counted per kind
     (``evaluations:pending``...).
     """
     from .wakeups import wake_another
@@ -113,7 +114,9 @@ def drain(
             if not rows:
                 continue
             found = True
-            if len(rows) == size and not helped:
+            if not helped:
+                # Before sending: a successor is queued even if this worker dies mid-batch,
+                # and meanwhile another worker can help. It ends at once if nothing is left.
                 helped = wake_another(model)
             for row in rows:
                 outcomes[f"{label}:{deliver(row, now)}"] += 1

@@ -48,6 +48,7 @@ def approvals(payer, n: int, prefix: str = "A") -> list[Transmission]:
 
 @pytest.mark.django_db
 @ON_DB
+@override_settings(FLEXCHARGE_RETRY_BASE_DELAY=60, FLEXCHARGE_RETRY_MAX_DELAY=60)
 def test_a_batch_records_each_rows_outcome_and_retries_only_the_timed_out_one(mocked, payer):
     rows = approvals(payer, 5)
     refused, timed_out = str(rows[1].idempotency_key), str(rows[3].idempotency_key)
