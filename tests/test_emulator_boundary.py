@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import flexcharge_emulator
 
 EMULATOR_PACKAGE = Path(flexcharge_emulator.__file__).resolve().parent
@@ -52,6 +54,7 @@ def test_importing_every_emulator_module_loads_no_app_and_no_django():
     code = """
 import json, pkgutil, importlib, sys
 import flexcharge_emulator
+import pytest
 for info in pkgutil.walk_packages(flexcharge_emulator.__path__, "flexcharge_emulator."):
     importlib.import_module(info.name)
 print(json.dumps(sorted(sys.modules)))
@@ -92,3 +95,31 @@ print("HELP:", Command().create_parser("manage.py", "flexcharge_emulator").forma
     help_text = " ".join(result.stdout.partition("HELP:")[2].split())
     assert 'pip install "django-flexcharge[emulator]"' in help_text
     assert "--all-accounts" in help_text
+
+
+# The same, in this process (the subprocess above is out of coverage's sight).
+
+
+def test_without_the_emulator_the_command_says_what_to_install(monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    from django_flexcharge.management.commands import flexcharge_emulator as command
+
+    monkeypatch.setitem(sys.modules, "flexcharge_emulator", None)  # not installed
+    assert command.emulator_cli() is None
+    help_text = command.Command().create_parser("manage.py", "flexcharge_emulator").format_help()
+    assert "django-flexcharge[emulator]" in help_text
+    assert "--all-accounts" in help_text
+    with pytest.raises(CommandError, match=r"django-flexcharge\[emulator\]"):
+        call_command("flexcharge_emulator")
+
+
+def test_a_broken_emulator_install_is_not_mistaken_for_a_missing_one(monkeypatch):
+    from django_flexcharge.management.commands import flexcharge_emulator as command
+
+    def broken(name: str):
+        raise ModuleNotFoundError("No module named 'its_dependency'", name="its_dependency")
+
+    monkeypatch.setattr(command.importlib, "import_module", broken)
+    with pytest.raises(ModuleNotFoundError, match="its_dependency"):
+        command.emulator_cli()
