@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import os
+import signal
+
 import pytest
 import requests
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from django_flexcharge.management.commands.flexcharge_emulator import (
@@ -64,3 +68,36 @@ def test_the_option_is_documented_in_help(capsys):
     with pytest.raises(SystemExit):
         call_command("flexcharge_emulator", "--help")
     assert "--all-accounts" in capsys.readouterr().out
+
+
+class _StopWhenServing(io.StringIO):
+    """The command's output; once it prints the control token (the last line before it
+    waits), it asks the process to stop, as Ctrl-C would."""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "control token" in text:
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+
+@override_settings(
+    FLEXCHARGE_API_URL=EMULATOR, FLEXCHARGE_ACCOUNTS={"brand-b": BRAND_B, "real": REAL}
+)
+def test_the_command_serves_every_account_until_interrupted(capsys):
+    out, err = _StopWhenServing(), io.StringIO()
+    call_command("flexcharge_emulator", "--all-accounts", "--port", "0", stdout=out, stderr=err)
+    text = out.getvalue()
+    assert "FlexCharge emulator listening on http://127.0.0.1:" in text
+    assert f"merchant {BRAND_B['MID']}: webhooks to " in text
+    assert REAL["MID"] not in text  # an account pointing at FlexCharge is never served
+    assert "Not served: real: its API_URL is not the emulator" in err.getvalue()
+    # Stopped cleanly: Ctrl-C is Python's own again.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_two_accounts_with_one_mid_are_refused(settings):
+    settings.FLEXCHARGE_API_URL = EMULATOR
+    settings.FLEXCHARGE_ACCOUNTS = {"twin": {**BRAND_B, "MID": settings.FLEXCHARGE_MID}}
+    with pytest.raises(CommandError, match="its own FLEXCHARGE MID"):
+        call_command("flexcharge_emulator", "--all-accounts", "--port", "0")
