@@ -211,8 +211,21 @@ def reset_tables(*models: Any) -> None:
     """Empty tables between phases with one statement each (no per-row signals)."""
     from django.db import connection
 
+    ordered: list[Any] = []
+
+    def children_first(model: Any) -> None:
+        # Rows pointing at a table go before it (SQLite checks foreign keys per statement).
+        if model in ordered:
+            return
+        for relation in model._meta.related_objects:
+            if relation.related_model is not model:
+                children_first(relation.related_model)
+        ordered.append(model)
+
+    for model in models:
+        children_first(model)
     with connection.cursor() as cursor:
-        for model in models:
+        for model in ordered if connection.vendor != "postgresql" else models:
             table = connection.ops.quote_name(model._meta.db_table)
             if connection.vendor == "postgresql":
                 cursor.execute(f"TRUNCATE {table} CASCADE")
