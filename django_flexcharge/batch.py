@@ -75,6 +75,21 @@ def claim_batch(
     return rows
 
 
+def lease_covers_a_call(row: Any) -> bool:
+    """Whether the slowest call (a token, a send, a 401 and a send again) ends within the lease."""
+    connect, read = conf.TIMEOUT
+    return bool(timezone.now() + dt.timedelta(seconds=3 * (connect + read)) < row.locked_until)
+
+
+def hand_back(model: type[models.Model], rows: list[Any]) -> int:
+    """Release claimed rows that were not sent (their claim's attempt uncounted); how many."""
+    return int(
+        model._default_manager.filter(pk__in=[r.pk for r in rows], status=QUEUED).update(
+            locked_until=None, attempts=F("attempts") - 1
+        )
+    )
+
+
 def _kinds() -> list[tuple[str, type[models.Model], Any]]:
     from .models import FlexChargeOrder, Transmission
     from .tasks import deliver_claimed_evaluation, deliver_claimed_transmission
@@ -118,7 +133,13 @@ def drain(
                 # Before sending: a successor is queued even if this worker dies mid-batch,
                 # and meanwhile another worker can help. It ends at once if nothing is left.
                 helped = wake_another(model)
-            for row in rows:
+            for index, row in enumerate(rows):
+                if not lease_covers_a_call(row):
+                    # FlexCharge is slow: a call started now could outlive the lease, and
+                    # another run could claim the row and send it too (/transmit is not
+                    # deduplicated). The rest goes back, unsent, to the next run.
+                    outcomes[f"{label}:handed back"] += hand_back(model, rows[index:])
+                    break
                 outcomes[f"{label}:{deliver(row, now)}"] += 1
         if not found:
             return outcomes

@@ -288,3 +288,29 @@ def test_a_per_row_task_enqueued_before_the_upgrade_still_delivers_its_row(mocke
     row.refresh_from_db()
     assert (row.status, row.transmit_id) == ("sent", "t-old")
     assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_rows_a_slow_batch_cannot_send_within_its_lease_go_back_unsent(mocked, payer, monkeypatch):
+    rows = approvals(payer, 4, prefix="SLOW")
+    sent: list[str] = []
+
+    def reply(request):
+        sent.append(json.loads(request.body)["idempotencyKey"])
+        # Each call takes as long as a lease: after the first, no other call fits.
+        real_now = timezone.now
+        monkeypatch.setattr(
+            timezone, "now", lambda: real_now() + dt.timedelta(seconds=150 * len(sent))
+        )
+        return 200, {}, json.dumps({"transmitId": "t-1", "success": True})
+
+    mocked.add_callback(responses.POST, API + "transmit", callback=reply)
+    outcomes = batch.drain(size=10, limit=4)
+    assert outcomes == {"transmissions:sent": 1, "transmissions:handed back": 3}
+    assert len(sent) == 1
+    left = Transmission.objects.exclude(idempotency_key=sent[0])
+    assert [(t.status, t.attempts, t.locked_until) for t in left] == [("queued", 0, None)] * 3
+    assert {str(t.idempotency_key) for t in rows} - set(sent) == {
+        str(t.idempotency_key) for t in left
+    }
