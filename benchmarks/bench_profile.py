@@ -2,7 +2,7 @@
 
 For every path that has a target, the package's work is run in this process
 (Django's test client for the views; the service call; a real
-``django_tasks_db`` Worker for delivery) under cProfile, and one operation is
+the drain a ``db_worker`` runs, ``batch.drain``, for delivery) under cProfile, and one operation is
 run under ``CaptureQueriesContext`` to list its SQL next to its floor's. The
 top entries by own time and the package's functions by cumulative time are
 written per operation, so a missed target comes with its cause.
@@ -136,6 +136,31 @@ class SQLTimer:
             self.statements += 1
 
 
+def per_row_drain(
+    queue: Callable[[int], None], drained: Callable[[int], int], ops: int, blocks: int = 10
+) -> dict[str, Any]:
+    """A drain's cost per row sent, as ``interleaved`` reports it: ``blocks`` batches of
+    ``ops // blocks`` rows, each queued untimed and then drained under the timer."""
+    per_block = max(1, ops // blocks)
+    wall = sql_s = 0.0
+    trips = rows = 0
+    for _ in range(blocks):
+        queue(per_block)
+        with SQLTimer() as sql:
+            started = time.perf_counter()
+            rows += drained(per_block)
+            wall += time.perf_counter() - started
+        sql_s += sql.seconds
+        trips += sql.statements
+    rows = max(rows, 1)
+    return {
+        "ms": round(wall / rows * 1000, 3),
+        "sql_ms": round(sql_s / rows * 1000, 3),
+        "other_ms": round((wall - sql_s) / rows * 1000, 3),
+        "round_trips": round(trips / rows, 2),
+    }
+
+
 def interleaved(fns: dict[str, Callable[[], Any]], ops: int, blocks: int = 10) -> dict[str, Any]:
     """Per operation and variant: wall time, the part spent waiting for the
     database, the rest (Python; for a worker also the HTTP call), and round
@@ -214,7 +239,6 @@ def webhook(ops: int) -> dict[str, Any]:
 
 def burst(ops: int) -> dict[str, Any]:
     from django.test import override_settings
-    from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
 
     from django_flexcharge.client import set_client
@@ -267,31 +291,23 @@ def burst(ops: int) -> dict[str, Any]:
         "caller": profile(lambda: [decline() for _ in range(ops)], ops),
     }
 
-    def worker(max_tasks: int | None) -> Worker:
-        return Worker(
-            queue_names=["default"],
-            interval=0,
-            batch=True,
-            backend_name="default",
-            startup_delay=False,
-            max_tasks=max_tasks,
-            worker_id=f"profile-{tag}",
-            excluded_queue_names=[],
-        )
-
     config = EmulatorConfig(
         webhook_url=None, rescue_delay=None, expire_delay=None, pickup_delay=3600.0
     )
+    from django_flexcharge.batch import drain
     from django_flexcharge.client import FlexChargeClient
 
     package_client = FlexChargeClient()
 
-    def task_with(client: Any) -> Callable[[], None]:
-        def run() -> None:
-            set_client(client)
-            worker(1).run()
+    def queue(n: int) -> None:
+        for _ in range(n):
+            decline()
+        DBTaskResult.objects.all().delete()  # the drain is called here, not by a worker
 
-        return run
+    def drained(n: int) -> int:
+        sent = sum(drain(size=n, limit=n).values())
+        DBTaskResult.objects.all().delete()  # the wake-up a drain leaves for a helper
+        return sent
 
     with Emulator(config) as emu, override_settings(FLEXCHARGE_API_URL=emu.base_url):
         # What requests' per-request look-ups of proxies, CA bundle and ~/.netrc
@@ -306,16 +322,15 @@ def burst(ops: int) -> dict[str, Any]:
             10 * ops,
         )
         try:
-            # The token fetch and the first connection of each client, outside the figures.
-            task_with(package_client)()
             set_client(package_client)
-            result["worker_sql_per_task"] = statements(worker(1).run)
-            result["in_process"].update(
-                interleaved({"worker_task": task_with(package_client)}, ops // 2)
-            )
-            set_client(package_client)
-            left = DBTaskResult.objects.filter(status="READY").count()
-            result["worker"] = profile(worker(left).run, left)
+            # The token fetch and the first connection, outside the figures.
+            queue(1)
+            drained(1)
+            queue(10)
+            result["worker_sql_per_10_rows"] = statements(lambda: drained(10))
+            result["in_process"]["worker_row"] = per_row_drain(queue, drained, ops)
+            queue(ops)
+            result["worker"] = profile(lambda: drained(ops), ops)
         finally:
             set_client(None)
     return result

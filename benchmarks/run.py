@@ -378,7 +378,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             ("webhook", "d", "D"),
             ("burst", "decline", "decline"),
             ("burst", "floor", "decline floor"),
-            ("burst", "worker_task", "worker task"),
+            ("burst", "worker_row", "worker, per row sent"),
         ):
             row(
                 label,

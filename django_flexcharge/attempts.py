@@ -59,11 +59,14 @@ def record_call(
     transmission: Transmission | None = None,
     refund: Refund | None = None,
     attempt: int = 1,
+    history: list[CallAttempt] | None = None,
 ) -> Iterator[telemetry.CallContext]:
     """Store one ``CallAttempt`` for the client call made inside the block.
 
     ``endpoint`` names the call when it failed before any request went out (a
     missing setting); otherwise the name the client's exchange reported is kept.
+    ``history``: the row is appended there, unsaved, for the caller to store
+    with others (``store_calls``; a delivery batch writes its history at once).
     """
     started_at = timezone.now()
     started = time.monotonic()
@@ -89,6 +92,7 @@ def record_call(
                 labels = {"flexcharge.endpoint": name, "flexcharge.account": account}
                 telemetry.retries.add(1, labels)
             _store(
+                history,
                 account=account,
                 order=order,
                 transmission=transmission,
@@ -103,7 +107,7 @@ def record_call(
             )
 
 
-def _store(**fields: Any) -> None:
+def _store(history: list[CallAttempt] | None, **fields: Any) -> None:
     order = fields["order"]
     extra = {
         "order_id": order.order_id if order is not None else "",
@@ -125,9 +129,29 @@ def _store(**fields: Any) -> None:
         f" ({fields['error']})" if fields["error"] else "",
         extra=extra,
     )
+    if history is not None:
+        history.append(CallAttempt(**fields))
+        return
+    store_calls([CallAttempt(**fields)])
+
+
+def store_calls(history: list[CallAttempt]) -> None:
+    """Store call attempts (``record_call(history=...)``) with one INSERT, in a savepoint.
+
+    A failure to store them is logged and swallowed: the history is for
+    people; the calls' own outcomes are what must not be lost.
+    """
+    if not history:
+        return
     try:
         with transaction.atomic():
-            CallAttempt.objects.create(**fields)
+            if len(history) == 1:
+                history[0].save(force_insert=True)
+            else:
+                CallAttempt.objects.bulk_create(history)
     except DatabaseError:
-        # The history is for people; the call's own outcome is what must not be lost.
-        logger.exception("Could not store the FlexCharge call attempt", extra=extra)
+        logger.exception(
+            "Could not store %s FlexCharge call attempt(s)",
+            len(history),
+            extra={"endpoint": history[0].endpoint, "account": history[0].account},
+        )

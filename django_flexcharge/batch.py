@@ -6,12 +6,13 @@ FOR UPDATE SKIP LOCKED`` then one UPDATE of their lease, so two concurrent
 claims never take one row; elsewhere (SQLite: one writer) one conditional
 UPDATE on the chosen ids, kept only when it matched every one of them, else
 rolled back and the rows claimed one by one. Each row keeps its own
-idempotency key, attempt count, back-off and error: it is then sent and its
-answer applied exactly as a single row's (``tasks.deliver_claimed_*``),
-over the account's one client session. The outcome is saved per row right
-after its call, because FlexCharge does not deduplicate ``/transmit``: an
-outcome saved later, in bulk, would be lost with a killed worker and every
-copy of the batch sent twice.
+idempotency key, attempt count, back-off and error, and is sent over the
+account's one client session (``deliver``). ``/evaluate`` answers are
+applied ``APPLY_GROUP`` at a time, in one transaction with the group's call
+history; a failed call is handled at once, as a single row's. A ``/transmit``
+outcome is saved right after its call, because FlexCharge does not
+deduplicate ``/transmit``: an outcome saved later would be lost with a
+killed worker and the copy sent twice.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from .delivery import QUEUED, claim, lease_length
 
 #: Seconds a drain run keeps claiming batches before it hands over to a new run.
 DRAIN_BUDGET = 30.0
+#: Calls whose answers (``/evaluate``) and call history are saved together, in one
+#: transaction: a killed worker leaves at most this many answers to be replayed.
+APPLY_GROUP = 10
 
 
 class _Contended(Exception):
@@ -90,14 +94,78 @@ def hand_back(model: type[models.Model], rows: list[Any]) -> int:
     )
 
 
-def _kinds() -> list[tuple[str, type[models.Model], Any]]:
+def _kinds() -> list[tuple[str, type[models.Model]]]:
     from .models import FlexChargeOrder, Transmission
-    from .tasks import deliver_claimed_evaluation, deliver_claimed_transmission
 
-    return [
-        ("evaluations", FlexChargeOrder, deliver_claimed_evaluation),
-        ("transmissions", Transmission, deliver_claimed_transmission),
-    ]
+    return [("evaluations", FlexChargeOrder), ("transmissions", Transmission)]
+
+
+class _Sender:
+    """Sends one kind's claimed rows and keeps what is saved per group, not per row.
+
+    ``/evaluate`` answers are applied ``APPLY_GROUP`` at a time in one
+    transaction (``tasks.apply_evaluations``), with the group's call history:
+    FlexCharge recognises a resent ``/evaluate`` by its idempotency key, so
+    answers a killed worker had not applied yet are replayed, not doubled. A
+    ``/transmit`` outcome is saved right after its call (no dedupe there); only
+    its call history waits for the group.
+    """
+
+    def __init__(self, label: str, now: dt.datetime, outcomes: Counter[str]) -> None:
+        self.label, self.now, self.outcomes = label, now, outcomes
+        self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.history: list[Any] = []
+
+    def send(self, row: Any) -> None:
+        from .models import FlexChargeOrder
+        from .tasks import deliver_claimed_transmission, send_claimed_evaluation
+
+        if isinstance(row, FlexChargeOrder):
+            sent = send_claimed_evaluation(row, self.now, self.history)
+            if isinstance(sent, str):
+                self.outcomes[f"{self.label}:{sent}"] += 1
+            else:
+                self.answers.append((row.pk, sent))
+        else:
+            outcome = deliver_claimed_transmission(row, self.now, self.history)
+            self.outcomes[f"{self.label}:{outcome}"] += 1
+        if len(self.history) >= APPLY_GROUP:
+            self.flush()
+
+    def flush(self) -> None:
+        from .attempts import store_calls
+        from .tasks import apply_evaluations
+
+        answers, history, self.answers, self.history = self.answers, self.history, [], []
+        if answers:
+            for status in apply_evaluations(answers, history):
+                self.outcomes[f"{self.label}:{status}"] += 1
+        else:
+            store_calls(history)
+
+
+def deliver(
+    label: str, model: type[models.Model], rows: list[Any], now: dt.datetime
+) -> Counter[str]:
+    """Send claimed rows over the account's session, in claim order; outcomes per kind.
+
+    Before each call the lease must still cover the slowest call: FlexCharge
+    is slow, and a call started later could outlive the lease, so another run
+    could claim the row and send it too (``/transmit`` is not deduplicated).
+    The rest goes back, unsent, to the next run.
+    """
+    outcomes: Counter[str] = Counter()
+    sender = _Sender(label, now, outcomes)
+    try:
+        for index, row in enumerate(rows):
+            if not lease_covers_a_call(row):
+                outcomes[f"{label}:handed back"] += hand_back(model, rows[index:])
+                break
+            sender.send(row)
+    finally:
+        # Also when a call raised something unexpected: the answers already had are kept.
+        sender.flush()
+    return outcomes
 
 
 def drain(
@@ -120,7 +188,7 @@ def drain(
     left = limit if limit is not None else -1
     while True:
         found = False
-        for label, model, deliver in _kinds():
+        for label, model in _kinds():
             if left == 0:
                 return outcomes
             now = timezone.now()
@@ -133,14 +201,7 @@ def drain(
                 # Before sending: a successor is queued even if this worker dies mid-batch,
                 # and meanwhile another worker can help. It ends at once if nothing is left.
                 helped = wake_another(model)
-            for index, row in enumerate(rows):
-                if not lease_covers_a_call(row):
-                    # FlexCharge is slow: a call started now could outlive the lease, and
-                    # another run could claim the row and send it too (/transmit is not
-                    # deduplicated). The rest goes back, unsent, to the next run.
-                    outcomes[f"{label}:handed back"] += hand_back(model, rows[index:])
-                    break
-                outcomes[f"{label}:{deliver(row, now)}"] += 1
+            outcomes.update(deliver(label, model, rows, now))
         if not found:
             return outcomes
         if time.monotonic() > deadline:

@@ -228,40 +228,34 @@ def queue_shares_database(model: type[models.Model]) -> bool:
     ) == router.db_for_write(model)
 
 
-class _EnqueueFailed(Exception):
-    """Raised inside the transaction to roll back the row with its task (see ``create_with_task``)."""
-
-
-def create_with_task(model: type[M], task: Any, create: Callable[[], M]) -> M:
-    """Run ``create()`` in a transaction and have the row sent once it commits.
+def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
+    """Store the new row ``build()`` returns (unsaved) and have it sent once it commits.
 
     The row is sent by a drain run (``tasks.deliver_due``), woken at most once
-    per transaction (``wakeups``): with ``django_tasks_db`` on the same
-    database, the drain's task row (if one is needed at all) is written in
+    per transaction (``wakeups.insert_waking``): with ``django_tasks_db`` on the
+    same database, the drain's task row (if one is needed at all) is written in
     this transaction, so row and wake-up commit or roll back together and no
     second transaction follows the caller's commit; any other backend is
     woken on commit. ``ImmediateBackend`` runs ``task(row.pk)``, the row's own
     task, on commit. If waking fails, nothing of it is kept and the row is
     stored on its own with an on-commit wake-up; ``flexcharge_retry`` covers
-    the rest. An ``IntegrityError`` from ``create()`` (a repeat) reaches the caller.
+    the rest. An ``IntegrityError`` (a repeat) reaches the caller.
     """
-    from .wakeups import runs_inline, wake_in_transaction
+    from .wakeups import WakeUpFailed, insert_waking, runs_inline
 
     using = router.db_for_write(model)
     if runs_inline():
         with transaction.atomic(using=using):
-            row = create()
+            row = build()
+            row.save(force_insert=True, using=using)
         enqueue_on_commit(task, row.pk, using=using)
         return row
     try:
         with transaction.atomic(using=using):
-            row = create()
-            try:
-                wake_in_transaction(model)
-            except Exception as err:
-                raise _EnqueueFailed from err
+            row = build()
+            insert_waking(row)
         return row
-    except _EnqueueFailed as err:
+    except WakeUpFailed as err:
         logger.error(
             "Could not enqueue the delivery of %s with its row (%s); enqueueing after commit instead",
             model.__name__,
@@ -270,7 +264,8 @@ def create_with_task(model: type[M], task: Any, create: Callable[[], M]) -> M:
     from .tasks import deliver_due
 
     with transaction.atomic(using=using):
-        row = create()
+        row = build()
+        row.save(force_insert=True, using=using)
     transaction.on_commit(lambda: enqueue(deliver_due), using, robust=True)
     return row
 

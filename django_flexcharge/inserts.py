@@ -1,7 +1,7 @@
 """``insert(obj)``: a new row as ``obj.save(force_insert=True)`` writes it, its SQL built once.
 
 The webhook's hot path inserts two rows per delivery (the event, its history
-row); the ORM compiles the same INSERT every time, which costs more than the
+row), a decline or an approval one; the ORM compiles the same INSERT every time, which costs more than the
 database's work (benchmarks: ``bench_profile.py``). Here the statement is
 built once per model and database vendor, the values are prepared by each
 field as the ORM prepares them (``pre_save``, ``get_db_prep_save``), and the
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Model, signals
 
 
@@ -59,6 +59,89 @@ def insert_after(
     setattr(obj, f"{link}_id", row[1])
     _saved(obj, row[0])
     return tuple(row[2:])
+
+
+def insert_finding(obj: Model, query: str, params: Sequence[Any]) -> bool:
+    """PostgreSQL: insert ``obj`` and run the SELECT ``query`` (with ``params``), in one
+    statement (one round trip); whether ``query`` found a row.
+
+    A locking clause in ``query`` (``FOR SHARE SKIP LOCKED``) locks what it finds
+    as the SELECT on its own would: a WITH query that is referenced runs in full.
+    Check ``one_statement()`` first.
+    """
+    model = type(obj)
+    statement = _statement("postgresql", model)
+    assert statement is not None, "check one_statement() first"
+    sql, fields = statement
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
+    # The INSERT built from the model's meta and a caller's own SELECT; values are parameters.
+    combined = (
+        f"WITH stored AS ({sql}), found AS ({query})"  # noqa: S608
+        f" SELECT stored.{pk}, EXISTS (SELECT 1 FROM found) FROM stored"
+    )
+    _pre_save(obj)
+    with connection.cursor() as cursor:
+        cursor.execute(combined, [*_values(obj, fields), *params])
+        row = cursor.fetchone()
+    _saved(obj, row[0])
+    return bool(row[1])
+
+
+def save_fields(
+    obj: Model, names: Sequence[str], *, then: Model | None = None, link: str = ""
+) -> None:
+    """``obj.save(update_fields=names)`` for a stored row, its UPDATE built once per field set.
+
+    Each field's value is prepared as the ORM prepares it (``pre_save``, so
+    ``auto_now`` stamps it), and ``pre_save``/``post_save`` go to any receiver.
+    Like ``save``, an UPDATE that matched no row raises ``DatabaseError``.
+    ``then``: a new row whose foreign key ``link`` points at ``obj``, inserted
+    after it (on PostgreSQL by the same statement: one round trip fewer).
+    """
+    model = type(obj)
+    combined = then is not None and one_statement(type(then))
+    sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
+    update_fields = frozenset(names)
+    if signals.pre_save.has_listeners(model):
+        signals.pre_save.send(
+            model, instance=obj, raw=False, using=connection.alias, update_fields=update_fields
+        )
+    params = [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields), obj.pk]
+    if then is not None and combined:
+        setattr(then, link, obj)
+        if insert_after(then, sql, params, link=link) is None:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            if cursor.rowcount != 1:
+                raise DatabaseError("Save with update_fields did not affect any rows.")
+        if then is not None:
+            insert(then)
+    if signals.post_save.has_listeners(model):
+        signals.post_save.send(
+            model,
+            instance=obj,
+            created=False,
+            update_fields=update_fields,
+            raw=False,
+            using=connection.alias,
+        )
+
+
+@cache
+def _update_statement(
+    vendor: str, model: type[Model], names: tuple[str, ...], *, returning: bool
+) -> tuple[str, list[Any]]:
+    meta = model._meta
+    q = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in names]
+    sets = ", ".join(f"{q(str(f.column))} = %s" for f in fields)  # type: ignore[union-attr]
+    pk = q(str(meta.pk.column))
+    # Names from the model's own meta, quoted; every value is a parameter.
+    sql = f"UPDATE {q(meta.db_table)} SET {sets} WHERE {pk} = %s"  # noqa: S608
+    # RETURNING: ``insert_after`` links a new row to it.
+    return (f"{sql} RETURNING {pk}" if returning else sql), fields
 
 
 def one_statement(model: type[Model]) -> bool:

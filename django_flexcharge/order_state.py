@@ -68,6 +68,12 @@ def lock(order: FlexChargeOrder | int) -> FlexChargeOrder:
     return rows(lock=True).get(pk=order.pk if isinstance(order, FlexChargeOrder) else order)
 
 
+def lock_many(pks: list[int]) -> dict[int, FlexChargeOrder]:
+    """Several orders' rows, locked in primary-key order (so two callers never deadlock),
+    by primary key; for ``change_order`` on each (call inside ``transaction.atomic``)."""
+    return {order.pk: order for order in rows(lock=True).filter(pk__in=pks).order_by("pk")}
+
+
 def never_sent(order: FlexChargeOrder) -> bool:
     """Queued with no attempt: FlexCharge cannot hold, charge or refund this order."""
     return order.status == Status.QUEUED and not order.attempts

@@ -156,7 +156,7 @@ def transmit_approved_payment(
         return create_with_task(
             Transmission,
             deliver_transmission,
-            lambda: Transmission.objects.create(
+            lambda: Transmission(
                 **lookup,
                 amount=payment.amount,
                 currency=payment.currency,
@@ -275,7 +275,7 @@ def evaluate_declined_payment(
         order = create_with_task(
             FlexChargeOrder,
             deliver_evaluation,
-            lambda: FlexChargeOrder.objects.create(
+            lambda: FlexChargeOrder(
                 account=account,
                 order_id=payment.order_id,
                 amount=payment.amount,

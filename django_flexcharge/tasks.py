@@ -20,15 +20,15 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from .attempts import record_call
+from .attempts import record_call, store_calls
 from .cancel import is_not_found
 from .client import get_client
 from .compat import task
 from .conf import conf
 from .delivery import backoff, claim, enqueue_on_commit
 from .exceptions import FlexChargeAPIError, FlexChargeError, may_retry, outcome_unknown
-from .models import FlexChargeOrder, Transmission
-from .order_state import change_order, lock
+from .models import CallAttempt, FlexChargeOrder, Transmission
+from .order_state import change_order, lock, lock_many
 from .payloads import cancel_idempotency_key
 from .sync import sync_order
 
@@ -119,7 +119,17 @@ def send_evaluation(order_pk: int) -> str:
 
 
 def deliver_claimed_evaluation(order: FlexChargeOrder, now: dt.datetime) -> str:
-    """Send an order this worker has claimed (``order.attempts`` counts this attempt)."""
+    """Send an order this worker has claimed and apply the answer; the order's status after it."""
+    sent = send_claimed_evaluation(order, now)
+    return sent if isinstance(sent, str) else apply_evaluation(order.pk, sent)
+
+
+def send_claimed_evaluation(
+    order: FlexChargeOrder, now: dt.datetime, history: list[CallAttempt] | None = None
+) -> str | dict[str, Any]:
+    """Send a claimed order (``order.attempts`` counts this attempt): FlexCharge's answer,
+    for ``apply_evaluations``; or, with no answer to apply, what became of the order
+    (a failure is handled here). ``history``: see ``record_call``."""
     order_pk = order.pk
     if now > window_end(order):
         # Attempts before this one (the claim counted this one) may have arrived.
@@ -129,13 +139,15 @@ def deliver_claimed_evaluation(order: FlexChargeOrder, now: dt.datetime) -> str:
             maybe_sent=order.attempts > 1,
         )
     try:
-        with record_call(endpoint="POST evaluate", order=order, attempt=order.attempts):
+        with record_call(
+            endpoint="POST evaluate", order=order, attempt=order.attempts, history=history
+        ):
             data = get_client(order.account).evaluate(order.request_payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):
             logger.exception("Unexpected error sending /evaluate for order %s", order.order_id)
         return _evaluation_error(order_pk, err)
-    return apply_evaluation(order_pk, data)
+    return data
 
 
 def _claim_order(order_pk: int, now: dt.datetime) -> FlexChargeOrder | None:
@@ -145,30 +157,46 @@ def _claim_order(order_pk: int, now: dt.datetime) -> FlexChargeOrder | None:
 
 
 def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
-    """Record FlexCharge's answer to ``/evaluate``; returns the order's status after it.
+    """Record FlexCharge's answer to ``/evaluate``; returns the order's status after it."""
+    return apply_evaluations([(order_pk, data)])[0]
 
-    An order a webhook already moved on (approved, cancelled...) keeps its
-    status: the transition table refuses to move it back, and the answer is
-    still stored, with FlexCharge's order id if the order lacked it.
+
+def apply_evaluations(
+    answers: list[tuple[int, dict[str, Any]]], history: list[CallAttempt] | None = None
+) -> list[str]:
+    """Record FlexCharge's answers to ``/evaluate`` calls, in one transaction; each order's status.
+
+    The orders are locked together (one statement), each answer applied as
+    ``change_order`` applies any change, and ``history`` (the calls' attempts)
+    stored with them. An order a webhook already moved on (approved,
+    cancelled...) keeps its status: the transition table refuses to move it
+    back, and the answer is still stored, with FlexCharge's order id if the
+    order lacked it.
     """
+    with transaction.atomic():
+        orders = lock_many([pk for pk, _ in answers])
+        statuses = [_apply_answer(orders[pk], data) for pk, data in answers]
+        store_calls(history or [])
+    return statuses
+
+
+def _apply_answer(order: FlexChargeOrder, data: dict[str, Any]) -> str:
     answer = str(data.get("status") or "").upper()
     session_key = str(data.get("orderSessionKey") or data.get("orderId") or "")
-    with transaction.atomic():
-        order = lock(order_pk)
-        values: dict[str, Any] = {"response_payload": data, "locked_until": None, "last_error": ""}
-        if session_key and not order.order_session_key:
-            values["order_session_key"] = session_key
-        if data.get("confirmationId") and not order.confirmation_id:
-            values["confirmation_id"] = str(data["confirmationId"])[:32]
-        target = EVALUATE_STATUS.get(answer)
-        if target is None:
-            # A 2xx means FlexCharge took the order; webhooks and sync settle it.
-            logger.warning("Order %s: unknown /evaluate status %r", order.order_id, answer)
-            target = Status.PENDING
-        if target == Status.PENDING:
-            values["expiry_date"] = _expiry(order)
-        cause = f"/evaluate answered {answer or 'no status'}"
-        order = change_order(order, to=target, values=values, cause=cause).order
+    values: dict[str, Any] = {"response_payload": data, "locked_until": None, "last_error": ""}
+    if session_key and not order.order_session_key:
+        values["order_session_key"] = session_key
+    if data.get("confirmationId") and not order.confirmation_id:
+        values["confirmation_id"] = str(data["confirmationId"])[:32]
+    target = EVALUATE_STATUS.get(answer)
+    if target is None:
+        # A 2xx means FlexCharge took the order; webhooks and sync settle it.
+        logger.warning("Order %s: unknown /evaluate status %r", order.order_id, answer)
+        target = Status.PENDING
+    if target == Status.PENDING:
+        values["expiry_date"] = _expiry(order)
+    cause = f"/evaluate answered {answer or 'no status'}"
+    order = change_order(order, to=target, values=values, cause=cause).order
     logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
     return str(order.status)
 
@@ -328,18 +356,23 @@ def send_transmission(transmission_pk: int) -> str:
     return deliver_claimed_transmission(Transmission.objects.get(pk=transmission_pk), now)
 
 
-def deliver_claimed_transmission(row: Transmission, now: dt.datetime | None = None) -> str:
+def deliver_claimed_transmission(
+    row: Transmission, now: dt.datetime | None = None, history: list[CallAttempt] | None = None
+) -> str:
     """Send a transmission this worker has claimed and save its outcome at once.
 
     Saved right after the call, one UPDATE: FlexCharge does not deduplicate
     ``/transmit``, so an outcome kept for later would be lost with the worker.
+    ``history``: see ``record_call``.
     """
     transmission_pk = row.pk
     if row.attempts > conf.MAX_ATTEMPTS:
         # Only after crashes mid-call: each claim counted an attempt.
         return _fail_transmission(transmission_pk, f"gave up after {conf.MAX_ATTEMPTS} attempts")
     try:
-        with record_call(endpoint="POST transmit", transmission=row, attempt=row.attempts):
+        with record_call(
+            endpoint="POST transmit", transmission=row, attempt=row.attempts, history=history
+        ):
             data = get_client(row.account).transmit(row.payload)
     except Exception as err:
         if not isinstance(err, FlexChargeError):

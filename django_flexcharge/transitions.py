@@ -18,7 +18,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import signals, telemetry
-from .inserts import insert
+from .inserts import insert, save_fields
 from .models import FlexChargeOrder, StatusChange
 
 if TYPE_CHECKING:
@@ -95,24 +95,22 @@ def transition(
     previous = order.status if saved_from is None else saved_from
     if not can_transition(previous, new_status):
         return False
+    now = timezone.now() if saved_from is None else order.updated
+    history = StatusChange(
+        order=order,
+        previous=previous,
+        status=new_status,
+        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
+        event=event,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        at=now,
+    )
     if saved_from is None:
-        now = timezone.now()
         order.status = new_status
         fields = {"status", "updated", *update_fields, *stamp_fields(order, new_status, now)}
-        order.save(update_fields=sorted(fields))
+        save_fields(order, sorted(fields), then=history, link="order")
     else:
-        now = order.updated
-    insert(
-        StatusChange(
-            order=order,
-            previous=previous,
-            status=new_status,
-            cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
-            event=event,
-            user=user if getattr(user, "is_authenticated", False) else None,
-            at=now,
-        )
-    )
+        insert(history)
     if new_status == Status.APPROVED:
         amount, currency = order.amount, order.currency
         transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))

@@ -30,9 +30,11 @@ def make_order(
     amount: int = 1999,
     currency: str = "USD",
     declined_at: dt.datetime | None = None,
+    save: bool = True,
     **fields: Any,
 ) -> FlexChargeOrder:
-    """An order stored in ``status``; ``fields`` are model fields (they win over the rest)."""
+    """An order stored in ``status`` (``save=False``: not stored yet); ``fields`` are model
+    fields (they win over the rest)."""
     key = uuid.uuid4()
     values: dict[str, Any] = {
         "order_id": order_id,
@@ -45,7 +47,10 @@ def make_order(
         "request_payload": {"idempotencyKey": str(key), "orderId": order_id, "isDeclined": True},
     }
     values.update(fields)
-    return FlexChargeOrder.objects.create(**values)
+    order = FlexChargeOrder(**values)
+    if save:
+        order.save(force_insert=True)
+    return order
 
 
 def numbered_order(status: str = Status.PENDING, **fields: Any) -> FlexChargeOrder:

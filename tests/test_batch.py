@@ -228,6 +228,33 @@ def test_a_drain_a_caller_counted_on_cannot_start_before_the_callers_commit(paye
         assert DBTaskResult.objects.ready().get_locked() is not None  # after the commit
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
+@pytest.mark.django_db
+@ON_DB
+def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(payer, billing):
+    from django.test.utils import CaptureQueriesContext
+
+    card = make_vaulted()
+
+    def decline(order_id: str) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            evaluate_declined_payment(
+                make_payment(order_id), card=card, payer=payer, billing=billing
+            )
+        return [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+    first = decline("D-1")  # no drain waiting: the statement finds none, one is enqueued
+    assert first[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
+    assert "FOR SHARE SKIP LOCKED" in first[0]
+    assert len(first) == 2
+    assert first[1].startswith('INSERT INTO "django_tasks_database')
+    assert drains() == 1
+    second = decline("D-2")  # the waiting drain is found by the same statement
+    assert len(second) == 1
+    assert drains() == 1
+    assert FlexChargeOrder.objects.filter(order_id__in=["D-1", "D-2"], status="queued").count() == 2
+
+
 @pytest.mark.django_db
 @ON_DB
 def test_a_rolled_back_savepoint_takes_its_wake_up_with_it(payer):

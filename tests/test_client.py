@@ -325,6 +325,61 @@ def test_the_timeout_setting_is_passed_to_requests(mocked, client, monkeypatch):
     assert seen[-1] == (1.5, 7.0)
 
 
+def test_proxies_and_ca_bundle_come_from_the_environment_read_once_per_host(
+    mocked, client, monkeypatch, tmp_path
+):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    seen = []
+    original = client.session.request
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(client.session, "request", spy)
+    reads = []
+    merge = requests.Session.merge_environment_settings
+
+    def counted(self, *args):
+        if self.trust_env:  # requests consults the environment
+            reads.append(args[0])
+        return merge(self, *args)
+
+    monkeypatch.setattr(requests.Session, "merge_environment_settings", counted)
+    mocked.add(responses.POST, API + "evaluate", json={})
+    client.evaluate({})
+    client.evaluate({})
+    scheme = API.split(":")[0]
+    assert seen[-1]["proxies"][scheme] == "http://proxy.invalid:3128"
+    assert seen[-1]["verify"] == str(bundle)
+    # The token's call and two /evaluate calls, to one host: read once, not per call.
+    assert len([url for url in reads if url.startswith(API)]) == 1
+
+
+def test_a_netrc_entry_for_the_api_host_never_replaces_the_bearer_token(
+    mocked, client, monkeypatch, tmp_path
+):
+    host = API.split("/")[2].split(":")[0]
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {host} login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    mocked.add(responses.POST, API + "evaluate", json={})
+    client.evaluate({})
+    assert auth_header(mocked.calls[-1]).startswith("Bearer ")
+
+
+def test_a_session_the_caller_gives_keeps_its_own_environment_handling():
+    session = requests.Session()
+    FlexChargeClient(session=session)
+    assert session.trust_env is True
+
+
 # --- the token ---
 
 

@@ -232,7 +232,7 @@ def test_if_the_task_row_cannot_be_written_the_row_is_kept_and_enqueued_on_commi
     monkeypatch.setattr(DatabaseBackend, "enqueue", enqueue)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order = delivery.create_with_task(
-            FlexChargeOrder, deliver_evaluation, lambda: make_order(status="queued")
+            FlexChargeOrder, deliver_evaluation, lambda: make_order(status="queued", save=False)
         )
     assert FlexChargeOrder.objects.filter(pk=order.pk).exists()
     assert task_rows() == []

@@ -262,11 +262,14 @@ def test_an_integrity_error_that_is_not_a_repeat_is_not_reported_as_one(
 ):
     from django.db import IntegrityError
 
-    def broken(**values):
+    def broken(*args, **values):
         raise IntegrityError("CHECK constraint failed: some_other_constraint")
 
-    monkeypatch.setattr(FlexChargeOrder.objects, "create", broken)
-    monkeypatch.setattr(Transmission.objects, "create", broken)
+    # Every way the new row is written (the task backend decides which is taken).
+    for model in (FlexChargeOrder, Transmission):
+        monkeypatch.setattr(model, "save", broken)
+    monkeypatch.setattr("django_flexcharge.wakeups.insert", broken)
+    monkeypatch.setattr("django_flexcharge.wakeups.insert_finding", broken)
     with pytest.raises(IntegrityError):
         evaluate_declined_payment(make_payment(), card=make_vaulted(), payer=payer, billing=billing)
     with pytest.raises(IntegrityError):
