@@ -6,13 +6,8 @@ FOR UPDATE SKIP LOCKED`` then one UPDATE of their lease, so two concurrent
 claims never take one row; elsewhere (SQLite: one writer) one conditional
 UPDATE on the chosen ids, kept only when it matched every one of them, else
 rolled back and the rows claimed one by one. Each row keeps its own
-idempotency key, attempt count, back-off and error, and is sent over the
-account's one client session (``deliver``). ``/evaluate`` answers are
-applied ``APPLY_GROUP`` at a time, in one transaction with the group's call
-history; a failed call is handled at once, as a single row's. A ``/transmit``
-outcome is saved right after its call, because FlexCharge does not
-deduplicate ``/transmit``: an outcome saved later would be lost with a
-killed worker and the copy sent twice.
+idempotency key, attempt count, back-off and error; ``sending.deliver``
+sends the batch and saves its outcomes.
 """
 
 from __future__ import annotations
@@ -23,29 +18,19 @@ from collections import Counter
 from typing import Any
 
 from django.db import OperationalError, connections, models, router, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from .conf import conf
-from .delivery import QUEUED, claim, lease_length
+from .delivery import claim, claimable, lease_length
+from .sending import deliver
 
 #: Seconds a drain run keeps claiming batches before it hands over to a new run.
 DRAIN_BUDGET = 30.0
-#: Calls whose answers (``/evaluate``) and call history are saved together, in one
-#: transaction: a killed worker leaves at most this many answers to be replayed.
-APPLY_GROUP = 10
 
 
 class _Contended(Exception):
     """Another writer took one of the chosen rows between the SELECT and the UPDATE."""
-
-
-def _due(model: type[models.Model], now: dt.datetime) -> models.QuerySet[Any]:
-    return (
-        model._default_manager.filter(status=QUEUED)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-    )
 
 
 def claim_batch(
@@ -55,7 +40,7 @@ def claim_batch(
     now = now or timezone.now()
     until = now + lease_length()
     using = router.db_for_write(model)
-    due = _due(model, now)
+    due = claimable(model, now)
     lease = {"locked_until": until, "attempts": F("attempts") + 1}
     rows: list[Any]
     if connections[using].vendor == "postgresql":
@@ -79,93 +64,10 @@ def claim_batch(
     return rows
 
 
-def lease_covers_a_call(row: Any) -> bool:
-    """Whether the slowest call (a token, a send, a 401 and a send again) ends within the lease."""
-    connect, read = conf.TIMEOUT
-    return bool(timezone.now() + dt.timedelta(seconds=3 * (connect + read)) < row.locked_until)
-
-
-def hand_back(model: type[models.Model], rows: list[Any]) -> int:
-    """Release claimed rows that were not sent (their claim's attempt uncounted); how many."""
-    return int(
-        model._default_manager.filter(pk__in=[r.pk for r in rows], status=QUEUED).update(
-            locked_until=None, attempts=F("attempts") - 1
-        )
-    )
-
-
 def _kinds() -> list[tuple[str, type[models.Model]]]:
     from .models import FlexChargeOrder, Transmission
 
     return [("evaluations", FlexChargeOrder), ("transmissions", Transmission)]
-
-
-class _Sender:
-    """Sends one kind's claimed rows and keeps what is saved per group, not per row.
-
-    ``/evaluate`` answers are applied ``APPLY_GROUP`` at a time in one
-    transaction (``tasks.apply_evaluations``), with the group's call history:
-    FlexCharge recognises a resent ``/evaluate`` by its idempotency key, so
-    answers a killed worker had not applied yet are replayed, not doubled. A
-    ``/transmit`` outcome is saved right after its call (no dedupe there); only
-    its call history waits for the group.
-    """
-
-    def __init__(self, label: str, now: dt.datetime, outcomes: Counter[str]) -> None:
-        self.label, self.now, self.outcomes = label, now, outcomes
-        self.answers: list[tuple[int, dict[str, Any]]] = []
-        self.history: list[Any] = []
-
-    def send(self, row: Any) -> None:
-        from .models import FlexChargeOrder
-        from .tasks import deliver_claimed_transmission, send_claimed_evaluation
-
-        if isinstance(row, FlexChargeOrder):
-            sent = send_claimed_evaluation(row, self.now, self.history)
-            if isinstance(sent, str):
-                self.outcomes[f"{self.label}:{sent}"] += 1
-            else:
-                self.answers.append((row.pk, sent))
-        else:
-            outcome = deliver_claimed_transmission(row, self.now, self.history)
-            self.outcomes[f"{self.label}:{outcome}"] += 1
-        if len(self.history) >= APPLY_GROUP:
-            self.flush()
-
-    def flush(self) -> None:
-        from .attempts import store_calls
-        from .tasks import apply_evaluations
-
-        answers, history, self.answers, self.history = self.answers, self.history, [], []
-        if answers:
-            for status in apply_evaluations(answers, history):
-                self.outcomes[f"{self.label}:{status}"] += 1
-        else:
-            store_calls(history)
-
-
-def deliver(
-    label: str, model: type[models.Model], rows: list[Any], now: dt.datetime
-) -> Counter[str]:
-    """Send claimed rows over the account's session, in claim order; outcomes per kind.
-
-    Before each call the lease must still cover the slowest call: FlexCharge
-    is slow, and a call started later could outlive the lease, so another run
-    could claim the row and send it too (``/transmit`` is not deduplicated).
-    The rest goes back, unsent, to the next run.
-    """
-    outcomes: Counter[str] = Counter()
-    sender = _Sender(label, now, outcomes)
-    try:
-        for index, row in enumerate(rows):
-            if not lease_covers_a_call(row):
-                outcomes[f"{label}:handed back"] += hand_back(model, rows[index:])
-                break
-            sender.send(row)
-    finally:
-        # Also when a call raised something unexpected: the answers already had are kept.
-        sender.flush()
-    return outcomes
 
 
 def drain(

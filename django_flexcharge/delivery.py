@@ -47,6 +47,20 @@ def lease_length() -> dt.timedelta:
     return dt.timedelta(seconds=3 * (connect + read) + 30)
 
 
+def unleased(model: type[models.Model], now: dt.datetime) -> models.QuerySet[Any]:
+    """Queued rows no lease holds (none taken, or it ended before ``now``)."""
+    return model._default_manager.filter(status=QUEUED).filter(
+        Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    )
+
+
+def claimable(model: type[models.Model], now: dt.datetime) -> models.QuerySet[Any]:
+    """What a claim may take: queued, unleased rows whose time has come (never tried, or due)."""
+    return unleased(model, now).filter(
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+
+
 def claim(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None) -> bool:
     """Take the lease on a queued, due, unleased row; True when this caller owns it.
 
@@ -56,9 +70,8 @@ def claim(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None)
     """
     now = now or timezone.now()
     updated = (
-        model._default_manager.filter(pk=pk, status=QUEUED)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        claimable(model, now)
+        .filter(pk=pk)
         .update(locked_until=now + lease_length(), attempts=F("attempts") + 1)
     )
     return updated == 1
@@ -67,12 +80,7 @@ def claim(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None)
 def hold(model: type[models.Model], pk: Any, *, now: dt.datetime | None = None) -> bool:
     """Lease a queued row whether due or not, so no worker sends it (e.g. during a cancel)."""
     now = now or timezone.now()
-    updated = (
-        model._default_manager.filter(pk=pk, status=QUEUED)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-        .update(locked_until=now + lease_length())
-    )
-    return updated == 1
+    return unleased(model, now).filter(pk=pk).update(locked_until=now + lease_length()) == 1
 
 
 def release(model: type[models.Model], pk: Any) -> None:
@@ -290,8 +298,7 @@ def due(
     grace_end = now - (LOST_TASK_GRACE if grace is None else grace)
     retry_cutoff = grace_end if backend_defers() and grace is None else now
     return (
-        model._default_manager.filter(status=QUEUED)
-        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+        unleased(model, now)
         .filter(
             Q(next_attempt_at__isnull=True, created__lte=grace_end)
             | Q(next_attempt_at__lte=retry_cutoff)
@@ -311,11 +318,7 @@ def retry_now(model: type[models.Model], task: Any, pk: Any) -> bool:
     now = timezone.now()
     using = router.db_for_write(model)
     with transaction.atomic(using=using):
-        updated = (
-            model._default_manager.filter(pk=pk, status=QUEUED)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-            .update(next_attempt_at=now)
-        )
+        updated = unleased(model, now).filter(pk=pk).update(next_attempt_at=now)
         if updated:
             enqueue_on_commit(task, pk, using=using)
     return updated == 1

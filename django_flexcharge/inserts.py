@@ -97,8 +97,15 @@ def save_fields(
     Like ``save``, an UPDATE that matched no row raises ``DatabaseError``.
     ``then``: a new row whose foreign key ``link`` points at ``obj``, inserted
     after it (on PostgreSQL by the same statement: one round trip fewer).
+    A row loaded from another database than the default is saved by the ORM.
     """
     model = type(obj)
+    if obj._state.db not in (None, connection.alias):
+        obj.save(update_fields=names)
+        if then is not None:
+            setattr(then, link, obj)
+            then.save(force_insert=True, using=obj._state.db)
+        return
     combined = then is not None and one_statement(type(then))
     sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
     update_fields = frozenset(names)
@@ -107,8 +114,9 @@ def save_fields(
             model, instance=obj, raw=False, using=connection.alias, update_fields=update_fields
         )
     params = [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields), obj.pk]
-    if then is not None and combined:
+    if then is not None:
         setattr(then, link, obj)
+    if then is not None and combined:
         if insert_after(then, sql, params, link=link) is None:
             raise DatabaseError("Save with update_fields did not affect any rows.")
     else:

@@ -1,14 +1,21 @@
-"""inserts.insert: the row ``save(force_insert=True)`` would write, and the model's signals."""
+"""inserts: the rows ``save(force_insert=True)`` and ``save(update_fields=...)`` would write,
+the model's signals, and the one-statement forms on PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import signals
 from django.forms.models import model_to_dict
 
-from django_flexcharge.inserts import insert, insert_after, one_statement
-from django_flexcharge.models import StatusChange, WebhookEvent
+from django_flexcharge.inserts import (
+    insert,
+    insert_after,
+    insert_finding,
+    one_statement,
+    save_fields,
+)
+from django_flexcharge.models import FlexChargeOrder, StatusChange, WebhookEvent
 from tests.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -86,3 +93,80 @@ def test_insert_after_links_the_row_the_update_returned_or_inserts_nothing():
     assert insert_after(none, update, ["b@example.com", order.pk + 1000], link="order") is None
     assert none.pk is None
     assert WebhookEvent.objects.count() == 1
+
+
+def test_save_fields_writes_what_save_with_update_fields_writes_and_sends_its_signals():
+    ours, orms = make_order("INV-A", session_key="fc-a"), make_order("INV-B", session_key="fc-b")
+    seen = []
+
+    def pre(sender, instance, **kwargs):
+        seen.append(("pre", instance.order_id, kwargs["update_fields"]))
+
+    def post(sender, instance, created, **kwargs):
+        seen.append(("post", instance.order_id, created, kwargs["update_fields"]))
+
+    for order in (ours, orms):
+        order.status, order.last_error, order.email = "approved", "", "new@example.com"
+    before = ours.updated
+    signals.pre_save.connect(pre, sender=FlexChargeOrder)
+    signals.post_save.connect(post, sender=FlexChargeOrder)
+    try:
+        save_fields(ours, ["status", "email", "updated"])
+    finally:
+        signals.pre_save.disconnect(pre, sender=FlexChargeOrder)
+        signals.post_save.disconnect(post, sender=FlexChargeOrder)
+    orms.save(update_fields=["status", "email", "updated"])
+
+    names = frozenset({"status", "email", "updated"})
+    assert seen == [("pre", "INV-A", names), ("post", "INV-A", False, names)]
+    stored, expected = (
+        model_to_dict(
+            FlexChargeOrder.objects.get(pk=o.pk),
+            exclude=[
+                "id",
+                "order_id",
+                "idempotency_key",
+                "request_payload",
+                "order_session_key",
+                "declined_at",
+            ],
+        )
+        for o in (ours, orms)
+    )
+    assert stored == expected
+    assert ours.updated > before  # auto_now, as save() stamps it
+    assert FlexChargeOrder.objects.get(pk=ours.pk).updated == ours.updated
+
+
+def test_save_fields_of_a_row_that_is_gone_is_an_error_as_save_makes_it():
+    order = make_order()
+    FlexChargeOrder.objects.filter(pk=order.pk).delete()
+    order.status = "approved"
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        save_fields(order, ["status"])
+
+
+def test_save_fields_then_inserts_the_linked_row_in_the_same_step():
+    order = make_order()
+    order.status = "approved"
+    history = StatusChange(previous="pending", status="approved", cause="code")
+
+    save_fields(order, ["status"], then=history, link="order")
+
+    assert FlexChargeOrder.objects.get(pk=order.pk).status == "approved"
+    assert StatusChange.objects.get(pk=history.pk).order == order
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH: PostgreSQL")
+def test_insert_finding_stores_the_row_and_says_whether_the_select_found_one():
+    make_order("INV-X", session_key=None, email="x@example.com")
+    look = 'SELECT 1 FROM "django_flexcharge_flexchargeorder" WHERE "email" = %s'
+    assert one_statement(StatusChange)
+
+    order = make_order("INV-Y", session_key=None, save=False)
+    assert insert_finding(order, look, ["x@example.com"]) is True
+    assert FlexChargeOrder.objects.get(pk=order.pk).order_id == "INV-Y"
+
+    other = make_order("INV-Z", session_key=None, save=False)
+    assert insert_finding(other, look, ["nobody@example.com"]) is False
+    assert FlexChargeOrder.objects.filter(order_id="INV-Z").exists()
