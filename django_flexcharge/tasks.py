@@ -175,9 +175,20 @@ def apply_evaluations(
     """
     with transaction.atomic():
         orders = lock_many([pk for pk, _ in answers])
-        statuses = [_apply_answer(orders[pk], data) for pk, data in answers]
-        store_calls(history or [])
+        statuses = [
+            _apply_answer(orders[pk], data) if pk in orders else _gone(pk) for pk, data in answers
+        ]
+        gone = {pk for pk, _ in answers if pk not in orders}
+        store_calls([call for call in history or [] if call.order_id not in gone])
     return statuses
+
+
+def _gone(order_pk: int) -> str:
+    # Deleted (by a person, in the admin) while its call was in flight: nothing to apply to.
+    logger.warning(
+        "Order %s was deleted before FlexCharge's answer to /evaluate was saved", order_pk
+    )
+    return "skipped"
 
 
 def _apply_answer(order: FlexChargeOrder, data: dict[str, Any]) -> str:

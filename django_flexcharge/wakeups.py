@@ -150,10 +150,13 @@ def insert_waking(obj: models.Model) -> None:
     ):
         try:
             found = insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
-            if not found:
-                configured_task(_drain_task()).enqueue()
         except IntegrityError:
             raise
+        except Exception as err:
+            raise WakeUpFailed from err
+        try:
+            if not found:
+                configured_task(_drain_task()).enqueue()
         except Exception as err:
             raise WakeUpFailed from err
         transaction.on_commit(_woken, using)

@@ -136,3 +136,20 @@ def test_an_error_applying_a_group_leaves_its_orders_leased_for_a_replay(
     orders = FlexChargeOrder.objects.all()
     assert {(o.status, o.attempts) for o in orders} == {("queued", 1)}
     assert all(o.locked_until > timezone.now() for o in orders)
+
+
+def test_an_order_deleted_while_its_call_was_in_flight_does_not_stop_its_group(
+    mocked, declines, caplog
+):
+    orders = declines(3)
+
+    def reply(request):
+        body = json.loads(request.body)
+        if body["orderId"] == orders[1].order_id:
+            FlexChargeOrder.objects.filter(pk=orders[1].pk).delete()  # an admin deleted it
+        return 200, {}, json.dumps(evaluate_answer("SUBMITTED", "fc-" + body["orderId"]))
+
+    mocked.add_callback(responses.POST, API + "evaluate", callback=reply)
+    assert batch.drain(size=100) == {"evaluations:pending": 2, "evaluations:skipped": 1}
+    assert set(FlexChargeOrder.objects.values_list("status", flat=True)) == {"pending"}
+    assert "was deleted before" in caplog.text
