@@ -109,10 +109,7 @@ def save_fields(
     combined = then is not None and one_statement(type(then))
     sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
     update_fields = frozenset(names)
-    if signals.pre_save.has_listeners(model):
-        signals.pre_save.send(
-            model, instance=obj, raw=False, using=connection.alias, update_fields=update_fields
-        )
+    _pre_save(obj, update_fields)
     params = [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields), obj.pk]
     if then is not None:
         setattr(then, link, obj)
@@ -126,15 +123,7 @@ def save_fields(
                 raise DatabaseError("Save with update_fields did not affect any rows.")
         if then is not None:
             insert(then)
-    if signals.post_save.has_listeners(model):
-        signals.post_save.send(
-            model,
-            instance=obj,
-            created=False,
-            update_fields=update_fields,
-            raw=False,
-            using=connection.alias,
-        )
+    _post_save(obj, created=False, update_fields=update_fields)
 
 
 @cache
@@ -157,10 +146,10 @@ def one_statement(model: type[Model]) -> bool:
     return connection.vendor == "postgresql" and _statement(connection.vendor, model) is not None
 
 
-def _pre_save(obj: Model) -> None:
+def _pre_save(obj: Model, update_fields: frozenset[str] | None = None) -> None:
     if signals.pre_save.has_listeners(type(obj)):
         signals.pre_save.send(
-            type(obj), instance=obj, raw=False, using=connection.alias, update_fields=None
+            type(obj), instance=obj, raw=False, using=connection.alias, update_fields=update_fields
         )
 
 
@@ -173,12 +162,16 @@ def _saved(obj: Model, pk: Any) -> None:
     obj.pk = pk
     obj._state.adding = False
     obj._state.db = connection.alias
+    _post_save(obj, created=True, update_fields=None)
+
+
+def _post_save(obj: Model, *, created: bool, update_fields: frozenset[str] | None) -> None:
     if signals.post_save.has_listeners(type(obj)):
         signals.post_save.send(
             type(obj),
             instance=obj,
-            created=True,
-            update_fields=None,
+            created=created,
+            update_fields=update_fields,
             raw=False,
             using=connection.alias,
         )
