@@ -213,13 +213,17 @@ def reset_tables(*models: Any) -> None:
 
     ordered: list[Any] = []
 
+    from django.apps import apps
+
     def children_first(model: Any) -> None:
-        # Rows pointing at a table go before it (SQLite checks foreign keys per statement).
+        # Rows pointing at a table go before it (SQLite checks foreign keys per statement);
+        # every model's foreign keys, hidden ones (related_name="+") included.
         if model in ordered:
             return
-        for relation in model._meta.related_objects:
-            if relation.related_model is not model:
-                children_first(relation.related_model)
+        for other in apps.get_models():
+            for field in other._meta.concrete_fields:
+                if field.is_relation and field.related_model is model and other is not model:
+                    children_first(other)
         ordered.append(model)
 
     for model in models:
