@@ -38,27 +38,45 @@ def insert(obj: Model) -> None:
 
 
 def insert_after(
-    obj: Model, source: str, params: Sequence[Any], *, link: str
+    obj: Model,
+    source: str,
+    params: Sequence[Any],
+    *,
+    link: str,
+    then: Model | None = None,
+    then_links: tuple[str, str] = ("", ""),
 ) -> tuple[Any, ...] | None:
     """PostgreSQL: ``obj`` inserted by the statement that runs ``source``, in one round trip.
 
     ``source`` is an ``UPDATE ... RETURNING`` (its ``params``) that returns at most
     one row, with the column the foreign key ``link`` of ``obj`` points at; ``obj``
-    is inserted with ``link`` set to that row (a data-modifying CTE). Returns the
-    row ``source`` returned, ``obj`` saved; None, with nothing inserted, when it
+    is inserted with ``link`` set to that row (a data-modifying CTE). ``then``, a
+    further new row, is inserted by the same statement with its foreign keys
+    ``then_links`` = (to what ``link`` points at, to ``obj``) set. Returns the row
+    ``source`` returned, the rows saved; None, with nothing inserted, when it
     returned none. Check ``one_statement()`` first.
     """
-    model = type(obj)
-    sql, fields = _after_statement(model, link, source)
+    sql, fields, then_fields = _after_statement(
+        type(obj), link, source, type(then) if then is not None else None, then_links
+    )
     _pre_save(obj)
+    values = [*params, *_values(obj, fields)]
+    if then is not None:
+        _pre_save(then)
+        values += _values(then, then_fields)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, *_values(obj, fields)])
+        cursor.execute(sql, values)
         row = cursor.fetchone()
     if row is None:
         return None
     setattr(obj, f"{link}_id", row[1])
     _saved(obj, row[0])
-    return tuple(row[2:])
+    if then is None:
+        return tuple(row[2:])
+    setattr(then, f"{then_links[0]}_id", row[1])
+    setattr(then, f"{then_links[1]}_id", row[0])
+    _saved(then, row[2])
+    return tuple(row[3:])
 
 
 def insert_finding(obj: Model, query: str, params: Sequence[Any]) -> bool:
@@ -178,27 +196,61 @@ def _post_save(obj: Model, *, created: bool, update_fields: frozenset[str] | Non
 
 
 @cache
-def _after_statement(model: type[Model], link: str, source: str) -> tuple[str, list[Any]]:
-    """``insert_after``'s statement and the fields whose values it takes (``link`` aside)."""
-    statement = _statement("postgresql", model)
-    assert statement is not None, "check one_statement() first"
+def _after_statement(
+    model: type[Model],
+    link: str,
+    source: str,
+    then: type[Model] | None = None,
+    then_links: tuple[str, str] = ("", ""),
+) -> tuple[str, list[Any], list[Any]]:
+    """``insert_after``'s statement and the fields whose values it takes, for ``obj``
+    and ``then`` (their links aside)."""
     q = connection.ops.quote_name
     meta = model._meta
     linked = meta.get_field(link)
     target = q(str(linked.target_field.column))  # type: ignore[union-attr]
-    fields = [f for f in statement[1] if f is not linked]
+    stored_sql, fields = _insert_select(model, {link: f"source.{target}"}, "source")
+    link_column = q(str(getattr(linked, "column", "")))
+    returning = f"{q(str(meta.pk.column))}, {link_column}"
+    sql = f"WITH source AS ({source}), stored AS ({stored_sql} RETURNING {returning})"
+    then_fields: list[Any] = []
+    if then is None:
+        return f"{sql} SELECT stored.*, source.* FROM stored, source", fields, then_fields  # noqa: S608
+    to_source, to_stored = then_links
+    then_sql, then_fields = _insert_select(
+        then,
+        {to_source: f"stored.{link_column}", to_stored: f"stored.{q(str(meta.pk.column))}"},
+        "stored",
+    )
+    then_pk = q(str(then._meta.pk.column))
+    sql += (
+        f", after AS ({then_sql} RETURNING {then_pk})"  # noqa: S608
+        " SELECT stored.*, after.*, source.* FROM stored, after, source"
+    )
+    return sql, fields, then_fields
+
+
+def _insert_select(
+    model: type[Model], linked: dict[str, str], source: str
+) -> tuple[str, list[Any]]:
+    """``INSERT INTO model (...) SELECT ... FROM source``: the ``linked`` fields take the
+    given column of ``source``, the others a parameter each (the fields returned)."""
+    statement = _statement("postgresql", model)
+    assert statement is not None, "check one_statement() first"
+    q = connection.ops.quote_name
+    meta = model._meta
+    links = {meta.get_field(name): column for name, column in linked.items()}
+    fields = [f for f in statement[1] if f not in links]
     # Typed: a parameter in a SELECT list has no column to take its type from.
     values = [
-        f"source.{target}" if f is linked else f"CAST(%s AS {f.cast_db_type(connection)})"
+        links[f] if f in links else f"CAST(%s AS {f.cast_db_type(connection)})"
         for f in statement[1]
     ]
     columns = ", ".join(q(str(f.column)) for f in statement[1])
-    returning = f"{q(str(meta.pk.column))}, {q(str(getattr(linked, 'column', '')))}"
+    # Names from the models' own meta, quoted; every value is a parameter.
     sql = (
-        f"WITH source AS ({source}),"  # noqa: S608
-        f" stored AS (INSERT INTO {q(meta.db_table)} ({columns})"
-        f" SELECT {', '.join(values)} FROM source RETURNING {returning})"
-        " SELECT stored.*, source.* FROM stored, source"
+        f"INSERT INTO {q(meta.db_table)} ({columns})"  # noqa: S608
+        f" SELECT {', '.join(values)} FROM {source}"
     )
     return sql, fields
 

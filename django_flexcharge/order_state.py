@@ -38,8 +38,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from .inserts import insert, insert_after, one_statement
-from .models import FlexChargeOrder
-from .transitions import RESOLVED, can_transition, transition
+from .models import FlexChargeOrder, StatusChange
+from .transitions import RESOLVED, can_transition, history_row, transition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -278,9 +278,12 @@ def change_held(
     where = (("account", account), (key[0], key[1]), ("status", HELD))
     params = [_prep(meta.get_field(name), value) for name, value in (*sets, *where)]
     params.append(_prep(meta.get_field("last_event_at"), not_after or horizon))
-    if one_statement(type(event)):
-        # PostgreSQL: the event's INSERT rides on the UPDATE (one round trip fewer).
-        row = insert_after(event, sql, params, link="order")
+    recorded = None
+    if one_statement(type(event)) and one_statement(StatusChange):
+        # PostgreSQL: the event's INSERT and the history row ride on the UPDATE (one round trip).
+        recorded = history_row(HELD, to, event=event, at=now)
+        links = ("order", "event")
+        row = insert_after(event, sql, params, link="order", then=recorded, then_links=links)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -291,7 +294,9 @@ def change_held(
     event.order = order
     if event._state.adding:
         insert(event)
-    transition(order, to, event=event, saved_from=HELD)
+    if recorded is not None:
+        recorded.order, recorded.event = order, event
+    transition(order, to, event=event, saved_from=HELD, recorded=recorded)
     unchanged = Plan((to,), to, order.refunded_amount, order.refunded_amount_unknown, False)
     return Change(order, unchanged, saved=True)
 

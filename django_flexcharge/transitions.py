@@ -79,6 +79,7 @@ def transition(
     cause: str = "",
     user: Any = None,
     saved_from: str | None = None,
+    recorded: StatusChange | None = None,
 ) -> bool:
     """Move ``order`` to ``new_status`` if the table allows it; save; signal after commit.
 
@@ -90,32 +91,47 @@ def transition(
 
     ``saved_from``: the row already moved from that status to ``new_status``
     (``order_state.change_held``'s conditional UPDATE, which set the same
-    fields as ``stamp_fields``); only the history and the signals are left.
+    fields as ``stamp_fields``); only the history and the signals are left, or
+    only the signals when ``recorded``, the ``history_row`` that statement stored.
     """
     previous = order.status if saved_from is None else saved_from
     if not can_transition(previous, new_status):
         return False
     now = timezone.now() if saved_from is None else order.updated
-    history = StatusChange(
-        order=order,
-        previous=previous,
-        status=new_status,
-        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
-        event=event,
-        user=user if getattr(user, "is_authenticated", False) else None,
-        at=now,
-    )
     if saved_from is None:
+        history = history_row(previous, new_status, event=event, cause=cause, user=user, at=now)
         order.status = new_status
         fields = {"status", "updated", *update_fields, *stamp_fields(order, new_status, now)}
         save_fields(order, sorted(fields), then=history, link="order")
-    else:
+    elif recorded is None:
+        history = history_row(previous, new_status, event=event, cause=cause, user=user, at=now)
+        history.order = order
         insert(history)
     if new_status == Status.APPROVED:
         amount, currency = order.amount, order.currency
         transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))
     transaction.on_commit(partial(send_status_signals, order, previous, event))
     return True
+
+
+def history_row(
+    previous: str,
+    new_status: str,
+    *,
+    event: WebhookEvent | None = None,
+    cause: str = "",
+    user: Any = None,
+    at: Any,
+) -> StatusChange:
+    """The ``StatusChange`` a step records (unsaved, its order not set): what caused it and who."""
+    return StatusChange(
+        previous=previous,
+        status=new_status,
+        cause=(cause or (f"webhook {event.event}" if event is not None else "code"))[:255],
+        event=event,
+        user=user if getattr(user, "is_authenticated", False) else None,
+        at=at,
+    )
 
 
 def stamp_fields(order: FlexChargeOrder, new_status: str, now: Any) -> tuple[str, ...]:

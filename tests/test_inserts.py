@@ -7,6 +7,7 @@ import pytest
 from django.db import DatabaseError, connection
 from django.db.models import signals
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
 
 from django_flexcharge.inserts import (
     insert,
@@ -170,3 +171,33 @@ def test_insert_finding_stores_the_row_and_says_whether_the_select_found_one():
     other = make_order("INV-Z", session_key=None, save=False)
     assert insert_finding(other, look, ["nobody@example.com"]) is False
     assert FlexChargeOrder.objects.filter(order_id="INV-Z").exists()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH: PostgreSQL")
+def test_insert_after_then_inserts_a_row_linked_to_both_in_the_same_statement():
+    order = make_order()
+    update = (
+        'UPDATE "django_flexcharge_flexchargeorder" SET "email" = %s WHERE "id" = %s RETURNING "id"'
+    )
+    event = WebhookEvent(nonce="n-5", body="{}", event="order.completed")
+    history = StatusChange(previous="pending", status="approved", cause="webhook order.completed")
+
+    with CaptureQueriesContext(connection) as queries:
+        row = insert_after(
+            event,
+            update,
+            ["c@example.com", order.pk],
+            link="order",
+            then=history,
+            then_links=("order", "event"),
+        )
+
+    assert len(queries) == 1
+    assert row == (order.pk,)
+    stored = StatusChange.objects.get(pk=history.pk)
+    assert (stored.order_id, stored.event_id, stored.cause) == (
+        order.pk,
+        event.pk,
+        "webhook order.completed",
+    )
+    assert WebhookEvent.objects.get(pk=event.pk).order_id == order.pk
