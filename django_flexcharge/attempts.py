@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from . import telemetry
 from .exceptions import FlexChargeAPIError, FlexChargeError
+from .inserts import insert_many
 from .models import CallAttempt, FlexChargeOrder, Refund, Transmission
 
 logger = logging.getLogger("django_flexcharge.attempts")
@@ -145,10 +146,7 @@ def store_calls(history: list[CallAttempt]) -> None:
         return
     try:
         with transaction.atomic():
-            if len(history) == 1:
-                history[0].save(force_insert=True)
-            else:
-                CallAttempt.objects.bulk_create(history)
+            insert_many(history)
     except DatabaseError:
         logger.exception(
             "Could not store %s FlexCharge call attempt(s)",

@@ -21,6 +21,9 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.db.models import Model, signals
 
+#: Parameters of one statement ``insert_many`` stays under (SQLite's oldest limit).
+MAX_PARAMETERS = 999
+
 
 def insert(obj: Model) -> None:
     """Insert ``obj`` (a new instance) in the current transaction; sets its primary key."""
@@ -142,6 +145,129 @@ def save_fields(
         if then is not None:
             insert(then)
     _post_save(obj, created=False, update_fields=update_fields)
+
+
+def save_many(rows: Sequence[tuple[Model, Sequence[str], Model | None]], *, link: str) -> None:
+    """``save_fields(obj, names, then=then, link=link)`` for each of ``rows`` (one model),
+    on PostgreSQL in one statement: an UPDATE per set of ``names``, one INSERT of the ``then`` rows.
+
+    The values are prepared and the signals sent as ``save_fields`` does; an
+    UPDATE that matched fewer rows than it was given raises ``DatabaseError``.
+    """
+    if not rows:
+        return
+    model = type(rows[0][0])
+    thens = [then for _, _, then in rows if then is not None]
+    plain = connection.vendor == "postgresql" and all(
+        obj._state.db in (None, connection.alias) for obj, _, _ in rows
+    )
+    if not plain or (thens and not one_statement(type(thens[0]))) or len(rows) == 1:
+        for obj, names, then in rows:
+            save_fields(obj, names, then=then, link=link)
+        return
+    groups: dict[tuple[str, ...], list[Model]] = {}
+    for obj, names, then in rows:
+        groups.setdefault(tuple(names), []).append(obj)
+        _pre_save(obj, frozenset(names))
+        if then is not None:
+            setattr(then, link, obj)
+            _pre_save(then)
+    shape = tuple((names, len(objs)) for names, objs in groups.items())
+    then_model = type(thens[0]) if thens else None
+    sql, fields, then_fields = _many_statement(model, shape, then_model, len(thens))
+    params: list[Any] = []
+    for objs, group_fields in zip(groups.values(), fields, strict=True):
+        for obj in objs:
+            params.append(obj.pk)
+            params += [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in group_fields]
+    for then in thens:
+        params += _values(then, then_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        updated, stored = cursor.fetchone()
+    if updated != len(rows):
+        raise DatabaseError("Save with update_fields did not affect any rows.")
+    for obj, names, _ in rows:
+        _post_save(obj, created=False, update_fields=frozenset(names))
+    for then, pk in zip(thens, stored or (), strict=True):
+        _saved(then, pk)
+
+
+def insert_many(objs: Sequence[Model]) -> None:
+    """``insert`` for several new rows of one model: one multi-row INSERT, its SQL built once
+    per row count; sets their primary keys. Elsewhere than a plain model: ``bulk_create``."""
+    if not objs:
+        return
+    model = type(objs[0])
+    statement = _rows_statement(connection.vendor, model, len(objs))
+    if statement is None or len(objs) * len(statement[1]) > MAX_PARAMETERS:
+        model._default_manager.bulk_create(objs)
+        return
+    sql, fields = statement
+    params: list[Any] = []
+    for obj in objs:
+        _pre_save(obj)
+        params += _values(obj, fields)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        pks = [row[0] for row in cursor.fetchall()]
+    for obj, pk in zip(objs, pks, strict=True):
+        _saved(obj, pk)
+
+
+@cache
+def _rows_statement(vendor: str, model: type[Model], count: int) -> tuple[str, list[Any]] | None:
+    """``_statement`` for ``count`` rows: ``INSERT ... VALUES (...), (...) RETURNING pk``."""
+    statement = _statement(vendor, model)
+    if statement is None:
+        return None
+    sql, fields = statement
+    head, _, tail = sql.partition(" VALUES ")
+    row, _, returning = tail.partition(") ")
+    return f"{head} VALUES {', '.join([row + ')'] * count)} {returning}", fields
+
+
+@cache
+def _many_statement(
+    model: type[Model],
+    shape: tuple[tuple[tuple[str, ...], int], ...],
+    then: type[Model] | None,
+    thens: int,
+) -> tuple[str, list[list[Any]], list[Any]]:
+    """``save_many``'s statement, built once per shape (each set of names and its row count):
+    per set, its rows' values as a VALUES list the UPDATE joins on the primary key; the new
+    rows' multi-row INSERT; the count of rows updated and the new rows' keys. With it, the
+    fields whose values each set's rows give (after the primary key), and the new rows'."""
+    q = connection.ops.quote_name
+    meta = model._meta
+    table, pk = q(meta.db_table), q(str(meta.pk.column))
+    parts, counts, group_fields = [], [], []
+    for number, (names, count) in enumerate(shape):
+        fields = [meta.get_field(name) for name in names]
+        group_fields.append(fields)
+        columns = [pk, *(q(str(f.column)) for f in fields)]  # type: ignore[union-attr]
+        types = [f.cast_db_type(connection) for f in (meta.pk, *fields)]  # type: ignore[union-attr]
+        row = f"({', '.join(f'CAST(%s AS {t})' for t in types)})"
+        sets = ", ".join(f"{c} = v{number}.{c}" for c in columns[1:])
+        # Names from the model's own meta, quoted; every value is a parameter.
+        parts.append(
+            f"v{number} ({', '.join(columns)}) AS (VALUES {', '.join([row] * count)}), "  # noqa: S608
+            f"u{number} AS (UPDATE {table} SET {sets} FROM v{number}"
+            f" WHERE {table}.{pk} = v{number}.{pk} RETURNING {table}.{pk})"
+        )
+        counts.append(f"(SELECT count(*) FROM u{number})")  # noqa: S608
+    stored, then_fields = "NULL", list[Any]()
+    if then is not None:
+        statement = _rows_statement("postgresql", then, thens)
+        assert statement is not None, "check one_statement() first"
+        then_sql, then_fields = statement
+        parts.append(f"stored AS ({then_sql})")
+        stored = f"ARRAY(SELECT {q(str(then._meta.pk.column))} FROM stored)"  # noqa: S608
+    return (
+        f"WITH {', '.join(parts)} SELECT {' + '.join(counts)}, {stored}",
+        group_fields,
+        then_fields,
+    )
 
 
 @cache

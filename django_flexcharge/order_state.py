@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .inserts import insert, insert_after, one_statement
+from .inserts import insert, insert_after, one_statement, save_many
 from .models import FlexChargeOrder, StatusChange
-from .transitions import RESOLVED, can_transition, history_row, transition
+from .transitions import RESOLVED, after, can_transition, history_row, prepare, transition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -68,10 +68,11 @@ def lock(order: FlexChargeOrder | int) -> FlexChargeOrder:
     return rows(lock=True).get(pk=order.pk if isinstance(order, FlexChargeOrder) else order)
 
 
-def lock_many(pks: list[int]) -> dict[int, FlexChargeOrder]:
+def lock_many(pks: list[int], *, lean: bool = False) -> dict[int, FlexChargeOrder]:
     """Several orders' rows, locked in primary-key order (so two callers never deadlock),
     by primary key; for ``change_order`` on each (call inside ``transaction.atomic``)."""
-    return {order.pk: order for order in rows(lock=True).filter(pk__in=pks).order_by("pk")}
+    locked = rows(lock=True, lean=lean).filter(pk__in=pks).order_by("pk")
+    return {order.pk: order for order in locked}
 
 
 def never_sent(order: FlexChargeOrder) -> bool:
@@ -231,6 +232,65 @@ def change_order(
             setattr(order, name, value)
         order.save(update_fields=[*fields, "updated"])
     return Change(order, decided, saved=True)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One order's change for ``change_orders``: as ``change_order``'s arguments."""
+
+    order: FlexChargeOrder
+    to: str | None
+    values: Mapping[str, Any]
+    cause: str = ""
+
+
+def change_orders(requests: list[Request]) -> list[Change]:
+    """``change_order`` for each of several locked orders (inside ``transaction.atomic``),
+    their saves written together (``inserts.save_many``: one statement on PostgreSQL).
+
+    A request of at most one status step and no refund is set on its order
+    (``transitions.prepare``) and saved with the others; any other request
+    goes through ``change_order`` itself. The history rows, the signals and
+    what they say are those ``change_order`` gives each order.
+    """
+    changes: list[Change] = []
+    staged: list[tuple[FlexChargeOrder, tuple[str, ...], StatusChange | None]] = []
+    steps: list[tuple[FlexChargeOrder, str]] = []
+
+    def flush() -> None:
+        save_many(staged, link="order")
+        for order, previous in steps:
+            after(order, previous)
+        staged.clear()
+        steps.clear()
+
+    for request in requests:
+        order = request.order
+        if any(order.pk == other.pk for other, _, _ in staged):
+            # The same order twice: the second change reads the first as saved, on an
+            # instance of its own (the first's after-commit signals read theirs).
+            flush()
+            order = _fresh(order)
+        decided = plan(order, to=request.to)
+        if len(decided.steps) > 1:
+            changes.append(
+                change_order(order, to=request.to, values=request.values, cause=request.cause)
+            )
+            continue
+        for name, value in request.values.items():
+            setattr(order, name, value)
+        names = tuple(request.values)
+        step = None
+        if decided.steps:
+            step = prepare(order, decided.steps[0], update_fields=names, cause=request.cause)
+        if step is None:
+            staged.append((order, tuple(sorted({*names, "updated"})), None))
+        else:
+            staged.append((order, step.fields, step.history))
+            steps.append((order, step.previous))
+        changes.append(Change(order, decided, saved=True))
+    flush()
+    return changes
 
 
 def _fresh(order: FlexChargeOrder) -> FlexChargeOrder:

@@ -54,7 +54,7 @@ class _Sender:
 
     def __init__(self, label: str, now: dt.datetime, outcomes: Counter[str]) -> None:
         self.label, self.now, self.outcomes = label, now, outcomes
-        self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.answers: list[tuple[Any, dict[str, Any]]] = []
         self.history: list[Any] = []
 
     def send(self, row: Any) -> None:
@@ -66,7 +66,7 @@ class _Sender:
             if isinstance(sent, str):
                 self.outcomes[f"{self.label}:{sent}"] += 1
             else:
-                self.answers.append((row.pk, sent))
+                self.answers.append((row, sent))
         else:
             outcome = deliver_claimed_transmission(row, self.now, self.history)
             self.outcomes[f"{self.label}:{outcome}"] += 1

@@ -28,7 +28,7 @@ from .conf import conf
 from .delivery import backoff, claim, enqueue_on_commit
 from .exceptions import FlexChargeAPIError, FlexChargeError, may_retry, outcome_unknown
 from .models import CallAttempt, FlexChargeOrder, Transmission
-from .order_state import change_order, lock, lock_many
+from .order_state import Change, Request, change_order, change_orders, lock, lock_many
 from .payloads import cancel_idempotency_key
 from .sync import sync_order
 
@@ -121,7 +121,7 @@ def send_evaluation(order_pk: int) -> str:
 def deliver_claimed_evaluation(order: FlexChargeOrder, now: dt.datetime) -> str:
     """Send an order this worker has claimed and apply the answer; the order's status after it."""
     sent = send_claimed_evaluation(order, now)
-    return sent if isinstance(sent, str) else apply_evaluation(order.pk, sent)
+    return sent if isinstance(sent, str) else apply_evaluation(order, sent)
 
 
 def send_claimed_evaluation(
@@ -156,29 +156,36 @@ def _claim_order(order_pk: int, now: dt.datetime) -> FlexChargeOrder | None:
     return FlexChargeOrder.objects.get(pk=order_pk)
 
 
-def apply_evaluation(order_pk: int, data: dict[str, Any]) -> str:
+def apply_evaluation(order: FlexChargeOrder, data: dict[str, Any]) -> str:
     """Record FlexCharge's answer to ``/evaluate``; returns the order's status after it."""
-    return apply_evaluations([(order_pk, data)])[0]
+    return apply_evaluations([(order, data)])[0]
 
 
 def apply_evaluations(
-    answers: list[tuple[int, dict[str, Any]]], history: list[CallAttempt] | None = None
+    answers: list[tuple[FlexChargeOrder, dict[str, Any]]],
+    history: list[CallAttempt] | None = None,
 ) -> list[str]:
     """Record FlexCharge's answers to ``/evaluate`` calls, in one transaction; each order's status.
 
-    The orders are locked together (one statement), each answer applied as
-    ``change_order`` applies any change, and ``history`` (the calls' attempts)
-    stored with them. An order a webhook already moved on (approved,
-    cancelled...) keeps its status: the transition table refuses to move it
-    back, and the answer is still stored, with FlexCharge's order id if the
-    order lacked it.
+    ``answers``: each order as claimed (its stored body is read, never its
+    status) and FlexCharge's answer. The orders are locked together (one
+    statement) and the answers applied as ``change_order`` applies any change,
+    saved together (``change_orders``), with ``history`` (the calls' attempts).
+    An order a webhook already moved on (approved, cancelled...) keeps its
+    status: the transition table refuses to move it back, and the answer is
+    still stored, with FlexCharge's order id if the order lacked it.
     """
     with transaction.atomic():
-        orders = lock_many([pk for pk, _ in answers])
-        statuses = [
-            _apply_answer(orders[pk], data) if pk in orders else _gone(pk) for pk, data in answers
+        orders = lock_many([claimed.pk for claimed, _ in answers], lean=True)
+        found = [
+            (orders[claimed.pk], claimed, data) for claimed, data in answers if claimed.pk in orders
         ]
-        gone = {pk for pk, _ in answers if pk not in orders}
+        changed = iter(change_orders([_answer(*one) for one in found]))
+        statuses = [
+            _applied(next(changed), data) if claimed.pk in orders else _gone(claimed.pk)
+            for claimed, data in answers
+        ]
+        gone = {claimed.pk for claimed, _ in answers if claimed.pk not in orders}
         store_calls([call for call in history or [] if call.order_id not in gone])
     return statuses
 
@@ -191,7 +198,8 @@ def _gone(order_pk: int) -> str:
     return "skipped"
 
 
-def _apply_answer(order: FlexChargeOrder, data: dict[str, Any]) -> str:
+def _answer(order: FlexChargeOrder, claimed: FlexChargeOrder, data: dict[str, Any]) -> Request:
+    """The change FlexCharge's answer asks of ``order`` (locked; ``claimed`` holds its body)."""
     answer = str(data.get("status") or "").upper()
     session_key = str(data.get("orderSessionKey") or data.get("orderId") or "")
     values: dict[str, Any] = {"response_payload": data, "locked_until": None, "last_error": ""}
@@ -205,9 +213,12 @@ def _apply_answer(order: FlexChargeOrder, data: dict[str, Any]) -> str:
         logger.warning("Order %s: unknown /evaluate status %r", order.order_id, answer)
         target = Status.PENDING
     if target == Status.PENDING:
-        values["expiry_date"] = _expiry(order)
-    cause = f"/evaluate answered {answer or 'no status'}"
-    order = change_order(order, to=target, values=values, cause=cause).order
+        values["expiry_date"] = _expiry(claimed)
+    return Request(order, target, values, cause=f"/evaluate answered {answer or 'no status'}")
+
+
+def _applied(change: Change, data: dict[str, Any]) -> str:
+    order, answer = change.order, str(data.get("status") or "").upper()
     logger.info("Order %s: /evaluate answered %s -> %s", order.order_id, answer, order.status)
     return str(order.status)
 

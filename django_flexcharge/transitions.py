@@ -10,6 +10,7 @@ a rolled-back change signals nothing and a duplicate changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -95,23 +96,64 @@ def transition(
     only the signals when ``recorded``, the ``history_row`` that statement stored.
     """
     previous = order.status if saved_from is None else saved_from
-    if not can_transition(previous, new_status):
-        return False
-    now = timezone.now() if saved_from is None else order.updated
     if saved_from is None:
-        history = history_row(previous, new_status, event=event, cause=cause, user=user, at=now)
-        order.status = new_status
-        fields = {"status", "updated", *update_fields, *stamp_fields(order, new_status, now)}
-        save_fields(order, sorted(fields), then=history, link="order")
+        step = prepare(
+            order, new_status, event=event, update_fields=update_fields, cause=cause, user=user
+        )
+        if step is None:
+            return False
+        save_fields(order, step.fields, then=step.history, link="order")
+    elif not can_transition(previous, new_status):
+        return False
     elif recorded is None:
-        history = history_row(previous, new_status, event=event, cause=cause, user=user, at=now)
+        history = history_row(
+            previous, new_status, event=event, cause=cause, user=user, at=order.updated
+        )
         history.order = order
         insert(history)
-    if new_status == Status.APPROVED:
+    after(order, previous, event)
+    return True
+
+
+@dataclass(frozen=True)
+class Step:
+    """An allowed step ``prepare`` set on an order, to be saved: the fields, the history row."""
+
+    previous: str
+    fields: tuple[str, ...]
+    history: StatusChange
+
+
+def prepare(
+    order: FlexChargeOrder,
+    new_status: str,
+    *,
+    event: WebhookEvent | None = None,
+    update_fields: tuple[str, ...] = (),
+    cause: str = "",
+    user: Any = None,
+) -> Step | None:
+    """Set a step the table allows on ``order`` (status, its dates) without saving; None if refused.
+
+    ``transition`` saves it at once; ``order_state.change_orders`` saves a
+    group's steps together (``inserts.save_many``), then calls ``after`` for each.
+    """
+    previous = order.status
+    if not can_transition(previous, new_status):
+        return None
+    now = timezone.now()
+    history = history_row(previous, new_status, event=event, cause=cause, user=user, at=now)
+    order.status = new_status
+    fields = {"status", "updated", *update_fields, *stamp_fields(order, new_status, now)}
+    return Step(previous, tuple(sorted(fields)), history)
+
+
+def after(order: FlexChargeOrder, previous: str, event: WebhookEvent | None = None) -> None:
+    """What follows a saved step, after commit: the recovered-money count, the signals."""
+    if order.status == Status.APPROVED:
         amount, currency = order.amount, order.currency
         transaction.on_commit(partial(telemetry.record_recovered, amount, currency, order.account))
     transaction.on_commit(partial(send_status_signals, order, previous, event))
-    return True
 
 
 def history_row(
