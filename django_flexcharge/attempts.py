@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from . import telemetry
 from .exceptions import FlexChargeAPIError, FlexChargeError
-from .inserts import insert_many
+from .group_saves import insert_many
 from .models import CallAttempt, FlexChargeOrder, Refund, Transmission
 
 logger = logging.getLogger("django_flexcharge.attempts")
@@ -137,7 +137,8 @@ def _store(history: list[CallAttempt] | None, **fields: Any) -> None:
 
 
 def store_calls(history: list[CallAttempt]) -> None:
-    """Store call attempts (``record_call(history=...)``) with one INSERT, in a savepoint.
+    """Store call attempts (``record_call(history=...)``) with one INSERT (in a savepoint
+    inside a transaction).
 
     A failure to store them is logged and swallowed: the history is for
     people; the calls' own outcomes are what must not be lost.
@@ -145,7 +146,10 @@ def store_calls(history: list[CallAttempt]) -> None:
     if not history:
         return
     try:
-        with transaction.atomic():
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():  # a savepoint: the caller's transaction stays usable
+                insert_many(history)
+        else:
             insert_many(history)
     except DatabaseError:
         logger.exception(

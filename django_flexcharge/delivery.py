@@ -247,9 +247,11 @@ def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
     woken on commit. ``ImmediateBackend`` runs ``task(row.pk)``, the row's own
     task, on commit. If waking fails, nothing of it is kept and the row is
     stored on its own with an on-commit wake-up; ``flexcharge_retry`` covers
-    the rest. An ``IntegrityError`` (a repeat) reaches the caller.
+    the rest. Outside any transaction on PostgreSQL the row and the look for a
+    waiting drain are one statement, committed alone (``wakeups.insert_alone``).
+    An ``IntegrityError`` (a repeat) reaches the caller.
     """
-    from .wakeups import WakeUpFailed, insert_waking, runs_inline
+    from .wakeups import WakeUpFailed, insert_alone, insert_waking, runs_inline, stores_alone
 
     using = router.db_for_write(model)
     if runs_inline():
@@ -259,6 +261,10 @@ def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
         enqueue_on_commit(task, row.pk, using=using)
         return row
     try:
+        if stores_alone(model):
+            row = build()
+            insert_alone(row)
+            return row
         with transaction.atomic(using=using):
             row = build()
             insert_waking(row)

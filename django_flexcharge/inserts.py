@@ -21,23 +21,20 @@ from typing import Any
 from django.db import DatabaseError, connection
 from django.db.models import Model, signals
 
-#: Parameters of one statement ``insert_many`` stays under (SQLite's oldest limit).
-MAX_PARAMETERS = 999
-
 
 def insert(obj: Model) -> None:
     """Insert ``obj`` (a new instance) in the current transaction; sets its primary key."""
     model = type(obj)
-    statement = _statement(connection.vendor, model)
+    statement = insert_statement(connection.vendor, model)
     if statement is None:
         obj.save(force_insert=True)
         return
     sql, fields = statement
-    _pre_save(obj)
+    send_pre_save(obj)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _values(obj, fields))
+        cursor.execute(sql, field_values(obj, fields))
         row = cursor.fetchone()
-    _saved(obj, row[0])
+    mark_saved(obj, row[0])
 
 
 def insert_after(
@@ -62,23 +59,23 @@ def insert_after(
     sql, fields, then_fields = _after_statement(
         type(obj), link, source, type(then) if then is not None else None, then_links
     )
-    _pre_save(obj)
-    values = [*params, *_values(obj, fields)]
+    send_pre_save(obj)
+    values = [*params, *field_values(obj, fields)]
     if then is not None:
-        _pre_save(then)
-        values += _values(then, then_fields)
+        send_pre_save(then)
+        values += field_values(then, then_fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         row = cursor.fetchone()
     if row is None:
         return None
     setattr(obj, f"{link}_id", row[1])
-    _saved(obj, row[0])
+    mark_saved(obj, row[0])
     if then is None:
         return tuple(row[2:])
     setattr(then, f"{then_links[0]}_id", row[1])
     setattr(then, f"{then_links[1]}_id", row[0])
-    _saved(then, row[2])
+    mark_saved(then, row[2])
     return tuple(row[3:])
 
 
@@ -91,7 +88,7 @@ def insert_finding(obj: Model, query: str, params: Sequence[Any]) -> bool:
     Check ``one_statement()`` first.
     """
     model = type(obj)
-    statement = _statement("postgresql", model)
+    statement = insert_statement("postgresql", model)
     assert statement is not None, "check one_statement() first"
     sql, fields = statement
     pk = connection.ops.quote_name(str(model._meta.pk.column))
@@ -100,11 +97,11 @@ def insert_finding(obj: Model, query: str, params: Sequence[Any]) -> bool:
         f"WITH stored AS ({sql}), found AS ({query})"  # noqa: S608
         f" SELECT stored.{pk}, EXISTS (SELECT 1 FROM found) FROM stored"
     )
-    _pre_save(obj)
+    send_pre_save(obj)
     with connection.cursor() as cursor:
-        cursor.execute(combined, [*_values(obj, fields), *params])
+        cursor.execute(combined, [*field_values(obj, fields), *params])
         row = cursor.fetchone()
-    _saved(obj, row[0])
+    mark_saved(obj, row[0])
     return bool(row[1])
 
 
@@ -130,7 +127,7 @@ def save_fields(
     combined = then is not None and one_statement(type(then))
     sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
     update_fields = frozenset(names)
-    _pre_save(obj, update_fields)
+    send_pre_save(obj, update_fields)
     params = [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields), obj.pk]
     if then is not None:
         setattr(then, link, obj)
@@ -144,130 +141,7 @@ def save_fields(
                 raise DatabaseError("Save with update_fields did not affect any rows.")
         if then is not None:
             insert(then)
-    _post_save(obj, created=False, update_fields=update_fields)
-
-
-def save_many(rows: Sequence[tuple[Model, Sequence[str], Model | None]], *, link: str) -> None:
-    """``save_fields(obj, names, then=then, link=link)`` for each of ``rows`` (one model),
-    on PostgreSQL in one statement: an UPDATE per set of ``names``, one INSERT of the ``then`` rows.
-
-    The values are prepared and the signals sent as ``save_fields`` does; an
-    UPDATE that matched fewer rows than it was given raises ``DatabaseError``.
-    """
-    if not rows:
-        return
-    model = type(rows[0][0])
-    thens = [then for _, _, then in rows if then is not None]
-    plain = connection.vendor == "postgresql" and all(
-        obj._state.db in (None, connection.alias) for obj, _, _ in rows
-    )
-    if not plain or (thens and not one_statement(type(thens[0]))) or len(rows) == 1:
-        for obj, names, then in rows:
-            save_fields(obj, names, then=then, link=link)
-        return
-    groups: dict[tuple[str, ...], list[Model]] = {}
-    for obj, names, then in rows:
-        groups.setdefault(tuple(names), []).append(obj)
-        _pre_save(obj, frozenset(names))
-        if then is not None:
-            setattr(then, link, obj)
-            _pre_save(then)
-    shape = tuple((names, len(objs)) for names, objs in groups.items())
-    then_model = type(thens[0]) if thens else None
-    sql, fields, then_fields = _many_statement(model, shape, then_model, len(thens))
-    params: list[Any] = []
-    for objs, group_fields in zip(groups.values(), fields, strict=True):
-        for obj in objs:
-            params.append(obj.pk)
-            params += [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in group_fields]
-    for then in thens:
-        params += _values(then, then_fields)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        updated, stored = cursor.fetchone()
-    if updated != len(rows):
-        raise DatabaseError("Save with update_fields did not affect any rows.")
-    for obj, names, _ in rows:
-        _post_save(obj, created=False, update_fields=frozenset(names))
-    for then, pk in zip(thens, stored or (), strict=True):
-        _saved(then, pk)
-
-
-def insert_many(objs: Sequence[Model]) -> None:
-    """``insert`` for several new rows of one model: one multi-row INSERT, its SQL built once
-    per row count; sets their primary keys. Elsewhere than a plain model: ``bulk_create``."""
-    if not objs:
-        return
-    model = type(objs[0])
-    statement = _rows_statement(connection.vendor, model, len(objs))
-    if statement is None or len(objs) * len(statement[1]) > MAX_PARAMETERS:
-        model._default_manager.bulk_create(objs)
-        return
-    sql, fields = statement
-    params: list[Any] = []
-    for obj in objs:
-        _pre_save(obj)
-        params += _values(obj, fields)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        pks = [row[0] for row in cursor.fetchall()]
-    for obj, pk in zip(objs, pks, strict=True):
-        _saved(obj, pk)
-
-
-@cache
-def _rows_statement(vendor: str, model: type[Model], count: int) -> tuple[str, list[Any]] | None:
-    """``_statement`` for ``count`` rows: ``INSERT ... VALUES (...), (...) RETURNING pk``."""
-    statement = _statement(vendor, model)
-    if statement is None:
-        return None
-    sql, fields = statement
-    head, _, tail = sql.partition(" VALUES ")
-    row, _, returning = tail.partition(") ")
-    return f"{head} VALUES {', '.join([row + ')'] * count)} {returning}", fields
-
-
-@cache
-def _many_statement(
-    model: type[Model],
-    shape: tuple[tuple[tuple[str, ...], int], ...],
-    then: type[Model] | None,
-    thens: int,
-) -> tuple[str, list[list[Any]], list[Any]]:
-    """``save_many``'s statement, built once per shape (each set of names and its row count):
-    per set, its rows' values as a VALUES list the UPDATE joins on the primary key; the new
-    rows' multi-row INSERT; the count of rows updated and the new rows' keys. With it, the
-    fields whose values each set's rows give (after the primary key), and the new rows'."""
-    q = connection.ops.quote_name
-    meta = model._meta
-    table, pk = q(meta.db_table), q(str(meta.pk.column))
-    parts, counts, group_fields = [], [], []
-    for number, (names, count) in enumerate(shape):
-        fields = [meta.get_field(name) for name in names]
-        group_fields.append(fields)
-        columns = [pk, *(q(str(f.column)) for f in fields)]  # type: ignore[union-attr]
-        types = [f.cast_db_type(connection) for f in (meta.pk, *fields)]  # type: ignore[union-attr]
-        row = f"({', '.join(f'CAST(%s AS {t})' for t in types)})"
-        sets = ", ".join(f"{c} = v{number}.{c}" for c in columns[1:])
-        # Names from the model's own meta, quoted; every value is a parameter.
-        parts.append(
-            f"v{number} ({', '.join(columns)}) AS (VALUES {', '.join([row] * count)}), "  # noqa: S608
-            f"u{number} AS (UPDATE {table} SET {sets} FROM v{number}"
-            f" WHERE {table}.{pk} = v{number}.{pk} RETURNING {table}.{pk})"
-        )
-        counts.append(f"(SELECT count(*) FROM u{number})")  # noqa: S608
-    stored, then_fields = "NULL", list[Any]()
-    if then is not None:
-        statement = _rows_statement("postgresql", then, thens)
-        assert statement is not None, "check one_statement() first"
-        then_sql, then_fields = statement
-        parts.append(f"stored AS ({then_sql})")
-        stored = f"ARRAY(SELECT {q(str(then._meta.pk.column))} FROM stored)"  # noqa: S608
-    return (
-        f"WITH {', '.join(parts)} SELECT {' + '.join(counts)}, {stored}",
-        group_fields,
-        then_fields,
-    )
+    send_post_save(obj, created=False, update_fields=update_fields)
 
 
 @cache
@@ -287,29 +161,31 @@ def _update_statement(
 
 def one_statement(model: type[Model]) -> bool:
     """Whether ``insert_after`` works for ``model`` on this database."""
-    return connection.vendor == "postgresql" and _statement(connection.vendor, model) is not None
+    return (
+        connection.vendor == "postgresql" and insert_statement(connection.vendor, model) is not None
+    )
 
 
-def _pre_save(obj: Model, update_fields: frozenset[str] | None = None) -> None:
+def send_pre_save(obj: Model, update_fields: frozenset[str] | None = None) -> None:
     if signals.pre_save.has_listeners(type(obj)):
         signals.pre_save.send(
             type(obj), instance=obj, raw=False, using=connection.alias, update_fields=update_fields
         )
 
 
-def _values(obj: Model, fields: list[Any]) -> list[Any]:
+def field_values(obj: Model, fields: list[Any]) -> list[Any]:
     # What the ORM's insert compiler sends for each field.
     return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
 
 
-def _saved(obj: Model, pk: Any) -> None:
+def mark_saved(obj: Model, pk: Any) -> None:
     obj.pk = pk
     obj._state.adding = False
     obj._state.db = connection.alias
-    _post_save(obj, created=True, update_fields=None)
+    send_post_save(obj, created=True, update_fields=None)
 
 
-def _post_save(obj: Model, *, created: bool, update_fields: frozenset[str] | None) -> None:
+def send_post_save(obj: Model, *, created: bool, update_fields: frozenset[str] | None) -> None:
     if signals.post_save.has_listeners(type(obj)):
         signals.post_save.send(
             type(obj),
@@ -361,7 +237,7 @@ def _insert_select(
 ) -> tuple[str, list[Any]]:
     """``INSERT INTO model (...) SELECT ... FROM source``: the ``linked`` fields take the
     given column of ``source``, the others a parameter each (the fields returned)."""
-    statement = _statement("postgresql", model)
+    statement = insert_statement("postgresql", model)
     assert statement is not None, "check one_statement() first"
     q = connection.ops.quote_name
     meta = model._meta
@@ -382,7 +258,7 @@ def _insert_select(
 
 
 @cache
-def _statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] | None:
+def insert_statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] | None:
     meta = model._meta
     pk = meta.pk
     plain = (

@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .inserts import insert, insert_after, one_statement, save_many
+from .inserts import insert, insert_after, one_statement
 from .models import FlexChargeOrder, StatusChange
-from .transitions import RESOLVED, after, can_transition, history_row, prepare, transition
+from .transitions import RESOLVED, can_transition, history_row, transition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -221,7 +221,7 @@ def change_order(
     for number, status in enumerate(decided.steps, start=1):
         if number > 1:
             # A fresh instance: the previous step's after-commit signals read theirs.
-            order = _fresh(order)
+            order = fresh(order)
         last = number == len(decided.steps)
         for name, value in fields.items() if last else ():
             setattr(order, name, value)
@@ -234,66 +234,8 @@ def change_order(
     return Change(order, decided, saved=True)
 
 
-@dataclass(frozen=True)
-class Request:
-    """One order's change for ``change_orders``: as ``change_order``'s arguments."""
-
-    order: FlexChargeOrder
-    to: str | None
-    values: Mapping[str, Any]
-    cause: str = ""
-
-
-def change_orders(requests: list[Request]) -> list[Change]:
-    """``change_order`` for each of several locked orders (inside ``transaction.atomic``),
-    their saves written together (``inserts.save_many``: one statement on PostgreSQL).
-
-    A request of at most one status step and no refund is set on its order
-    (``transitions.prepare``) and saved with the others; any other request
-    goes through ``change_order`` itself. The history rows, the signals and
-    what they say are those ``change_order`` gives each order.
-    """
-    changes: list[Change] = []
-    staged: list[tuple[FlexChargeOrder, tuple[str, ...], StatusChange | None]] = []
-    steps: list[tuple[FlexChargeOrder, str]] = []
-
-    def flush() -> None:
-        save_many(staged, link="order")
-        for order, previous in steps:
-            after(order, previous)
-        staged.clear()
-        steps.clear()
-
-    for request in requests:
-        order = request.order
-        if any(order.pk == other.pk for other, _, _ in staged):
-            # The same order twice: the second change reads the first as saved, on an
-            # instance of its own (the first's after-commit signals read theirs).
-            flush()
-            order = _fresh(order)
-        decided = plan(order, to=request.to)
-        if len(decided.steps) > 1:
-            changes.append(
-                change_order(order, to=request.to, values=request.values, cause=request.cause)
-            )
-            continue
-        for name, value in request.values.items():
-            setattr(order, name, value)
-        names = tuple(request.values)
-        step = None
-        if decided.steps:
-            step = prepare(order, decided.steps[0], update_fields=names, cause=request.cause)
-        if step is None:
-            staged.append((order, tuple(sorted({*names, "updated"})), None))
-        else:
-            staged.append((order, step.fields, step.history))
-            steps.append((order, step.previous))
-        changes.append(Change(order, decided, saved=True))
-    flush()
-    return changes
-
-
-def _fresh(order: FlexChargeOrder) -> FlexChargeOrder:
+def fresh(order: FlexChargeOrder) -> FlexChargeOrder:
+    """A new instance of ``order``'s row, locked (as lean as ``order``)."""
     return rows(lock=True, lean=bool(order.get_deferred_fields())).get(pk=order.pk)
 
 

@@ -2,13 +2,14 @@
 
 ``deliver`` sends each row over the account's one client session and keeps
 what is saved per group, not per row (``APPLY_GROUP`` calls): ``/evaluate``
-answers are applied together in one transaction (``tasks.apply_evaluations``)
-with the group's call history. FlexCharge recognises a resent ``/evaluate`` by
-its idempotency key, so answers a killed worker had not applied yet are
-replayed, not doubled. A ``/transmit`` outcome is saved right after its call
-(FlexCharge does not deduplicate ``/transmit``: an outcome kept for later
-would be lost with the worker and the copy sent twice); only its call history
-waits for the group. A failed call is handled at once, as a single row's.
+answers are applied together (``tasks.apply_evaluations``; one statement on
+PostgreSQL) and the group's call history stored after them. FlexCharge
+recognises a resent ``/evaluate`` by its idempotency key, so answers a killed
+worker had not saved yet are replayed, not doubled. A ``/transmit`` outcome is
+saved right after its call (FlexCharge does not deduplicate ``/transmit``: an
+outcome kept for later would be lost with the worker and the copy sent twice);
+only its call history waits for the group. A failed call is handled at once,
+as a single row's.
 
 Applying a group on a second thread while the next is sent was measured
 (docs/benchmarks.md): 5 % faster on PostgreSQL, nothing on SQLite, as both
@@ -29,8 +30,8 @@ from django.utils import timezone
 from .conf import conf
 from .delivery import QUEUED
 
-#: Calls whose answers (``/evaluate``) and call history are saved together, in one
-#: transaction: a killed worker leaves at most this many answers to be replayed.
+#: Calls whose answers (``/evaluate``) and call history are saved together: a killed
+#: worker leaves at most this many answers to be replayed.
 APPLY_GROUP = 10
 
 

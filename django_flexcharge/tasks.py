@@ -27,8 +27,9 @@ from .compat import task
 from .conf import conf
 from .delivery import backoff, claim, enqueue_on_commit
 from .exceptions import FlexChargeAPIError, FlexChargeError, may_retry, outcome_unknown
+from .group_changes import Request, change_orders, change_orders_as_read, saves_as_read
 from .models import CallAttempt, FlexChargeOrder, Transmission
-from .order_state import Change, Request, change_order, change_orders, lock, lock_many
+from .order_state import Change, change_order, lock, lock_many
 from .payloads import cancel_idempotency_key
 from .sync import sync_order
 
@@ -165,29 +166,41 @@ def apply_evaluations(
     answers: list[tuple[FlexChargeOrder, dict[str, Any]]],
     history: list[CallAttempt] | None = None,
 ) -> list[str]:
-    """Record FlexCharge's answers to ``/evaluate`` calls, in one transaction; each order's status.
+    """Record FlexCharge's answers to ``/evaluate`` calls; each order's status after it.
 
-    ``answers``: each order as claimed (its stored body is read, never its
-    status) and FlexCharge's answer. The orders are locked together (one
-    statement) and the answers applied as ``change_order`` applies any change,
-    saved together (``change_orders``), with ``history`` (the calls' attempts).
-    An order a webhook already moved on (approved, cancelled...) keeps its
-    status: the transition table refuses to move it back, and the answer is
-    still stored, with FlexCharge's order id if the order lacked it.
+    ``answers``: each order as claimed and FlexCharge's answer. Each answer is
+    applied as ``change_order`` applies any change, the group's saved together
+    with ``history`` (the calls' attempts). On PostgreSQL the changes are first
+    decided on the orders as claimed and saved in one statement that checks they
+    are still as read (``change_orders_as_read``); the orders something changed
+    meanwhile, and everywhere else all of them, are locked together and decided
+    again on the locked rows. An order a webhook already moved on (approved,
+    cancelled...) keeps its status: the transition table refuses to move it
+    back, and the answer is still stored, with FlexCharge's order id if the
+    order lacked it.
     """
-    with transaction.atomic():
-        orders = lock_many([claimed.pk for claimed, _ in answers], lean=True)
-        found = [
-            (orders[claimed.pk], claimed, data) for claimed, data in answers if claimed.pk in orders
-        ]
-        changed = iter(change_orders([_answer(*one) for one in found]))
-        statuses = [
-            _applied(next(changed), data) if claimed.pk in orders else _gone(claimed.pk)
-            for claimed, data in answers
-        ]
-        gone = {claimed.pk for claimed, _ in answers if claimed.pk not in orders}
-        store_calls([call for call in history or [] if call.order_id not in gone])
-    return statuses
+    applied: dict[int, str] = {}
+    left = answers
+    if saves_as_read():
+        requests = [_answer(claimed, claimed, data) for claimed, data in answers]
+        changes = change_orders_as_read(requests, read=ANSWER_READS)
+        left = [answer for answer, change in zip(answers, changes, strict=True) if change is None]
+        for (claimed, data), change in zip(answers, changes, strict=True):
+            if change is not None:
+                applied[claimed.pk] = _applied(change, data)
+    if left:
+        with transaction.atomic():
+            orders = lock_many([claimed.pk for claimed, _ in left], lean=True)
+            found = [(orders[c.pk], c, data) for c, data in left if c.pk in orders]
+            changed = iter(change_orders([_answer(*one) for one in found]))
+            for claimed, data in left:
+                if claimed.pk in orders:
+                    applied[claimed.pk] = _applied(next(changed), data)
+    gone = {claimed.pk for claimed, _ in answers if claimed.pk not in applied}
+    store_calls([call for call in history or [] if call.order_id not in gone])
+    return [
+        _gone(claimed.pk) if claimed.pk in gone else applied[claimed.pk] for claimed, _ in answers
+    ]
 
 
 def _gone(order_pk: int) -> str:
@@ -198,8 +211,13 @@ def _gone(order_pk: int) -> str:
     return "skipped"
 
 
+#: What ``_answer`` reads of the order besides its body: a change decided on an
+#: unlocked copy is saved only while these are as read (``change_orders_as_read``).
+ANSWER_READS = ("order_session_key", "confirmation_id")
+
+
 def _answer(order: FlexChargeOrder, claimed: FlexChargeOrder, data: dict[str, Any]) -> Request:
-    """The change FlexCharge's answer asks of ``order`` (locked; ``claimed`` holds its body)."""
+    """The change FlexCharge's answer asks of ``order`` (``claimed`` holds its body)."""
     answer = str(data.get("status") or "").upper()
     session_key = str(data.get("orderSessionKey") or data.get("orderId") or "")
     values: dict[str, Any] = {"response_payload": data, "locked_until": None, "last_error": ""}

@@ -169,6 +169,47 @@ def insert_waking(obj: models.Model) -> None:
         raise WakeUpFailed from err
 
 
+def stores_alone(model: type[models.Model]) -> bool:
+    """Whether ``insert_alone`` can store a ``model`` row now: PostgreSQL, the queue in
+    the row's (default) database, and no transaction open (autocommit)."""
+    from .delivery import queue_shares_database
+
+    using = router.db_for_write(model)
+    conn = connections[using]
+    return (
+        using == DEFAULT_DB_ALIAS
+        and conn.vendor == "postgresql"
+        and conn.get_autocommit()
+        and not conn.in_atomic_block
+        and one_statement(model)
+        and queue_shares_database(model)
+    )
+
+
+def insert_alone(obj: models.Model) -> None:
+    """``insert_waking`` outside any transaction: the INSERT and the look for a waiting
+    drain are one statement, which commits on its own (one round trip, no BEGIN/COMMIT).
+
+    A drain found waiting was locked by that statement until it committed, so it
+    starts after the row is visible, as in ``insert_waking``. Found none: the row
+    is stored, and a drain is enqueued right after, as any engine's wake-up
+    follows a commit; a failure of that is logged (``delivery.enqueue``), and
+    ``flexcharge_retry`` finds the row. An ``IntegrityError`` (a repeat) is raised
+    as it is, any other failure of the statement (nothing stored) as
+    ``WakeUpFailed``. Check ``stores_alone()`` first.
+    """
+    from .delivery import enqueue
+
+    try:
+        found = insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
+    except IntegrityError:
+        raise
+    except Exception as err:
+        raise WakeUpFailed from err
+    if not found:
+        enqueue(_drain_task())
+
+
 def wake_in_transaction(model: type[models.Model]) -> None:
     """Have a drain start after the current transaction commits (call inside ``atomic``).
 

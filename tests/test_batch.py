@@ -246,13 +246,43 @@ def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(
     first = decline("D-1")  # no drain waiting: the statement finds none, one is enqueued
     assert first[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
     assert "FOR SHARE SKIP LOCKED" in first[0]
-    assert len(first) == 2
-    assert first[1].startswith('INSERT INTO "django_tasks_database')
+    assert any(sql.startswith('INSERT INTO "django_tasks_database') for sql in first[1:])
     assert drains() == 1
     second = decline("D-2")  # the waiting drain is found by the same statement
     assert len(second) == 1
     assert drains() == 1
     assert FlexChargeOrder.objects.filter(order_id__in=["D-1", "D-2"], status="queued").count() == 2
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_outside_a_transaction_a_decline_is_one_statement_committed_alone(payer, billing):
+    from django.test.utils import CaptureQueriesContext
+
+    from django_flexcharge.exceptions import FlexChargeValidationError
+
+    card = make_vaulted()
+
+    def decline(order_id: str) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx:
+            evaluate_declined_payment(
+                make_payment(order_id), card=card, payer=payer, billing=billing
+            )
+        return [q["sql"] for q in ctx.captured_queries]
+
+    first = decline("L-1")  # committed by its statement, then the drain it found missing
+    assert first[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
+    assert any(sql.startswith('INSERT INTO "django_tasks_database') for sql in first[1:])
+    assert drains() == 1
+    second = decline("L-2")  # the waiting drain found: one statement, nothing else
+    assert len(second) == 1
+    assert drains() == 1
+    assert FlexChargeOrder.objects.filter(order_id__in=["L-1", "L-2"], status="queued").count() == 2
+    with pytest.raises(FlexChargeValidationError, match="order_id"):
+        decline("L-2")  # a repeat: nothing stored, nothing left open
+    assert FlexChargeOrder.objects.filter(order_id="L-2").count() == 1
+    assert not connection.in_atomic_block
 
 
 @pytest.mark.django_db
@@ -341,3 +371,20 @@ def test_rows_a_slow_batch_cannot_send_within_its_lease_go_back_unsent(mocked, p
     assert {str(t.idempotency_key) for t in rows} - set(sent) == {
         str(t.idempotency_key) for t in left
     }
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_outside_a_transaction_a_failed_statement_stores_the_row_on_its_own(
+    payer, billing, monkeypatch, caplog
+):
+    # The queue's table cannot be read: the one statement fails, nothing of it is kept.
+    monkeypatch.setattr(wakeups, "_ready_sql", lambda connection: "SELECT * FROM no_such_table")
+    evaluate_declined_payment(
+        make_payment("L-9"), card=make_vaulted(), payer=payer, billing=billing
+    )
+
+    assert FlexChargeOrder.objects.filter(order_id="L-9", status="queued").count() == 1
+    assert drains() == 1  # woken after the commit instead
+    assert "enqueueing after commit instead" in caplog.text

@@ -4,7 +4,7 @@ the model's signals, and the one-statement forms on PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 from django.db.models import signals
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
@@ -13,10 +13,8 @@ from django_flexcharge.inserts import (
     insert,
     insert_after,
     insert_finding,
-    insert_many,
     one_statement,
     save_fields,
-    save_many,
 )
 from django_flexcharge.models import FlexChargeOrder, StatusChange, WebhookEvent
 from tests.factories import make_order
@@ -203,70 +201,3 @@ def test_insert_after_then_inserts_a_row_linked_to_both_in_the_same_statement():
         "webhook order.completed",
     )
     assert WebhookEvent.objects.get(pk=event.pk).order_id == order.pk
-
-
-def test_save_many_writes_each_rows_own_fields_and_links_the_new_rows():
-    orders = [make_order(f"INV-M{n}", session_key=f"fc-m{n}") for n in range(3)]
-    orders[0].status, orders[1].status, orders[2].email = "approved", "declined", "m@example.com"
-    histories = [
-        StatusChange(previous="pending", status=o.status, cause="code") for o in orders[:2]
-    ]
-    seen = []
-
-    def post(sender, instance, created, **kwargs):
-        seen.append((instance.order_id, created, kwargs["update_fields"]))
-
-    signals.post_save.connect(post, sender=FlexChargeOrder)
-    try:
-        with CaptureQueriesContext(connection) as queries:
-            save_many(
-                [
-                    (orders[0], ("status", "updated"), histories[0]),
-                    (orders[1], ("status", "updated"), histories[1]),
-                    (orders[2], ("email", "updated"), None),
-                ],
-                link="order",
-            )
-    finally:
-        signals.post_save.disconnect(post, sender=FlexChargeOrder)
-
-    # PostgreSQL: both field sets' UPDATEs and the two history rows in one statement.
-    assert len(queries) == (1 if connection.vendor == "postgresql" else 5)
-    stored = {o.order_id: o for o in FlexChargeOrder.objects.filter(pk__in=[o.pk for o in orders])}
-    assert [stored[f"INV-M{n}"].status for n in range(3)] == ["approved", "declined", "pending"]
-    assert stored["INV-M2"].email == "m@example.com"
-    assert [stored[o.order_id].updated for o in orders] == [o.updated for o in orders]
-    for order, history in zip(orders, histories, strict=False):
-        assert StatusChange.objects.get(pk=history.pk).order_id == order.pk
-        assert StatusChange.objects.get(pk=history.pk).status == order.status
-    assert [name for name, *_ in seen] == ["INV-M0", "INV-M1", "INV-M2"]
-    assert seen[2][1:] == (False, frozenset({"email", "updated"}))
-
-
-def test_save_many_of_a_row_that_is_gone_is_an_error_and_saves_nothing():
-    kept, gone = make_order("INV-K", session_key="fc-k"), make_order("INV-G", session_key="fc-g")
-    FlexChargeOrder.objects.filter(pk=gone.pk).delete()
-    kept.status = gone.status = "approved"
-    history = StatusChange(previous="pending", status="approved", cause="code")
-
-    with pytest.raises(DatabaseError, match="did not affect any rows"), transaction.atomic():
-        save_many([(kept, ["status"], history), (gone, ["status"], None)], link="order")
-
-    assert FlexChargeOrder.objects.get(pk=kept.pk).status == "pending"
-    assert not StatusChange.objects.filter(order=kept).exists()
-
-
-def test_insert_many_stores_each_row_as_the_orm_would_in_one_statement():
-    order = make_order()
-    ours = [
-        StatusChange(order=order, previous="queued", status=status, cause=f"step {n}")
-        for n, status in enumerate(["pending", "approved"])
-    ]
-
-    with CaptureQueriesContext(connection) as queries:
-        insert_many(ours)
-
-    assert len(queries) == 1
-    stored = StatusChange.objects.filter(order=order).order_by("pk")
-    assert [(s.pk, s.status, s.cause) for s in stored] == [(o.pk, o.status, o.cause) for o in ours]
-    assert all(not o._state.adding for o in ours)

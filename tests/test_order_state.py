@@ -4,22 +4,14 @@ transition table, approve-then-refund, the refunded total, history and signals."
 from __future__ import annotations
 
 import pytest
-from django.db import connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
 from django_flexcharge import signals
 from django_flexcharge.models import FlexChargeOrder, StatusChange
-from django_flexcharge.order_state import (
-    Request,
-    change_order,
-    change_orders,
-    lock,
-    lock_many,
-    plan,
-)
+from django_flexcharge.order_state import change_order, lock, plan
 from django_flexcharge.transitions import ALLOWED
 from tests.factories import make_order
 
@@ -236,89 +228,3 @@ class NoSequenceLeavesTheTable(TestCase):
         assert [(c.previous, c.status) for c in history] == seen
         if history:
             assert history[-1].status == order.status
-
-
-@pytest.mark.parametrize("target", [s for s in Status.values if s not in REFUNDS])
-def test_changes_saved_together_follow_the_table_as_one_change_each(
-    target, signal_log, django_capture_on_commit_callbacks
-):
-    before = {f"INV-{n}": current for n, current in enumerate(Status.values)}
-    orders = [
-        make_order(order_id, session_key=f"fc-{order_id}", status=current, attempts=1)
-        for order_id, current in before.items()
-    ]
-
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        locked = lock_many([o.pk for o in orders])
-        requests = [Request(locked[o.pk], target, {"last_error": "seen"}, "why") for o in orders]
-        changes = change_orders(requests)
-
-    for order, change in zip(orders, changes, strict=True):
-        order.refresh_from_db()
-        allowed = target in ALLOWED[before[order.order_id]]
-        assert change.moved is allowed
-        assert order.status == (target if allowed else before[order.order_id])
-        # A refused change still stores the caller's fields, as change_order does.
-        assert order.last_error == "seen"
-        history = list(StatusChange.objects.filter(order=order).values_list("status", "cause"))
-        assert history == ([(target, "why")] if allowed else [])
-    moved = [o.order_id for o in orders if target in ALLOWED[before[o.order_id]]]
-    told = [order_id for name, order_id, _ in signal_log.calls if name == STATUS_CHANGED]
-    assert told == moved
-
-
-def test_the_same_order_twice_in_one_group_takes_both_changes_in_turn(
-    signal_log, django_capture_on_commit_callbacks
-):
-    order = make_order(status=Status.QUEUED, attempts=1)
-
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        locked = lock_many([order.pk])[order.pk]
-        change_orders(
-            [
-                Request(locked, Status.PENDING, {"last_error": "first"}),
-                Request(locked, Status.APPROVED, {"last_error": "second"}),
-            ]
-        )
-
-    order.refresh_from_db()
-    assert (order.status, order.last_error) == (Status.APPROVED, "second")
-    steps = list(StatusChange.objects.filter(order=order).order_by("pk").values_list("status"))
-    assert steps == [(Status.PENDING,), (Status.APPROVED,)]
-    assert signal_log.names() == [STATUS_CHANGED, STATUS_CHANGED, "order_approved"]
-
-
-def test_a_refund_in_a_group_takes_its_steps_as_change_order_does(signal_log):
-    held = make_order("INV-H", session_key="fc-h", status=Status.PENDING, attempts=1)
-    other = make_order("INV-O", session_key="fc-o", status=Status.QUEUED, attempts=1)
-
-    with transaction.atomic():
-        locked = lock_many([held.pk, other.pk])
-        changes = change_orders(
-            [
-                Request(locked[held.pk], Status.REFUNDED, {}),
-                Request(locked[other.pk], Status.PENDING, {}),
-            ]
-        )
-
-    # No total given: the status follows the total still counted (none), as change_order's.
-    assert [c.plan.steps for c in changes] == [
-        (Status.APPROVED, Status.PARTIALLY_REFUNDED),
-        (Status.PENDING,),
-    ]
-    held.refresh_from_db()
-    assert held.status == Status.PARTIALLY_REFUNDED
-    assert signal_log.names() == []  # not committed yet
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
-def test_a_groups_saves_and_history_rows_are_one_statement():
-    orders = [make_order(f"INV-S{n}", session_key=f"fc-s{n}", attempts=1) for n in range(5)]
-    with transaction.atomic():
-        locked = lock_many([o.pk for o in orders])
-        with CaptureQueriesContext(connection) as queries:
-            change_orders(
-                [Request(locked[o.pk], Status.APPROVED, {"last_error": ""}) for o in orders]
-            )
-    assert len(queries) == 1
-    assert StatusChange.objects.filter(order__in=orders, status=Status.APPROVED).count() == 5
