@@ -187,3 +187,14 @@ def outcome_unknown(err: BaseException) -> bool:
     """``outcome_unknown`` for any exception: anything not ours may have struck after the
     request left, so nobody knows whether it was applied."""
     return not isinstance(err, FlexChargeError) or err.outcome_unknown
+
+
+def retry_after(err: BaseException) -> float | None:
+    """The delay FlexCharge asked for (``Retry-After``), if ``err`` is its answer."""
+    return err.retry_after if isinstance(err, FlexChargeAPIError) else None
+
+
+def describe(err: BaseException) -> str:
+    """``err`` as a row stores it: one of ours is built to be safe to store; anything
+    else is reduced to its class, so no unexpected text (a request body) lands in a row."""
+    return str(err)[:2000] if isinstance(err, FlexChargeError) else type(err).__name__

@@ -2,7 +2,7 @@
 
 ``deliver`` sends each row over the account's one client session and keeps
 what is saved per group, not per row (``APPLY_GROUP`` calls): ``/evaluate``
-answers are applied together (``tasks.apply_evaluations``; one statement on
+answers are applied together (``evaluations.apply_evaluations``; one statement on
 PostgreSQL) and the group's call history stored after them. FlexCharge
 recognises a resent ``/evaluate`` by its idempotency key, so answers a killed
 worker had not saved yet are replayed, not doubled. A ``/transmit`` outcome is
@@ -27,8 +27,12 @@ from django.db import models
 from django.db.models import F
 from django.utils import timezone
 
+from .attempts import store_calls
 from .conf import conf
 from .delivery import QUEUED
+from .evaluations import apply_evaluations, send_claimed_evaluation
+from .models import FlexChargeOrder
+from .transmissions import deliver_claimed_transmission
 
 #: Calls whose answers (``/evaluate``) and call history are saved together: a killed
 #: worker leaves at most this many answers to be replayed.
@@ -59,9 +63,6 @@ class _Sender:
         self.history: list[Any] = []
 
     def send(self, row: Any) -> None:
-        from .models import FlexChargeOrder
-        from .tasks import deliver_claimed_transmission, send_claimed_evaluation
-
         if isinstance(row, FlexChargeOrder):
             sent = send_claimed_evaluation(row, self.now, self.history)
             if isinstance(sent, str):
@@ -75,9 +76,6 @@ class _Sender:
             self.flush()
 
     def flush(self) -> None:
-        from .attempts import store_calls
-        from .tasks import apply_evaluations
-
         answers, history, self.answers, self.history = self.answers, self.history, [], []
         if answers:
             for status in apply_evaluations(answers, history):

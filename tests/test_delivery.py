@@ -15,10 +15,12 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_flexcharge import delivery, tasks
+from django_flexcharge import delivery, evaluations
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import FlexChargeOrder, Transmission
 from django_flexcharge.services import transmit_approved_payment
-from django_flexcharge.tasks import deliver_evaluation, send_evaluation, send_transmission
+from django_flexcharge.tasks import deliver_evaluation
+from django_flexcharge.transmissions import send_transmission
 from tests.conftest import API, bodies, calls_to, make_payment
 from tests.factories import evaluate_answer, make_order, make_vaulted
 
@@ -288,8 +290,8 @@ def database_gate(monkeypatch):
 
         return run
 
-    for name in ("_claim_order", "apply_evaluation", "_evaluation_error", "_give_up"):
-        monkeypatch.setattr(tasks, name, gated(getattr(tasks, name)))
+    for name in ("_claim_order", "apply_evaluation", "handle_error", "give_up"):
+        monkeypatch.setattr(evaluations, name, gated(getattr(evaluations, name)))
 
 
 def _worker(pks: list[int], outcomes: Counter, lock: threading.Lock) -> None:

@@ -16,6 +16,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_flexcharge import order_state
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import FlexChargeOrder, WebhookEvent
 from django_flexcharge.services import (
     evaluate_declined_payment,
@@ -23,7 +24,6 @@ from django_flexcharge.services import (
     sync_order,
     vault_card,
 )
-from django_flexcharge.tasks import send_evaluation
 from flexcharge_emulator import Emulator, EmulatorConfig
 from tests.conftest import make_payment
 from tests.emulator_helpers import Receiver, evaluate_body, make_emulator, session_for, submit

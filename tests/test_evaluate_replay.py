@@ -19,6 +19,8 @@ import responses
 from django.core.management import call_command
 from django.utils import timezone
 
+from django_flexcharge.evaluation_errors import proves_refusal
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.exceptions import FlexChargeAPIError, FlexChargeConflict
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.services import (
@@ -27,7 +29,6 @@ from django_flexcharge.services import (
     is_under_rescue,
     sync_order,
 )
-from django_flexcharge.tasks import proves_refusal, send_evaluation
 from tests.conftest import API, calls_to, make_payment
 from tests.factories import make_due, make_order, make_vaulted
 

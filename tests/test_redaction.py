@@ -22,11 +22,11 @@ from django.test import override_settings
 from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.exceptions import FlexChargeError
 from django_flexcharge.models import FlexChargeOrder, VaultedCard
 from django_flexcharge.redaction import Secret, redact, redact_text
 from django_flexcharge.services import vault_card
-from django_flexcharge.tasks import send_evaluation
 from django_flexcharge.types import Card
 from tests.conftest import API, token_body
 

@@ -9,7 +9,7 @@ import requests
 import responses
 from django.utils import timezone
 
-from django_flexcharge import batch, sending, tasks
+from django_flexcharge import batch, sending
 from django_flexcharge.models import CallAttempt, FlexChargeOrder
 from django_flexcharge.services import evaluate_declined_payment
 from tests.conftest import API, bodies, make_payment
@@ -49,9 +49,9 @@ def test_each_row_of_a_batch_keeps_its_own_outcome_and_only_the_timed_out_one_is
     refused, timed_out = str(orders[4].idempotency_key), str(orders[17].idempotency_key)
     outage = {"on": True}
     groups: list[int] = []
-    apply = tasks.apply_evaluations
+    apply = sending.apply_evaluations
     monkeypatch.setattr(
-        tasks, "apply_evaluations", lambda a, h=None: groups.append(len(a)) or apply(a, h)
+        sending, "apply_evaluations", lambda a, h=None: groups.append(len(a)) or apply(a, h)
     )
 
     def reply(request):
@@ -130,7 +130,7 @@ def test_an_error_applying_a_group_leaves_its_orders_leased_for_a_replay(
     def crash(answers, history=None):
         raise SystemError("the database went away")
 
-    monkeypatch.setattr(tasks, "apply_evaluations", crash)
+    monkeypatch.setattr(sending, "apply_evaluations", crash)
     with pytest.raises(SystemError):
         batch.drain(size=100)
     orders = FlexChargeOrder.objects.all()

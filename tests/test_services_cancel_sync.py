@@ -11,11 +11,11 @@ import responses
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.exceptions import FlexChargeAPIError, FlexChargeStateError
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.payloads import cancel_idempotency_key
 from django_flexcharge.services import cancel_order, sync_order
-from django_flexcharge.tasks import send_evaluation
 from tests.conftest import API
 from tests.factories import make_order
 

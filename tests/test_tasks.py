@@ -12,10 +12,10 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from django_flexcharge import tasks
+from django_flexcharge import evaluations
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import FlexChargeOrder
 from django_flexcharge.services import evaluate_declined_payment
-from django_flexcharge.tasks import send_evaluation
 from tests.conftest import API, bodies, calls_to, make_payment
 from tests.factories import evaluate_answer, make_due, make_order, make_vaulted
 
@@ -197,7 +197,7 @@ def test_a_crash_after_the_call_is_resent_with_the_same_key(mocked, queued, monk
     def crash(order_pk, data):
         raise SystemError("worker killed before saving the answer")
 
-    monkeypatch.setattr(tasks, "apply_evaluation", crash)
+    monkeypatch.setattr(evaluations, "apply_evaluation", crash)
     with pytest.raises(SystemError):
         send_evaluation(queued.pk)
     monkeypatch.undo()

@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from django_flexcharge import health, services, webhooks
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import FlexChargeOrder
-from django_flexcharge.tasks import send_evaluation
 from django_flexcharge.telemetry import endpoint_name
 from django_flexcharge.testing import signed_webhook
 from tests.conftest import API, TEST_CVVS, TEST_PANS, make_payment

@@ -12,9 +12,9 @@ from django.urls import reverse
 from django_flexcharge import webhooks
 from django_flexcharge.admin.timeline import order_timeline
 from django_flexcharge.attempts import scrub
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import CallAttempt, FlexChargeOrder, StatusChange
 from django_flexcharge.refunds import refund_order
-from django_flexcharge.tasks import send_evaluation
 from django_flexcharge.testing import signed_webhook
 from tests.conftest import API, make_payment
 from tests.factories import evaluate_answer, make_vaulted

@@ -49,8 +49,9 @@ BATCH = 50
 def _kinds() -> list[tuple[str, Any, Callable[[Any], str]]]:
     # Imported when used: this module is imported by Celery's app loading,
     # possibly before Django's app registry is ready.
+    from ..evaluations import send_evaluation
     from ..models import FlexChargeOrder, Transmission
-    from ..tasks import send_evaluation, send_transmission
+    from ..transmissions import send_transmission
 
     return [
         ("evaluations", FlexChargeOrder, send_evaluation),

@@ -31,9 +31,10 @@ from django.utils import timezone
 
 from django_flexcharge import services
 from django_flexcharge.client import FlexChargeClient, set_client
+from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.exceptions import FlexChargeError
 from django_flexcharge.models import FlexChargeOrder, Transmission
-from django_flexcharge.tasks import send_evaluation, send_transmission
+from django_flexcharge.transmissions import send_transmission
 from django_flexcharge.types import Card
 from tests.conftest import API, TEST_CVVS, TEST_PANS, make_payment
 from tests.reliability.carddata import WatchHandler, find_card_data, scan_database

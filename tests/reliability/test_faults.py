@@ -31,7 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from django_flexcharge.models import FlexChargeOrder, Transmission
-from django_flexcharge.tasks import send_transmission
+from django_flexcharge.transmissions import send_transmission
 from tests.reliability.carddata import find_card_data
 from tests.reliability.conftest import IS_POSTGRES, N, record
 from tests.reliability.harness import (

@@ -18,8 +18,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, models, transaction
 
 from ...delivery import due, enqueue
+from ...evaluations import send_evaluation
 from ...models import FlexChargeOrder, Transmission
-from ...tasks import deliver_evaluation, deliver_transmission, send_evaluation, send_transmission
+from ...tasks import deliver_evaluation, deliver_transmission
+from ...transmissions import send_transmission
 from ._accounts import add_account_option, chosen_accounts, of_accounts
 
 
