@@ -148,12 +148,7 @@ def insert_waking(obj: models.Model) -> None:
         and one_statement(model)
         and queue_shares_database(model)
     ):
-        try:
-            found = insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
-        except IntegrityError:
-            raise
-        except Exception as err:
-            raise WakeUpFailed from err
+        found = _insert_finding_drain(obj)
         try:
             if not found:
                 configured_task(_drain_task()).enqueue()
@@ -200,14 +195,19 @@ def insert_alone(obj: models.Model) -> None:
     """
     from .delivery import enqueue
 
+    if not _insert_finding_drain(obj):
+        enqueue(_drain_task())
+
+
+def _insert_finding_drain(obj: models.Model) -> bool:
+    """PostgreSQL: insert ``obj`` and look for a waiting drain (locked), in one statement;
+    whether one was found. A repeat's ``IntegrityError`` as it is, else ``WakeUpFailed``."""
     try:
-        found = insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
+        return insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
     except IntegrityError:
         raise
     except Exception as err:
         raise WakeUpFailed from err
-    if not found:
-        enqueue(_drain_task())
 
 
 def wake_in_transaction(model: type[models.Model]) -> None:

@@ -229,35 +229,14 @@ def test_a_drain_a_caller_counted_on_cannot_start_before_the_callers_commit(paye
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
-@pytest.mark.django_db
-@ON_DB
-def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(payer, billing):
-    from django.test.utils import CaptureQueriesContext
-
-    card = make_vaulted()
-
-    def decline(order_id: str) -> list[str]:
-        with CaptureQueriesContext(connection) as ctx:
-            evaluate_declined_payment(
-                make_payment(order_id), card=card, payer=payer, billing=billing
-            )
-        return [q["sql"] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
-
-    first = decline("D-1")  # no drain waiting: the statement finds none, one is enqueued
-    assert first[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
-    assert "FOR SHARE SKIP LOCKED" in first[0]
-    assert any(sql.startswith('INSERT INTO "django_tasks_database') for sql in first[1:])
-    assert drains() == 1
-    second = decline("D-2")  # the waiting drain is found by the same statement
-    assert len(second) == 1
-    assert drains() == 1
-    assert FlexChargeOrder.objects.filter(order_id__in=["D-1", "D-2"], status="queued").count() == 2
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 @ON_DB
-def test_outside_a_transaction_a_decline_is_one_statement_committed_alone(payer, billing):
+@pytest.mark.parametrize("inside", [True, False], ids=["in a transaction", "alone"])
+def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(
+    payer, billing, inside
+):
+    from contextlib import nullcontext
+
     from django.test.utils import CaptureQueriesContext
 
     from django_flexcharge.exceptions import FlexChargeValidationError
@@ -265,112 +244,32 @@ def test_outside_a_transaction_a_decline_is_one_statement_committed_alone(payer,
     card = make_vaulted()
 
     def decline(order_id: str) -> list[str]:
-        with CaptureQueriesContext(connection) as ctx:
+        opened = transaction.atomic() if inside else nullcontext()
+        with CaptureQueriesContext(connection) as ctx, opened:
             evaluate_declined_payment(
                 make_payment(order_id), card=card, payer=payer, billing=billing
             )
         return [q["sql"] for q in ctx.captured_queries]
 
-    first = decline("L-1")  # committed by its statement, then the drain it found missing
-    assert first[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
-    assert any(sql.startswith('INSERT INTO "django_tasks_database') for sql in first[1:])
+    def statements(sql: list[str]) -> list[str]:
+        return [s for s in sql if not s.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
+
+    first = decline("D-1")  # no drain waiting: the statement finds none, one is enqueued
+    found = statements(first)
+    assert found[0].startswith('WITH stored AS (INSERT INTO "django_flexcharge_flexchargeorder"')
+    assert "FOR SHARE SKIP LOCKED" in found[0]
+    assert found[1].startswith('INSERT INTO "django_tasks_database')
+    # Alone, that statement is the whole call: it commits by itself, nothing opened first.
+    assert first[0].startswith("WITH") is not inside
     assert drains() == 1
-    second = decline("L-2")  # the waiting drain found: one statement, nothing else
-    assert len(second) == 1
+    second = decline("D-2")  # the waiting drain is found by the same statement
+    assert len(statements(second)) == 1
+    assert (second == statements(second)) is not inside
     assert drains() == 1
-    assert FlexChargeOrder.objects.filter(order_id__in=["L-1", "L-2"], status="queued").count() == 2
+    assert FlexChargeOrder.objects.filter(order_id__in=["D-1", "D-2"], status="queued").count() == 2
     with pytest.raises(FlexChargeValidationError, match="order_id"):
-        decline("L-2")  # a repeat: nothing stored, nothing left open
-    assert FlexChargeOrder.objects.filter(order_id="L-2").count() == 1
-    assert not connection.in_atomic_block
-
-
-@pytest.mark.django_db
-@ON_DB
-def test_a_rolled_back_savepoint_takes_its_wake_up_with_it(payer):
-    card = make_vaulted()
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                transmit_approved_payment(make_payment("R-1"), card=card, payer=payer)
-                raise RuntimeError
-        except RuntimeError:
-            pass
-        assert drains() == 0
-        transmit_approved_payment(make_payment("R-2"), card=card, payer=payer)
-        assert drains() == 1
-
-
-@pytest.mark.django_db
-@override_settings(
-    TASKS={"rq": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}},
-    FLEXCHARGE_TASK_BACKEND="rq",
-)
-def test_another_engine_is_woken_once_per_transaction(payer, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
-        approvals(payer, 5)
-    assert len(callbacks) == 2  # the marker and one enqueue of the drain
-    assert not wakeups.runs_inline()
-
-
-# --- upgrade: tasks enqueued by the version before batches ---
-
-
-@pytest.mark.django_db
-@ON_DB
-def test_a_per_row_task_enqueued_before_the_upgrade_still_delivers_its_row(mocked, payer):
-    from django_tasks_db.management.commands.db_worker import Worker
-    from django_tasks_db.models import DBTaskResult
-
-    mocked.add(responses.POST, API + "transmit", json={"transmitId": "t-old", "success": True})
-    (row,) = approvals(payer, 1)
-    DBTaskResult.objects.all().delete()
-    # The task row as the previous version wrote it.
-    from django_flexcharge.delivery import configured_task
-    from django_flexcharge.tasks import deliver_transmission
-
-    configured_task(deliver_transmission).enqueue(row.pk)
-    assert DBTaskResult.objects.get().args_kwargs == {"args": [row.pk], "kwargs": {}}
-    worker = Worker(
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="db",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="old",
-        excluded_queue_names=[],
-    )
-    worker.run_task(DBTaskResult.objects.get())
-    row.refresh_from_db()
-    assert (row.status, row.transmit_id) == ("sent", "t-old")
-    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
-
-
-@pytest.mark.django_db
-@ON_DB
-def test_rows_a_slow_batch_cannot_send_within_its_lease_go_back_unsent(mocked, payer, monkeypatch):
-    rows = approvals(payer, 4, prefix="SLOW")
-    sent: list[str] = []
-
-    def reply(request):
-        sent.append(json.loads(request.body)["idempotencyKey"])
-        # Each call takes as long as a lease: after the first, no other call fits.
-        real_now = timezone.now
-        monkeypatch.setattr(
-            timezone, "now", lambda: real_now() + dt.timedelta(seconds=150 * len(sent))
-        )
-        return 200, {}, json.dumps({"transmitId": "t-1", "success": True})
-
-    mocked.add_callback(responses.POST, API + "transmit", callback=reply)
-    outcomes = batch.drain(size=10, limit=4)
-    assert outcomes == {"transmissions:sent": 1, "transmissions:handed back": 3}
-    assert len(sent) == 1
-    left = Transmission.objects.exclude(idempotency_key=sent[0])
-    assert [(t.status, t.attempts, t.locked_until) for t in left] == [("queued", 0, None)] * 3
-    assert {str(t.idempotency_key) for t in rows} - set(sent) == {
-        str(t.idempotency_key) for t in left
-    }
+        decline("D-2")  # a repeat: nothing stored, the caller's transaction left usable
+    assert FlexChargeOrder.objects.filter(order_id="D-2").count() == 1
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
