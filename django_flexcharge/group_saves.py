@@ -23,6 +23,7 @@ from django.db.models import Model
 
 from .inserts import (
     field_values,
+    insert_parts,
     insert_statement,
     mark_saved,
     one_statement,
@@ -110,7 +111,7 @@ def insert_many(objs: Sequence[Model]) -> None:
     if not objs:
         return
     model = type(objs[0])
-    statement = _rows_statement(connection.vendor, model, len(objs))
+    statement = insert_statement(connection.vendor, model, len(objs))
     if statement is None or len(objs) * len(statement[1]) > MAX_PARAMETERS:
         model._default_manager.bulk_create(objs)
         return
@@ -124,18 +125,6 @@ def insert_many(objs: Sequence[Model]) -> None:
         pks = [row[0] for row in cursor.fetchall()]
     for obj, pk in zip(objs, pks, strict=True):
         mark_saved(obj, pk)
-
-
-@cache
-def _rows_statement(vendor: str, model: type[Model], count: int) -> tuple[str, list[Any]] | None:
-    """``inserts.insert_statement`` for ``count`` rows: ``INSERT ... VALUES (...), (...)``."""
-    statement = insert_statement(vendor, model)
-    if statement is None:
-        return None
-    sql, fields = statement
-    head, _, tail = sql.partition(" VALUES ")
-    row, _, returning = tail.partition(") ")
-    return f"{head} VALUES {', '.join([row + ')'] * count)} {returning}", fields
 
 
 @cache
@@ -182,11 +171,9 @@ def _many_statement(
         returned.append(f"SELECT 0, {pk}, CAST(NULL AS {key_type}) FROM u{number}")  # noqa: S608
     then_fields: list[Any] = []
     if then is not None:
-        statement = insert_statement("postgresql", then)
-        assert statement is not None, "check one_statement() first"
-        then_sql, then_fields = statement
-        head, _, tail = then_sql.partition(" VALUES ")
-        returning = tail.partition(") ")[2]
+        then_parts = insert_parts("postgresql", then)
+        assert then_parts is not None, "check one_statement() first"
+        head, _, returning, then_fields = then_parts
         then_meta = then._meta
         then_columns = [q(str(f.column)) for f in then_fields]
         linked = q(str(then_meta.get_field(link).column))  # type: ignore[union-attr]

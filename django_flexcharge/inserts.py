@@ -258,7 +258,22 @@ def _insert_select(
 
 
 @cache
-def insert_statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] | None:
+def insert_statement(
+    vendor: str, model: type[Model], rows: int = 1
+) -> tuple[str, list[Any]] | None:
+    """``INSERT ... VALUES (...)`` with ``rows`` rows ``RETURNING`` the primary key, and
+    the fields each row gives (in order); None where the model or database is not plain."""
+    parts = insert_parts(vendor, model)
+    if parts is None:
+        return None
+    head, row, returning, fields = parts
+    return f"{head} VALUES {', '.join([row] * rows)} {returning}", fields
+
+
+@cache
+def insert_parts(vendor: str, model: type[Model]) -> tuple[str, str, str, list[Any]] | None:
+    """``insert_statement``'s parts: ``INSERT INTO table (columns)``, one row's
+    placeholders, ``RETURNING pk``, and the fields; None where not plain."""
     meta = model._meta
     pk = meta.pk
     plain = (
@@ -273,8 +288,6 @@ def insert_statement(vendor: str, model: type[Model]) -> tuple[str, list[Any]] |
     fields = [f for f in meta.concrete_fields if f is not pk]
     columns = ", ".join(q(str(f.column)) for f in fields)
     # Names from the model's own meta, quoted; every value is a parameter.
-    sql = (
-        f"INSERT INTO {q(meta.db_table)} ({columns})"  # noqa: S608
-        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {q(str(pk.column))}"
-    )
-    return sql, fields
+    head = f"INSERT INTO {q(meta.db_table)} ({columns})"
+    row = f"({', '.join(['%s'] * len(fields))})"
+    return head, row, f"RETURNING {q(str(pk.column))}", fields

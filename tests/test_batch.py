@@ -228,6 +228,91 @@ def test_a_drain_a_caller_counted_on_cannot_start_before_the_callers_commit(paye
         assert DBTaskResult.objects.ready().get_locked() is not None  # after the commit
 
 
+@pytest.mark.django_db
+@ON_DB
+def test_a_rolled_back_savepoint_takes_its_wake_up_with_it(payer):
+    card = make_vaulted()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                transmit_approved_payment(make_payment("R-1"), card=card, payer=payer)
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        assert drains() == 0
+        transmit_approved_payment(make_payment("R-2"), card=card, payer=payer)
+        assert drains() == 1
+
+
+@pytest.mark.django_db
+@override_settings(
+    TASKS={"rq": {"BACKEND": "django_tasks.backends.dummy.DummyBackend"}},
+    FLEXCHARGE_TASK_BACKEND="rq",
+)
+def test_another_engine_is_woken_once_per_transaction(payer, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        approvals(payer, 5)
+    assert len(callbacks) == 2  # the marker and one enqueue of the drain
+    assert not wakeups.runs_inline()
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_a_per_row_task_enqueued_before_the_upgrade_still_delivers_its_row(mocked, payer):
+    from django_tasks_db.management.commands.db_worker import Worker
+    from django_tasks_db.models import DBTaskResult
+
+    mocked.add(responses.POST, API + "transmit", json={"transmitId": "t-old", "success": True})
+    (row,) = approvals(payer, 1)
+    DBTaskResult.objects.all().delete()
+    # The task row as the previous version wrote it.
+    from django_flexcharge.delivery import configured_task
+    from django_flexcharge.tasks import deliver_transmission
+
+    configured_task(deliver_transmission).enqueue(row.pk)
+    assert DBTaskResult.objects.get().args_kwargs == {"args": [row.pk], "kwargs": {}}
+    worker = Worker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="db",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="old",
+        excluded_queue_names=[],
+    )
+    worker.run_task(DBTaskResult.objects.get())
+    row.refresh_from_db()
+    assert (row.status, row.transmit_id) == ("sent", "t-old")
+    assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_rows_a_slow_batch_cannot_send_within_its_lease_go_back_unsent(mocked, payer, monkeypatch):
+    rows = approvals(payer, 4, prefix="SLOW")
+    sent: list[str] = []
+
+    def reply(request):
+        sent.append(json.loads(request.body)["idempotencyKey"])
+        # Each call takes as long as a lease: after the first, no other call fits.
+        real_now = timezone.now
+        monkeypatch.setattr(
+            timezone, "now", lambda: real_now() + dt.timedelta(seconds=150 * len(sent))
+        )
+        return 200, {}, json.dumps({"transmitId": "t-1", "success": True})
+
+    mocked.add_callback(responses.POST, API + "transmit", callback=reply)
+    outcomes = batch.drain(size=10, limit=4)
+    assert outcomes == {"transmissions:sent": 1, "transmissions:handed back": 3}
+    assert len(sent) == 1
+    left = Transmission.objects.exclude(idempotency_key=sent[0])
+    assert [(t.status, t.attempts, t.locked_until) for t in left] == [("queued", 0, None)] * 3
+    assert {str(t.idempotency_key) for t in rows} - set(sent) == {
+        str(t.idempotency_key) for t in left
+    }
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement: PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 @ON_DB
