@@ -17,8 +17,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models import F, Q
@@ -29,8 +28,6 @@ from .compat import task_backends
 from .conf import conf
 
 logger = logging.getLogger("django_flexcharge.delivery")
-
-M = TypeVar("M", bound=models.Model)
 
 QUEUED = "queued"
 #: Rows younger than this are left to the task enqueued on commit.
@@ -234,54 +231,6 @@ def queue_shares_database(model: type[models.Model]) -> bool:
     return isinstance(backend, DatabaseBackend) and router.db_for_write(
         DBTaskResult
     ) == router.db_for_write(model)
-
-
-def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
-    """Store the new row ``build()`` returns (unsaved) and have it sent once it commits.
-
-    The row is sent by a drain run (``tasks.deliver_due``), woken at most once
-    per transaction (``wakeups.insert_waking``): with ``django_tasks_db`` on the
-    same database, the drain's task row (if one is needed at all) is written in
-    this transaction, so row and wake-up commit or roll back together and no
-    second transaction follows the caller's commit; any other backend is
-    woken on commit. ``ImmediateBackend`` runs ``task(row.pk)``, the row's own
-    task, on commit. If waking fails, nothing of it is kept and the row is
-    stored on its own with an on-commit wake-up; ``flexcharge_retry`` covers
-    the rest. Outside any transaction on PostgreSQL the row and the look for a
-    waiting drain are one statement, committed alone (``wakeups.insert_alone``).
-    An ``IntegrityError`` (a repeat) reaches the caller.
-    """
-    from .wakeups import WakeUpFailed, insert_alone, insert_waking, runs_inline, stores_alone
-
-    using = router.db_for_write(model)
-    if runs_inline():
-        with transaction.atomic(using=using):
-            row = build()
-            row.save(force_insert=True, using=using)
-        enqueue_on_commit(task, row.pk, using=using)
-        return row
-    try:
-        if stores_alone(model):
-            row = build()
-            insert_alone(row)
-            return row
-        with transaction.atomic(using=using):
-            row = build()
-            insert_waking(row)
-        return row
-    except WakeUpFailed as err:
-        logger.error(
-            "Could not enqueue the delivery of %s with its row (%s); enqueueing after commit instead",
-            model.__name__,
-            type(err.__cause__).__name__,
-        )
-    from .tasks import deliver_due
-
-    with transaction.atomic(using=using):
-        row = build()
-        row.save(force_insert=True, using=using)
-    transaction.on_commit(lambda: enqueue(deliver_due), using, robust=True)
-    return row
 
 
 def due(

@@ -27,9 +27,9 @@ from .accounts import DEFAULT, check_alias
 from .cancel import cancel_order
 from .client import get_client
 from .conf import conf
-from .delivery import create_with_task
 from .exceptions import FlexChargeAPIError, FlexChargeValidationError
 from .models import FlexChargeOrder, Transmission, VaultedCard
+from .new_rows import create_with_task
 from .redaction import Secret
 from .refunds import refund_order
 from .sync import sync_order

@@ -18,7 +18,8 @@ will start after it commits:
   drain that has started (RUNNING) never counts: it may already have looked
   for rows for the last time.
   On PostgreSQL the caller's INSERT and this look are one statement
-  (``insert_waking``).
+  (``insert_waking``, ``insert_finding_drain``). ``new_rows`` picks the way a
+  row is stored; on SQLite, in the caller's transaction, it takes no savepoint.
 * Any other backend (RQ, Celery's ``WakeUpBackend``): one enqueue on commit
   per transaction.
 
@@ -47,6 +48,7 @@ from django.utils import timezone
 
 from .compat import ImmediateBackend, task_backends
 from .conf import conf
+from .delivery import configured_task, enqueue, queue_shares_database
 from .inserts import insert, insert_finding, one_statement
 
 logger = logging.getLogger("django_flexcharge.delivery")
@@ -56,7 +58,8 @@ def _woken() -> None:
     """The marker left in ``on_commit``: this transaction has its drain."""
 
 
-def _drain_task() -> Any:
+def drain_task() -> Any:
+    """The drain job (imported when needed: the tasks module imports the senders)."""
     from .tasks import deliver_due
 
     return deliver_due
@@ -74,12 +77,28 @@ def runs_inline() -> bool:
         return False
 
 
-def _marked(using: str) -> bool:
+def woken(using: str) -> bool:
+    """Whether the current transaction on ``using`` already has its drain."""
     return any(func is _woken for _sids, func, *_ in connections[using].run_on_commit)
+
+
+def mark_woken(using: str) -> None:
+    """Leave the marker: later rows of this transaction need no wake-up of their own."""
+    transaction.on_commit(_woken, using)
 
 
 def _ready_sql(connection: Any) -> str | None:
     """SELECT of a READY, not deferred drain task; None where a lock cannot be had."""
+    # Built once per database: on SQLite every approval runs it holding the write lock.
+    if connection.vendor not in _ready_sqls:
+        _ready_sqls[connection.vendor] = _build_ready_sql(connection)
+    return _ready_sqls[connection.vendor]
+
+
+_ready_sqls: dict[str, str | None] = {}
+
+
+def _build_ready_sql(connection: Any) -> str | None:
     from django_tasks_db.models import DBTaskResult
 
     if connection.vendor == "postgresql":
@@ -103,7 +122,7 @@ def _ready_params(connection: Any) -> list[Any]:
     adapt = connection.ops.adapt_datetimefield_value
     return [
         "READY",
-        _drain_task().module_path,
+        drain_task().module_path,
         conf.TASK_QUEUE,
         conf.TASK_BACKEND,
         adapt(get_date_max()),
@@ -136,25 +155,23 @@ def insert_waking(obj: models.Model) -> None:
     inside ``atomic``. An ``IntegrityError`` (a repeat) is raised as it is;
     any other failure of the wake-up as ``WakeUpFailed``.
     """
-    from .delivery import configured_task, queue_shares_database
-
     model = type(obj)
     using = router.db_for_write(model)
     if using != DEFAULT_DB_ALIAS:
         obj.save(force_insert=True, using=using)
     elif (
         connections[using].vendor == "postgresql"
-        and not _marked(using)
+        and not woken(using)
         and one_statement(model)
         and queue_shares_database(model)
     ):
-        found = _insert_finding_drain(obj)
+        found = insert_finding_drain(obj)
         try:
             if not found:
-                configured_task(_drain_task()).enqueue()
+                configured_task(drain_task()).enqueue()
         except Exception as err:
             raise WakeUpFailed from err
-        transaction.on_commit(_woken, using)
+        mark_woken(using)
         return
     else:
         insert(obj)
@@ -164,44 +181,10 @@ def insert_waking(obj: models.Model) -> None:
         raise WakeUpFailed from err
 
 
-def stores_alone(model: type[models.Model]) -> bool:
-    """Whether ``insert_alone`` can store a ``model`` row now: PostgreSQL, the queue in
-    the row's (default) database, and no transaction open (autocommit)."""
-    from .delivery import queue_shares_database
-
-    using = router.db_for_write(model)
-    conn = connections[using]
-    return (
-        using == DEFAULT_DB_ALIAS
-        and conn.vendor == "postgresql"
-        and conn.get_autocommit()
-        and not conn.in_atomic_block
-        and one_statement(model)
-        and queue_shares_database(model)
-    )
-
-
-def insert_alone(obj: models.Model) -> None:
-    """``insert_waking`` outside any transaction: the INSERT and the look for a waiting
-    drain are one statement, which commits on its own (one round trip, no BEGIN/COMMIT).
-
-    A drain found waiting was locked by that statement until it committed, so it
-    starts after the row is visible, as in ``insert_waking``. Found none: the row
-    is stored, and a drain is enqueued right after, as any engine's wake-up
-    follows a commit; a failure of that is logged (``delivery.enqueue``), and
-    ``flexcharge_retry`` finds the row. An ``IntegrityError`` (a repeat) is raised
-    as it is, any other failure of the statement (nothing stored) as
-    ``WakeUpFailed``. Check ``stores_alone()`` first.
-    """
-    from .delivery import enqueue
-
-    if not _insert_finding_drain(obj):
-        enqueue(_drain_task())
-
-
-def _insert_finding_drain(obj: models.Model) -> bool:
-    """PostgreSQL: insert ``obj`` and look for a waiting drain (locked), in one statement;
-    whether one was found. A repeat's ``IntegrityError`` as it is, else ``WakeUpFailed``."""
+def insert_finding_drain(obj: models.Model) -> bool:
+    """PostgreSQL: insert ``obj`` and look for a waiting drain (locked), in one
+    statement; whether one was found. A repeat's ``IntegrityError`` as it is, else
+    ``WakeUpFailed``."""
     try:
         return insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
     except IntegrityError:
@@ -215,19 +198,17 @@ def wake_in_transaction(model: type[models.Model]) -> None:
 
     Raises what enqueueing a task row raises (``create_with_task`` handles it).
     """
-    from .delivery import configured_task, enqueue, queue_shares_database
-
     using = router.db_for_write(model)
-    if _marked(using):
+    if woken(using):
         return
     if queue_shares_database(model):
         if not ready_drain(using):
-            configured_task(_drain_task()).enqueue()
-        transaction.on_commit(_woken, using)
+            configured_task(drain_task()).enqueue()
+        mark_woken(using)
         return
     # Another engine: its queue is not in this transaction; wake it once, on commit.
-    drain = _drain_task()
-    transaction.on_commit(_woken, using)
+    drain = drain_task()
+    mark_woken(using)
     transaction.on_commit(lambda: enqueue(drain), using, robust=True)
 
 
@@ -237,8 +218,6 @@ def wake_another(model: type[models.Model]) -> bool:
     Outside any transaction; a failure is logged by ``enqueue``, and the
     running drain carries on alone.
     """
-    from .delivery import enqueue, queue_shares_database
-
     if runs_inline():
         return False
     try:
@@ -247,4 +226,4 @@ def wake_another(model: type[models.Model]) -> bool:
     except DatabaseError:
         logger.exception("Could not look for a waiting drain task")
         return False
-    return enqueue(_drain_task())
+    return enqueue(drain_task())

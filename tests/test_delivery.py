@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from django_flexcharge import delivery, evaluations
+from django_flexcharge import delivery, evaluations, new_rows
 from django_flexcharge.evaluations import send_evaluation
 from django_flexcharge.models import FlexChargeOrder, Transmission
 from django_flexcharge.services import transmit_approved_payment
@@ -233,7 +233,7 @@ def test_if_the_task_row_cannot_be_written_the_row_is_kept_and_enqueued_on_commi
 
     monkeypatch.setattr(DatabaseBackend, "enqueue", enqueue)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        order = delivery.create_with_task(
+        order = new_rows.create_with_task(
             FlexChargeOrder, deliver_evaluation, lambda: make_order(status="queued", save=False)
         )
     assert FlexChargeOrder.objects.filter(pk=order.pk).exists()

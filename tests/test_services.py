@@ -269,6 +269,7 @@ def test_an_integrity_error_that_is_not_a_repeat_is_not_reported_as_one(
     for model in (FlexChargeOrder, Transmission):
         monkeypatch.setattr(model, "save", broken)
     monkeypatch.setattr("django_flexcharge.wakeups.insert", broken)
+    monkeypatch.setattr("django_flexcharge.new_rows.insert", broken)
     monkeypatch.setattr("django_flexcharge.wakeups.insert_finding", broken)
     with pytest.raises(IntegrityError):
         evaluate_declined_payment(make_payment(), card=make_vaulted(), payer=payer, billing=billing)

@@ -1,0 +1,141 @@
+"""new_rows: each way of storing a new row keeps it, wakes one drain, and lets a repeat through."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.db.transaction import TransactionManagementError
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
+
+from django_flexcharge import new_rows, wakeups
+from django_flexcharge.models import Transmission, VaultedCard
+from django_flexcharge.services import transmit_approved_payment
+from tests.conftest import make_payment
+from tests.factories import make_vaulted
+
+DB_TASKS = {
+    "default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"},
+    "db": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+}
+ON_DB = override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="db")
+SQLITE_ONLY = pytest.mark.skipif(connection.vendor != "sqlite", reason="no savepoint: SQLite")
+
+
+def drains() -> int:
+    from django_tasks_db.models import DBTaskResult
+
+    path = "django_flexcharge.tasks.deliver_due"
+    return DBTaskResult.objects.filter(task_path=path, status="READY").count()
+
+
+@pytest.mark.django_db
+def test_with_tasks_run_inline_each_row_gets_its_own_task():
+    assert new_rows.store_way(Transmission, "default") == new_rows.INLINE
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_in_the_callers_transaction_sqlite_takes_no_savepoint_and_postgresql_one():
+    with transaction.atomic():
+        way = new_rows.store_way(Transmission, "default")
+    expected = {"sqlite": new_rows.NO_SAVEPOINT, "postgresql": new_rows.SAVEPOINT}
+    assert way == expected[connection.vendor]
+
+
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_with_no_transaction_open_postgresql_stores_the_row_alone():
+    expected = {"sqlite": new_rows.SAVEPOINT, "postgresql": new_rows.ALONE}
+    assert new_rows.store_way(Transmission, "default") == expected[connection.vendor]
+
+
+@SQLITE_ONLY
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_on_sqlite_an_approval_in_the_callers_transaction_is_its_insert_and_the_look(payer):
+    card = make_vaulted()
+
+    def approve(*order_ids: str) -> list[str]:
+        with CaptureQueriesContext(connection) as ctx, transaction.atomic():
+            for order_id in order_ids:
+                transmit_approved_payment(make_payment(order_id), card=card, payer=payer)
+        sql = [q["sql"] for q in ctx.captured_queries]
+        return [s for s in sql if not s.startswith(("BEGIN", "COMMIT"))]
+
+    first = approve("S-1")  # no drain waiting: its task row, in a savepoint of its own
+    assert first[0].startswith('INSERT INTO "django_flexcharge_transmission"')
+    assert first[1].startswith('SELECT 1 FROM "django_tasks_database_dbtaskresult"')
+    assert len(first) == 5
+    assert first[2].startswith("SAVEPOINT") and first[4].startswith("RELEASE")
+    assert first[3].startswith('INSERT INTO "django_tasks_database_dbtaskresult"')
+    assert drains() == 1
+    later = approve("S-2", "S-3", "S-3")  # the drain waits; a repeat in the same transaction
+    assert not [s for s in later if s.startswith(("SAVEPOINT", "RELEASE", "ROLLBACK"))]
+    assert later[0].startswith('INSERT INTO "django_flexcharge_transmission"')
+    assert later[1].startswith('SELECT 1 FROM "django_tasks_database_dbtaskresult"')
+    assert later[2].startswith('INSERT INTO "django_flexcharge_transmission"')  # no second look
+    assert later[3].startswith('INSERT INTO "django_flexcharge_transmission"')  # the repeat
+    assert Transmission.objects.filter(order_id__in=["S-2", "S-3"]).count() == 2
+    assert drains() == 1
+
+
+@SQLITE_ONLY
+@pytest.mark.django_db
+@ON_DB
+def test_on_sqlite_a_failed_look_keeps_the_row_and_wakes_a_drain_on_commit(
+    payer, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(wakeups, "_ready_sql", lambda connection: "SELECT * FROM no_such_table")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        row = transmit_approved_payment(make_payment("S-9"), card=make_vaulted(), payer=payer)
+        assert drains() == 0
+    assert Transmission.objects.filter(pk=row.pk, status="queued").exists()
+    assert drains() == 1
+    assert "enqueueing after commit instead" in caplog.text
+
+
+@SQLITE_ONLY
+@pytest.mark.django_db
+@ON_DB
+def test_on_sqlite_a_task_row_that_cannot_be_written_leaves_the_transaction_usable(
+    payer, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    from django_tasks_db.backend import DatabaseBackend
+
+    def enqueue(self, task, args, kwargs):
+        from django_tasks_db.models import DBTaskResult
+
+        DBTaskResult.objects.create(task_path=None)  # fails in the database
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(DatabaseBackend, "enqueue", enqueue)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks, transaction.atomic():
+        row = transmit_approved_payment(make_payment("S-8"), card=make_vaulted(), payer=payer)
+        assert VaultedCard.objects.count() == 1  # Django still takes queries
+    assert Transmission.objects.filter(pk=row.pk).exists()
+    assert len(callbacks) == 2  # the wake-up on commit, then the marker
+    assert "enqueueing after commit instead" in caplog.text
+
+
+@SQLITE_ONLY
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_if_sqlite_ends_the_whole_transaction_the_callers_block_refuses_the_rest(
+    payer, monkeypatch
+):
+    card = make_vaulted()
+
+    def full_disk(obj):
+        connection.connection.execute("ROLLBACK")  # what SQLite does on SQLITE_FULL
+        raise OperationalError("database or disk is full")
+
+    monkeypatch.setattr(new_rows, "insert", full_disk)
+    with transaction.atomic():
+        make_vaulted(token="tok-host")  # the host's own write, gone with the transaction
+        with pytest.raises(OperationalError):
+            transmit_approved_payment(make_payment("S-7"), card=card, payer=payer)
+        with pytest.raises(TransactionManagementError):
+            VaultedCard.objects.count()
+    assert not VaultedCard.objects.filter(token="tok-host").exists()
+    assert not Transmission.objects.exists()
