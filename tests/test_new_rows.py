@@ -67,7 +67,8 @@ def test_on_sqlite_an_approval_in_the_callers_transaction_is_its_insert_and_the_
     assert first[0].startswith('INSERT INTO "django_flexcharge_transmission"')
     assert first[1].startswith('SELECT 1 FROM "django_tasks_database_dbtaskresult"')
     assert len(first) == 5
-    assert first[2].startswith("SAVEPOINT") and first[4].startswith("RELEASE")
+    assert first[2].startswith("SAVEPOINT")
+    assert first[4].startswith("RELEASE")
     assert first[3].startswith('INSERT INTO "django_tasks_database_dbtaskresult"')
     assert drains() == 1
     later = approve("S-2", "S-3", "S-3")  # the drain waits; a repeat in the same transaction
