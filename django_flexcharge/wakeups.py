@@ -32,8 +32,10 @@ lock taken in it.
 from __future__ import annotations
 
 import logging
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
@@ -117,17 +119,32 @@ def _build_ready_sql(connection: Any) -> str | None:
 
 
 def _ready_params(connection: Any) -> list[Any]:
-    from django_tasks_db.models import get_date_max
-
-    adapt = connection.ops.adapt_datetimefield_value
     return [
         "READY",
-        drain_task().module_path,
+        _drain_path(),
         conf.TASK_QUEUE,
         conf.TASK_BACKEND,
-        adapt(get_date_max()),
-        adapt(timezone.now()),
+        _not_deferred(connection),
+        connection.ops.adapt_datetimefield_value(timezone.now()),
     ]
+
+
+@cache
+def _drain_path() -> str:
+    return str(drain_task().module_path)
+
+
+_never: dict[tuple[str, bool], Any] = {}
+
+
+def _not_deferred(connection: Any) -> Any:
+    """The ``run_after`` of a task that is not deferred, as ``connection`` stores it."""
+    from django_tasks_db.models import get_date_max
+
+    key = (connection.vendor, settings.USE_TZ)
+    if key not in _never:
+        _never[key] = connection.ops.adapt_datetimefield_value(get_date_max())
+    return _never[key]
 
 
 def ready_drain(using: str) -> bool:
