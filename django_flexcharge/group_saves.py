@@ -14,12 +14,16 @@ caller to lock and decide again. ``order_state.change_orders`` is its caller.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from django.db import DatabaseError, connection
-from django.db.models import Model
+from django.db.models import JSONField, Model
 
 from .inserts import (
     field_values,
@@ -74,17 +78,27 @@ def save_many(
         if then is not None:
             setattr(then, link, obj)
             send_pre_save(then)
-    shape = tuple((names, len(members)) for names, members in groups.items())
     then_model = type(thens[0]) if thens else None
-    sql, fields, then_fields = _many_statement(model, shape, guard, then_model, len(thens), link)
-    params: list[Any] = []
-    for members, group_fields in zip(groups.values(), fields, strict=True):
-        for obj, values in members:
-            params.append(obj.pk)
-            params += [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in group_fields]
-            params += [_prep(model, name, value) for name, value in zip(guard, values, strict=True)]
-    for then in thens:
-        params += field_values(then, then_fields)
+    meta = model._meta
+    checks = [meta.get_field(name) for name in guard]
+    sql, fields, then_fields = _many_statement(model, tuple(groups), guard, then_model, link)
+    params = [
+        _json_rows(
+            [
+                _json_value(meta.pk, obj.pk),
+                *(_json_value(f, f.pre_save(obj, False)) for f in group_fields),
+                *(_json_value(f, value) for f, value in zip(checks, values, strict=True)),
+            ]
+            for obj, values in members
+        )
+        for members, group_fields in zip(groups.values(), fields, strict=True)
+    ]
+    if thens:
+        params.append(
+            _json_rows(
+                [_json_value(f, f.pre_save(then, True)) for f in then_fields] for then in thens
+            )
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         returned = cursor.fetchall()
@@ -101,25 +115,30 @@ def save_many(
     return saved
 
 
-def _prep(model: type[Model], name: str, value: Any) -> Any:
-    return model._meta.get_field(name).get_db_prep_save(value, connection)  # type: ignore[union-attr]
-
-
 def insert_many(objs: Sequence[Model]) -> None:
-    """``inserts.insert`` for several new rows of one model: one multi-row INSERT, its SQL
-    built once per row count; sets their primary keys. Elsewhere: ``bulk_create``."""
+    """``inserts.insert`` for several new rows of one model, in one statement; sets their
+    primary keys. PostgreSQL: the rows as one JSON parameter; SQLite: a multi-row
+    INSERT, built once per row count; elsewhere ``bulk_create``."""
     if not objs:
         return
     model = type(objs[0])
-    statement = insert_statement(connection.vendor, model, len(objs))
-    if statement is None or len(objs) * len(statement[1]) > MAX_PARAMETERS:
-        model._default_manager.bulk_create(objs)
-        return
-    sql, fields = statement
-    params: list[Any] = []
-    for obj in objs:
-        send_pre_save(obj)
-        params += field_values(obj, fields)
+    if connection.vendor == "postgresql" and one_statement(model):
+        sql, fields = _many_insert(model)
+        for obj in objs:
+            send_pre_save(obj)
+        params = [
+            _json_rows([_json_value(f, f.pre_save(obj, True)) for f in fields] for obj in objs)
+        ]
+    else:
+        statement = insert_statement(connection.vendor, model, len(objs))
+        if statement is None or len(objs) * len(statement[1]) > MAX_PARAMETERS:
+            model._default_manager.bulk_create(objs)
+            return
+        sql, fields = statement
+        params = []
+        for obj in objs:
+            send_pre_save(obj)
+            params += field_values(obj, fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         pks = [row[0] for row in cursor.fetchall()]
@@ -128,34 +147,76 @@ def insert_many(objs: Sequence[Model]) -> None:
 
 
 @cache
+def _many_insert(model: type[Model]) -> tuple[str, list[Any]]:
+    """PostgreSQL: ``INSERT ... SELECT`` of the rows one JSON parameter carries, in order."""
+    parts = insert_parts("postgresql", model)
+    assert parts is not None, "check one_statement() first"
+    head, _, returning, fields = parts
+    types = [str(f.cast_db_type(connection)) for f in fields]
+    return f"{head} {_json_select(types, ordered=True)} {returning}", fields
+
+
+def _json_rows(rows: Iterable[list[Any]]) -> str:
+    """The rows' values as one JSON array of arrays, the statement's one parameter per set:
+    psycopg then quotes one value, not hundreds, and caches the query's split."""
+    return json.dumps(list(rows))
+
+
+def _json_value(field: Any, value: Any) -> Any:
+    """``value`` as ``field.get_db_prep_save`` prepares it, as JSON whose text the
+    column's type reads (a JSON field's value: Django's JSON text for it)."""
+    if isinstance(field, JSONField):
+        return None if value is None else json.dumps(field.get_prep_value(value), cls=field.encoder)
+    value = field.get_db_prep_save(value, connection)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{field}: no JSON form for {type(value).__name__}")
+
+
+def _json_select(types: Sequence[str], *, ordered: bool = False) -> str:
+    """SELECT of the rows a ``_json_rows`` parameter carries, each column cast to its type;
+    ``ordered``: in the parameter's order (an INSERT's ``RETURNING`` then follows it)."""
+    columns = ", ".join(f"CAST(e.value->>{i} AS {t})" for i, t in enumerate(types))
+    order = " ORDER BY e.number" if ordered else ""
+    # Only the types from the models' own meta are interpolated; the rows are a parameter.
+    return (
+        f"SELECT {columns} FROM jsonb_array_elements(CAST(%s AS jsonb))"  # noqa: S608
+        f" WITH ORDINALITY AS e (value, number){order}"
+    )
+
+
+@cache
 def _many_statement(
     model: type[Model],
-    shape: tuple[tuple[tuple[str, ...], int], ...],
+    shape: tuple[tuple[str, ...], ...],
     guard: tuple[str, ...],
     then: type[Model] | None,
-    thens: int,
     link: str,
 ) -> tuple[str, list[list[Any]], list[Any]]:
-    """``save_many``'s statement, built once per shape (each set of names, its row count).
+    """``save_many``'s statement, built once per shape (the sets of names, in order).
 
-    Per set, its rows' values (primary key, the fields, the ``guard`` values seen)
-    as a VALUES list the UPDATE joins on the primary key; the new rows' INSERT
-    takes those linked to a row updated. It returns ``(0, key, NULL)`` per row
-    updated and ``(1, key, linked key)`` per new row. With it, the fields whose
-    values each set's rows give after their key, and the new rows' fields.
+    Per set, its rows (primary key, the fields, the ``guard`` values seen) from
+    one JSON parameter, which the UPDATE joins on the primary key; the new rows'
+    INSERT (one more parameter) takes those linked to a row updated. It returns
+    ``(0, key, NULL)`` per row updated and ``(1, key, linked key)`` per new row.
+    With it, the fields whose values each set's rows give after their key, and
+    the new rows' fields.
     """
     q = connection.ops.quote_name
     meta = model._meta
     table, pk = q(meta.db_table), q(str(meta.pk.column))
     parts, returned, group_fields = [], [], []
     checks = [meta.get_field(name) for name in guard]
-    for number, (names, count) in enumerate(shape):
+    for number, names in enumerate(shape):
         fields = [meta.get_field(name) for name in names]
         group_fields.append(fields)
         columns = [pk, *(q(str(f.column)) for f in fields)]  # type: ignore[union-attr]
         columns += [q(f"seen_{f.column}") for f in checks]  # type: ignore[union-attr]
-        types = [f.cast_db_type(connection) for f in (meta.pk, *fields, *checks)]  # type: ignore[union-attr]
-        row = f"({', '.join(f'CAST(%s AS {t})' for t in types)})"
+        types = [str(f.cast_db_type(connection)) for f in (meta.pk, *fields, *checks)]  # type: ignore[union-attr]
         sets = ", ".join(f"{c} = v{number}.{c}" for c in columns[1 : 1 + len(fields)])
         where = "".join(
             f" AND {table}.{q(str(f.column))} IS NOT DISTINCT FROM v{number}.{q(f'seen_{f.column}')}"  # type: ignore[union-attr]
@@ -163,7 +224,7 @@ def _many_statement(
         )
         # Names from the model's own meta, quoted; every value is a parameter.
         parts.append(
-            f"v{number} ({', '.join(columns)}) AS (VALUES {', '.join([row] * count)}), "  # noqa: S608
+            f"v{number} ({', '.join(columns)}) AS ({_json_select(types)}), "  # noqa: S608
             f"u{number} AS (UPDATE {table} SET {sets} FROM v{number}"
             f" WHERE {table}.{pk} = v{number}.{pk}{where} RETURNING {table}.{pk})"
         )
@@ -177,10 +238,10 @@ def _many_statement(
         then_meta = then._meta
         then_columns = [q(str(f.column)) for f in then_fields]
         linked = q(str(then_meta.get_field(link).column))  # type: ignore[union-attr]
-        row = f"({', '.join(f'CAST(%s AS {f.cast_db_type(connection)})' for f in then_fields)})"
+        then_types = [str(f.cast_db_type(connection)) for f in then_fields]
         updated = " UNION ALL ".join(f"SELECT {pk} FROM u{n}" for n in range(len(shape)))  # noqa: S608
         parts.append(
-            f"n ({', '.join(then_columns)}) AS (VALUES {', '.join([row] * thens)}), "  # noqa: S608
+            f"n ({', '.join(then_columns)}) AS ({_json_select(then_types)}), "  # noqa: S608
             f"stored AS ({head} SELECT * FROM n WHERE n.{linked} IN ({updated})"
             f" {returning}, {linked})"
         )

@@ -103,3 +103,43 @@ def test_a_guarded_save_leaves_a_row_whose_guard_changed_and_its_new_row():
     assert histories[0].pk is not None
     assert histories[1].pk is None
     assert list(StatusChange.objects.values_list("order_id", flat=True)) == [same.pk]
+
+
+def test_save_many_carries_every_kind_of_value_as_the_orm_stores_it():
+    import datetime as dt
+    import uuid
+
+    orders = [make_order(f"INV-T{n}", session_key=f"fc-t{n}") for n in range(2)]
+    names = (
+        "is_mit", "amount", "refunded_amount_unknown", "resolved_at", "next_attempt_at",
+        "response_payload", "last_error", "idempotency_key", "decline_message",
+    )  # fmt: skip
+    values = [
+        (False, 9_007_199_254_740_993, True, dt.datetime(2026, 12, 5, 16, 1, 2, 345678, tzinfo=dt.UTC),
+         None, {"nested": [1, 2.5, None, True], "text": 'q"uote\\ \u00e9\n', "null": None},
+         "line one\nline 'two' \\ %s %(x)s", uuid.uuid4(), ""),
+        (True, 1, False, None, dt.datetime(2030, 1, 1, tzinfo=dt.UTC), ["a", {"b": "c"}],
+         "", uuid.uuid4(), "\u2603 snow"),
+    ]  # fmt: skip
+    for order, row in zip(orders, values, strict=True):
+        for name, value in zip(names, row, strict=True):
+            setattr(order, name, value)
+
+    save_many([(order, names, None) for order in orders], link="order")
+
+    for order, row in zip(orders, values, strict=True):
+        stored = FlexChargeOrder.objects.get(pk=order.pk)
+        assert tuple(getattr(stored, name) for name in names) == row
+
+
+def test_insert_many_gives_each_row_its_own_key_in_order():
+    order = make_order()
+    ours = [
+        StatusChange(order=order, previous="queued", status="pending", cause=f"step {n} \u00e9'\"")
+        for n in range(25)
+    ]
+
+    insert_many(ours)
+
+    stored = {s.pk: s.cause for s in StatusChange.objects.filter(order=order)}
+    assert [stored[o.pk] for o in ours] == [f"step {n} \u00e9'\"" for n in range(25)]
