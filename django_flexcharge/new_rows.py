@@ -11,7 +11,8 @@ with nothing stored and the caller's transaction still usable:
   other rows inside the caller's request).
 * PostgreSQL, no transaction open: one statement, committed alone
   (``insert_alone``).
-* SQLite, in the caller's transaction: no savepoint (``insert_without_savepoint``).
+* In the caller's transaction: no savepoint of Django's (``insert_in_transaction``):
+  none at all on SQLite, and on PostgreSQL one sent with the row's statement.
 * Anything else: in a savepoint, the row and its wake-up together
   (``wakeups.insert_waking``); if the wake-up fails, the row is stored on its
   own and woken on commit.
@@ -28,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from .compat import ImmediateBackend, task_backends
 from .conf import conf
 from .delivery import configured_task, enqueue, enqueue_on_commit, queue_shares_database
-from .inserts import insert, insert_statement, one_statement
+from .inserts import insert, insert_statement, one_statement, one_trip_savepoint
 from .wakeups import (
     WakeUpFailed,
     drain_task,
@@ -43,7 +44,7 @@ logger = logging.getLogger("django_flexcharge.delivery")
 
 M = TypeVar("M", bound=models.Model)
 
-INLINE, ALONE, NO_SAVEPOINT, SAVEPOINT = "inline", "alone", "no savepoint", "savepoint"
+INLINE, ALONE, IN_TRANSACTION, SAVEPOINT = "inline", "alone", "in transaction", "savepoint"
 
 
 def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
@@ -68,8 +69,8 @@ def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
         row = build()
         if way == ALONE:
             insert_alone(row)
-        elif way == NO_SAVEPOINT:
-            insert_without_savepoint(row)
+        elif way == IN_TRANSACTION:
+            insert_in_transaction(row)
         else:
             with transaction.atomic(using=using):
                 insert_waking(row)
@@ -100,8 +101,10 @@ def store_way(model: type[models.Model], using: str) -> str:
         return SAVEPOINT
     if conn.vendor == "postgresql" and not conn.in_atomic_block and one_statement(model):
         return ALONE if conn.get_autocommit() else SAVEPOINT
-    if conn.vendor == "sqlite" and conn.in_atomic_block:
-        return NO_SAVEPOINT
+    if conn.in_atomic_block and (
+        conn.vendor == "sqlite" or (one_statement(model) and one_trip_savepoint())
+    ):
+        return IN_TRANSACTION
     return SAVEPOINT
 
 
@@ -121,29 +124,45 @@ def insert_alone(obj: models.Model) -> None:
         enqueue(drain_task())
 
 
-def insert_without_savepoint(obj: models.Model) -> None:
-    """SQLite, in the caller's transaction: the row and its wake-up, with no savepoint.
+def insert_in_transaction(obj: models.Model) -> None:
+    """In the caller's transaction: the row and its wake-up, with no savepoint of Django's.
 
-    SQLite undoes a failed statement on its own and the transaction goes on, so
-    the savepoint PostgreSQL needs would only add two statements while the
-    caller holds SQLite's one write lock, and every other writer waits for it.
-    A failed INSERT (a repeat's ``IntegrityError`` or any other) is raised as it
-    is, with nothing stored. Once the row is stored, a failure to wake a drain
-    keeps the row and wakes one on commit instead (logged); the drain's task
-    row, needed once per drain run, is written in a savepoint of its own. Should
-    SQLite have ended the whole transaction (a full disk, say), the caller's
-    atomic block is marked for rollback and the error raised.
+    A repeat's ``IntegrityError`` is raised as it is, nothing stored, and the
+    caller's transaction goes on. Once the row is stored, a failure to wake a
+    drain keeps the row and wakes one on commit instead (logged); the drain's
+    task row, needed once per drain run, is written in a savepoint of its own.
+
+    * SQLite undoes a failed statement on its own and the transaction goes on,
+      so the row takes no savepoint: two statements fewer while the caller
+      holds SQLite's one write lock, which every other writer waits for. Should
+      SQLite end the whole transaction on an error (a full disk, say), the
+      caller's atomic block is marked for rollback and the error raised.
+    * PostgreSQL aborts the whole transaction on a failed statement, so the row
+      needs a savepoint; it is taken and released in the round trip of the
+      INSERT and the look (``inserts.insert_finding(savepoint=True)``): one round
+      trip, not three. Should that statement fail otherwise, nothing is stored
+      (``WakeUpFailed``).
     """
     using = router.db_for_write(type(obj))
+    found: bool | None = None
+    if connections[using].vendor == "postgresql":
+        if woken(using):
+            with transaction.atomic(using=using):
+                insert(obj)
+            return
+        found = insert_finding_drain(obj, savepoint=True)
+    else:
+        try:
+            insert(obj)
+        except Exception:
+            _lost_transaction(using)
+            raise
+        if woken(using):
+            return
     try:
-        insert(obj)
-    except Exception:
-        _lost_transaction(using)
-        raise
-    if woken(using):
-        return
-    try:
-        if not ready_drain(using):
+        if found is None:
+            found = ready_drain(using)
+        if not found:
             with transaction.atomic(using=using):
                 configured_task(drain_task()).enqueue()
     except Exception as err:
@@ -159,7 +178,12 @@ def _lost_transaction(using: str) -> bool:
     SQLITE_FULL or an I/O error); if so the caller's atomic block must refuse the
     rest of its queries, as after a savepoint that could not be rolled back."""
     conn = connections[using]
-    if conn.in_atomic_block and conn.connection is not None and not conn.connection.in_transaction:
+    if (
+        conn.vendor == "sqlite"
+        and conn.in_atomic_block
+        and conn.connection is not None
+        and not conn.connection.in_transaction
+    ):
         conn.needs_rollback = True
         return True
     return False

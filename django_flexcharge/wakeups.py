@@ -198,12 +198,14 @@ def insert_waking(obj: models.Model) -> None:
         raise WakeUpFailed from err
 
 
-def insert_finding_drain(obj: models.Model) -> bool:
+def insert_finding_drain(obj: models.Model, *, savepoint: bool = False) -> bool:
     """PostgreSQL: insert ``obj`` and look for a waiting drain (locked), in one
-    statement; whether one was found. A repeat's ``IntegrityError`` as it is, else
-    ``WakeUpFailed``."""
+    statement (``savepoint``: see ``inserts.insert_finding``); whether one was found.
+    A repeat's ``IntegrityError`` as it is, else ``WakeUpFailed``."""
     try:
-        return insert_finding(obj, str(_ready_sql(connection)), _ready_params(connection))
+        return insert_finding(
+            obj, str(_ready_sql(connection)), _ready_params(connection), savepoint=savepoint
+        )
     except IntegrityError:
         raise
     except Exception as err:

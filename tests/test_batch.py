@@ -336,7 +336,10 @@ def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(
             )
         return [q["sql"] for q in ctx.captured_queries]
 
+    own = "SAVEPOINT flexcharge_row; "  # inside a transaction: sent with the statement
+
     def statements(sql: list[str]) -> list[str]:
+        sql = [s.removeprefix(own).split("; RELEASE SAVEPOINT flexcharge_row")[0] for s in sql]
         return [s for s in sql if not s.startswith(("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT"))]
 
     first = decline("D-1")  # no drain waiting: the statement finds none, one is enqueued
@@ -349,6 +352,9 @@ def test_on_postgresql_a_decline_is_stored_and_its_drain_found_in_one_statement(
     assert drains() == 1
     second = decline("D-2")  # the waiting drain is found by the same statement
     assert len(statements(second)) == 1
+    # One round trip either way: inside, the row's savepoint travels with it.
+    (trip,) = [s for s in second if not s.startswith(("BEGIN", "COMMIT"))]
+    assert trip.startswith(own) is inside
     assert (second == statements(second)) is not inside
     assert drains() == 1
     assert FlexChargeOrder.objects.filter(order_id__in=["D-1", "D-2"], status="queued").count() == 2

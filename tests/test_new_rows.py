@@ -36,11 +36,9 @@ def test_with_tasks_run_inline_each_row_gets_its_own_task():
 
 @pytest.mark.django_db
 @ON_DB
-def test_in_the_callers_transaction_sqlite_takes_no_savepoint_and_postgresql_one():
+def test_in_the_callers_transaction_no_savepoint_of_djangos_is_taken():
     with transaction.atomic():
-        way = new_rows.store_way(Transmission, "default")
-    expected = {"sqlite": new_rows.NO_SAVEPOINT, "postgresql": new_rows.SAVEPOINT}
-    assert way == expected[connection.vendor]
+        assert new_rows.store_way(Transmission, "default") == new_rows.IN_TRANSACTION
 
 
 @pytest.mark.django_db(transaction=True)
@@ -81,25 +79,34 @@ def test_on_sqlite_an_approval_in_the_callers_transaction_is_its_insert_and_the_
     assert drains() == 1
 
 
-@SQLITE_ONLY
 @pytest.mark.django_db
 @ON_DB
-def test_on_sqlite_a_failed_look_keeps_the_row_and_wakes_a_drain_on_commit(
-    payer, monkeypatch, caplog, django_capture_on_commit_callbacks
+@pytest.mark.parametrize(
+    "look",
+    [
+        "SELECT 1 FROM no_such_table WHERE 1 IN (%s, %s, %s, %s, %s, %s)",  # fails in the database
+        "SELECT * FROM no_such_table",  # refused before it is sent (parameters left over)
+    ],
+    ids=["database", "driver"],
+)
+def test_a_failed_look_keeps_the_row_and_wakes_a_drain_on_commit(
+    payer, monkeypatch, caplog, django_capture_on_commit_callbacks, look
 ):
-    monkeypatch.setattr(wakeups, "_ready_sql", lambda connection: "SELECT * FROM no_such_table")
+    # PostgreSQL: the look is in the row's statement, rolled back to its savepoint
+    # and the row stored again on its own; SQLite: the row is stored before it.
+    monkeypatch.setattr(wakeups, "_ready_sql", lambda connection: look)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         row = transmit_approved_payment(make_payment("S-9"), card=make_vaulted(), payer=payer)
         assert drains() == 0
-    assert Transmission.objects.filter(pk=row.pk, status="queued").exists()
+        assert VaultedCard.objects.count() == 1  # the caller's transaction goes on
+    assert Transmission.objects.filter(pk=row.pk, status="queued").count() == 1
     assert drains() == 1
     assert "enqueueing after commit instead" in caplog.text
 
 
-@SQLITE_ONLY
 @pytest.mark.django_db
 @ON_DB
-def test_on_sqlite_a_task_row_that_cannot_be_written_leaves_the_transaction_usable(
+def test_a_task_row_that_cannot_be_written_leaves_the_transaction_usable(
     payer, monkeypatch, caplog, django_capture_on_commit_callbacks
 ):
     from django_tasks_db.backend import DatabaseBackend
@@ -140,3 +147,21 @@ def test_if_sqlite_ends_the_whole_transaction_the_callers_block_refuses_the_rest
             VaultedCard.objects.count()
     assert not VaultedCard.objects.filter(token="tok-host").exists()
     assert not Transmission.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_a_repeat_in_the_callers_transaction_leaves_it_usable(payer):
+    card = make_vaulted()
+    with transaction.atomic():
+        first = transmit_approved_payment(make_payment("R-1"), card=card, payer=payer)
+        again = transmit_approved_payment(make_payment("R-1"), card=card, payer=payer)
+        later = transmit_approved_payment(make_payment("R-2"), card=card, payer=payer)
+        assert VaultedCard.objects.count() == 1  # the caller's own queries still run
+    with transaction.atomic():  # a repeat as a transaction's first row: its own statement
+        repeat = transmit_approved_payment(make_payment("R-2"), card=card, payer=payer)
+        assert VaultedCard.objects.count() == 1
+    assert again.pk == first.pk
+    assert repeat.pk == later.pk
+    assert sorted(Transmission.objects.values_list("pk", flat=True)) == [first.pk, later.pk]
+    assert drains() == 1
