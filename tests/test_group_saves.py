@@ -143,3 +143,22 @@ def test_insert_many_gives_each_row_its_own_key_in_order():
 
     stored = {s.pk: s.cause for s in StatusChange.objects.filter(order=order)}
     assert [stored[o.pk] for o in ours] == [f"step {n} \u00e9'\"" for n in range(25)]
+
+
+def test_a_value_goes_into_the_json_parameter_as_its_column_reads_it():
+    import datetime as dt
+    from decimal import Decimal
+
+    from django.db import models
+
+    from django_flexcharge.group_saves import _json_value
+
+    assert _json_value(models.DecimalField(max_digits=6, decimal_places=2), Decimal("12.50")) in (
+        "12.50",
+        Decimal("12.50"),
+    )
+    assert _json_value(models.DateField(), dt.date(2026, 12, 5)) == "2026-12-05"
+    assert _json_value(models.TimeField(), dt.time(16, 1, 2)) == "16:01:02"
+    assert _json_value(models.JSONField(null=True), None) is None
+    with pytest.raises(TypeError, match="no JSON form"):
+        _json_value(models.BinaryField(), b"\x00\x01")

@@ -165,3 +165,19 @@ def test_a_repeat_in_the_callers_transaction_leaves_it_usable(payer):
     assert repeat.pk == later.pk
     assert sorted(Transmission.objects.values_list("pk", flat=True)) == [first.pk, later.pk]
     assert drains() == 1
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_with_server_side_binding_postgresql_takes_djangos_savepoint(monkeypatch):
+    from django_flexcharge.inserts import one_trip_savepoint
+
+    assert one_trip_savepoint() is (connection.vendor == "postgresql")
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    assert one_trip_savepoint() is False
+    with transaction.atomic():
+        expected = (
+            new_rows.SAVEPOINT if connection.vendor == "postgresql" else new_rows.IN_TRANSACTION
+        )
+        assert new_rows.store_way(Transmission, "default") == expected
