@@ -181,3 +181,44 @@ def test_with_server_side_binding_postgresql_takes_djangos_savepoint(monkeypatch
             new_rows.SAVEPOINT if connection.vendor == "postgresql" else new_rows.IN_TRANSACTION
         )
         assert new_rows.store_way(Transmission, "default") == expected
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="a psycopg option")
+@pytest.mark.django_db(transaction=True)
+@ON_DB
+def test_with_server_side_binding_each_row_is_stored_and_one_drain_woken(payer, monkeypatch):
+    # psycopg's server-side binding sends one statement per call: Django's savepoint
+    # and the INSERT with its look, the row then stored as in any other transaction.
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    card = make_vaulted()
+    with transaction.atomic():
+        first = transmit_approved_payment(make_payment("B-1"), card=card, payer=payer)
+        second = transmit_approved_payment(make_payment("B-2"), card=card, payer=payer)
+    stored = Transmission.objects.filter(status="queued").values_list("pk", flat=True)
+    assert sorted(stored) == sorted([first.pk, second.pk])
+    assert drains() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASKS=DB_TASKS, FLEXCHARGE_TASK_BACKEND="no-such-backend")
+def test_with_an_unknown_task_backend_the_row_is_kept_for_flexcharge_retry(payer, caplog):
+    assert new_rows.store_way(Transmission, "default") == new_rows.SAVEPOINT
+    assert not wakeups.runs_inline()
+    with transaction.atomic():
+        row = transmit_approved_payment(make_payment("U-1"), card=make_vaulted(), payer=payer)
+    assert Transmission.objects.filter(pk=row.pk, status="queued").exists()
+    assert drains() == 0
+    assert "no-such-backend" in caplog.text
+
+
+@pytest.mark.django_db
+@ON_DB
+def test_a_drain_that_cannot_look_for_a_waiting_one_carries_on_alone(monkeypatch, caplog):
+    def broken(using):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(wakeups, "ready_drain", broken)
+    assert wakeups.wake_another(Transmission) is False
+    assert drains() == 0
+    assert "Could not look for a waiting drain task" in caplog.text
