@@ -29,7 +29,8 @@ from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from .compat import ImmediateBackend, task_backends
 from .conf import conf
 from .delivery import configured_task, enqueue, enqueue_on_commit, queue_shares_database
-from .inserts import insert, insert_statement, one_statement, one_trip_savepoint
+from .insert_finding import one_trip_savepoint
+from .inserts import insert, insert_statement, one_statement
 from .wakeups import (
     WakeUpFailed,
     drain_task,
@@ -139,7 +140,7 @@ def insert_in_transaction(obj: models.Model) -> None:
       caller's atomic block is marked for rollback and the error raised.
     * PostgreSQL aborts the whole transaction on a failed statement, so the row
       needs a savepoint; it is taken and released in the round trip of the
-      INSERT and the look (``inserts.insert_finding(savepoint=True)``): one round
+      INSERT and the look (``insert_finding.insert_finding(savepoint=True)``): one round
       trip, not three. Should that statement fail otherwise, nothing is stored
       (``WakeUpFailed``).
     """

@@ -51,7 +51,8 @@ from django.utils import timezone
 from .compat import ImmediateBackend, task_backends
 from .conf import conf
 from .delivery import configured_task, enqueue, queue_shares_database
-from .inserts import insert, insert_finding, one_statement
+from .insert_finding import insert_finding
+from .inserts import insert, one_statement
 
 logger = logging.getLogger("django_flexcharge.delivery")
 
@@ -200,7 +201,7 @@ def insert_waking(obj: models.Model) -> None:
 
 def insert_finding_drain(obj: models.Model, *, savepoint: bool = False) -> bool:
     """PostgreSQL: insert ``obj`` and look for a waiting drain (locked), in one
-    statement (``savepoint``: see ``inserts.insert_finding``); whether one was found.
+    statement (``savepoint``: see ``insert_finding.insert_finding``); whether one was found.
     A repeat's ``IntegrityError`` as it is, else ``WakeUpFailed``."""
     try:
         return insert_finding(

@@ -12,7 +12,6 @@ from django.test.utils import CaptureQueriesContext
 from django_flexcharge.inserts import (
     insert,
     insert_after,
-    insert_finding,
     one_statement,
     save_fields,
 )
@@ -156,21 +155,6 @@ def test_save_fields_then_inserts_the_linked_row_in_the_same_step():
 
     assert FlexChargeOrder.objects.get(pk=order.pk).status == "approved"
     assert StatusChange.objects.get(pk=history.pk).order == order
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH: PostgreSQL")
-def test_insert_finding_stores_the_row_and_says_whether_the_select_found_one():
-    make_order("INV-X", session_key=None, email="x@example.com")
-    look = 'SELECT 1 FROM "django_flexcharge_flexchargeorder" WHERE "email" = %s'
-    assert one_statement(StatusChange)
-
-    order = make_order("INV-Y", session_key=None, save=False)
-    assert insert_finding(order, look, ["x@example.com"]) is True
-    assert FlexChargeOrder.objects.get(pk=order.pk).order_id == "INV-Y"
-
-    other = make_order("INV-Z", session_key=None, save=False)
-    assert insert_finding(other, look, ["nobody@example.com"]) is False
-    assert FlexChargeOrder.objects.filter(order_id="INV-Z").exists()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="a data-modifying WITH: PostgreSQL")

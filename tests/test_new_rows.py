@@ -170,7 +170,7 @@ def test_a_repeat_in_the_callers_transaction_leaves_it_usable(payer):
 @pytest.mark.django_db
 @ON_DB
 def test_with_server_side_binding_postgresql_takes_djangos_savepoint(monkeypatch):
-    from django_flexcharge.inserts import one_trip_savepoint
+    from django_flexcharge.insert_finding import one_trip_savepoint
 
     assert one_trip_savepoint() is (connection.vendor == "postgresql")
     options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
