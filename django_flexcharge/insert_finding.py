@@ -15,6 +15,9 @@ from django.db.models import Model
 
 from .inserts import field_values, insert_statement, mark_saved, send_pre_save
 
+#: The savepoint ``insert_finding`` takes and releases in its one round trip.
+SAVEPOINT = "flexcharge_row"
+
 
 def insert_finding(
     obj: Model, query: str, params: Sequence[Any], *, savepoint: bool = False
@@ -54,10 +57,6 @@ def insert_finding(
         raise
     mark_saved(obj, row[0])
     return bool(row[1])
-
-
-#: The savepoint ``insert_finding`` takes and releases in its one round trip.
-SAVEPOINT = "flexcharge_row"
 
 
 def one_trip_savepoint() -> bool:

@@ -38,6 +38,7 @@ from .wakeups import (
     insert_waking,
     mark_woken,
     ready_drain,
+    wake_on_commit,
     woken,
 )
 
@@ -81,7 +82,7 @@ def create_with_task(model: type[M], task: Any, build: Callable[[], M]) -> M:
     with transaction.atomic(using=using):
         row = build()
         row.save(force_insert=True, using=using)
-    _wake_on_commit(using)
+    wake_on_commit(using)
     return row
 
 
@@ -170,7 +171,7 @@ def insert_in_transaction(obj: models.Model) -> None:
         if _lost_transaction(using):
             raise
         _log_wake_up_failure(type(obj), err)
-        _wake_on_commit(using)
+        wake_on_commit(using)
     mark_woken(using)
 
 
@@ -196,8 +197,3 @@ def _log_wake_up_failure(model: type[models.Model], err: BaseException | None) -
         model.__name__,
         type(err).__name__,
     )
-
-
-def _wake_on_commit(using: str) -> None:
-    drain = drain_task()
-    transaction.on_commit(lambda: enqueue(drain), using, robust=True)

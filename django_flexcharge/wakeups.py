@@ -227,8 +227,14 @@ def wake_in_transaction(model: type[models.Model]) -> None:
         mark_woken(using)
         return
     # Another engine: its queue is not in this transaction; wake it once, on commit.
-    drain = drain_task()
     mark_woken(using)
+    wake_on_commit(using)
+
+
+def wake_on_commit(using: str) -> None:
+    """Enqueue a drain once the current transaction on ``using`` commits (a failure is
+    logged by ``enqueue``; ``flexcharge_retry`` finds the rows)."""
+    drain = drain_task()
     transaction.on_commit(lambda: enqueue(drain), using, robust=True)
 
 

@@ -8,7 +8,7 @@ from django.db import IntegrityError, connection, transaction
 
 from django_flexcharge.insert_finding import insert_finding, one_trip_savepoint
 from django_flexcharge.inserts import one_statement
-from django_flexcharge.models import FlexChargeOrder, StatusChange
+from django_flexcharge.models import FlexChargeOrder
 from tests.factories import make_order
 
 pytestmark = [
@@ -23,7 +23,7 @@ LOOK = 'SELECT 1 FROM "django_flexcharge_flexchargeorder" WHERE "email" = %s'
 
 def test_insert_finding_stores_the_row_and_says_whether_the_select_found_one():
     make_order("INV-X", session_key=None, email="x@example.com")
-    assert one_statement(StatusChange)
+    assert one_statement(FlexChargeOrder)
 
     order = make_order("INV-Y", session_key=None, save=False)
     assert insert_finding(order, LOOK, ["x@example.com"]) is True

@@ -187,14 +187,23 @@ def test_with_server_side_binding_postgresql_takes_djangos_savepoint(monkeypatch
 @pytest.mark.django_db(transaction=True)
 @ON_DB
 def test_with_server_side_binding_each_row_is_stored_and_one_drain_woken(payer, monkeypatch):
+    import psycopg
+
     # psycopg's server-side binding sends one statement per call: Django's savepoint
     # and the INSERT with its look, the row then stored as in any other transaction.
     options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
-    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
     card = make_vaulted()
-    with transaction.atomic():
-        first = transmit_approved_payment(make_payment("B-1"), card=card, payer=payer)
-        second = transmit_approved_payment(make_payment("B-2"), card=card, payer=payer)
+    with monkeypatch.context() as patch:
+        patch.setitem(connection.settings_dict, "OPTIONS", options)
+        connection.close()  # the next query connects with server-side binding
+        try:
+            with transaction.atomic():
+                first = transmit_approved_payment(make_payment("B-1"), card=card, payer=payer)
+                second = transmit_approved_payment(make_payment("B-2"), card=card, payer=payer)
+            bound_by = connection.connection.cursor_factory
+            assert not issubclass(bound_by, psycopg.ClientCursor)  # bound by the server
+        finally:
+            connection.close()  # later tests connect as configured
     stored = Transmission.objects.filter(status="queued").values_list("pk", flat=True)
     assert sorted(stored) == sorted([first.pk, second.pk])
     assert drains() == 1
