@@ -17,6 +17,7 @@ from django_flexcharge.exceptions import (
     FlexChargeTimeout,
 )
 from django_flexcharge.models import FlexChargeOrder, Refund, WebhookEvent
+from django_flexcharge.money import format_amount
 from django_flexcharge.testing import Call, FakeFlexChargeClient, webhook_body
 from tests.admin_helpers import (
     CHANGELIST,
@@ -547,3 +548,23 @@ def test_a_transmissions_page_lists_each_of_its_calls(admin_client) -> None:
     assert "POST transmit" in html
     assert "503" in html
     assert "Busy" in html
+
+
+@pytest.mark.parametrize("page", ["refund", "transmission"])
+def test_a_rows_page_shows_its_amount_with_the_currency_not_in_minor_units(
+    admin_client, page
+) -> None:
+    from django_flexcharge.models import Transmission
+
+    if page == "refund":
+        row = Refund.objects.create(
+            order=numbered_order(Status.APPROVED), amount=1234, currency="USD"
+        )
+    else:
+        row = Transmission.objects.create(
+            order_id="INV-AM", transaction_id="ch_2", amount=1234, currency="USD", payload={}
+        )
+    url = reverse(f"admin:django_flexcharge_{page}_change", args=[row.pk])
+    html = admin_client.get(url).content.decode()
+    assert format_amount(1234, "USD") in html
+    assert "1234" not in html

@@ -40,11 +40,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]  # generic only
         # Badges and amounts of the list columns (admin/columns.py): a file, for strict CSPs.
         css = {"all": ("django_flexcharge/admin.css",)}
 
+    #: A field shown, on the row's page, by a method of the admin in its place
+    #: (an amount in minor units as the person reads it, with its currency).
+    shown_as: dict[str, str] = {}
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         # Every model field, so the page also shows the non-editable ones
         # (created, idempotency_key) that a model form would leave out.
         fields = [field.name for field in self.opts.fields if not field.primary_key]
-        return list(dict.fromkeys([*fields, *super().get_readonly_fields(request, obj)]))
+        shown = [*fields, *self.shown_as.values(), *super().get_readonly_fields(request, obj)]
+        return list(dict.fromkeys(shown))
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        shown: list[Any] = []
+        for name in super().get_fields(request, obj):
+            name = self.shown_as.get(name, name) if isinstance(name, str) else name
+            if name not in shown:
+                shown.append(name)
+        return shown
 
     # With several FlexCharge accounts every list gets an account column and filter
     # (added here, not in each list_display, so a one-account site sees no change).
@@ -155,6 +168,11 @@ class RefundAdmin(ReadOnlyAdmin):
     search_fields = ("order__order_id", "=order__order_session_key", "reason")
     list_select_related = ("order", "requested_by")
     actions = ["settle_made", "settle_not_made"]
+    shown_as = {"amount": "amount_display"}
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_display(self, obj: Refund) -> str:
+        return format_amount(obj.amount, obj.currency)
 
     @admin.display(description=_("order"), ordering="order__order_id")
     def order_display(self, obj: Refund) -> str:
@@ -203,6 +221,7 @@ class TransmissionAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "created")
     search_fields = ("order_id", "transaction_id", "=transmit_id")
+    shown_as = {"amount": "amount_display"}
 
     @admin.display(description=_("amount"), ordering="amount")
     def amount_display(self, obj: Transmission) -> str:
