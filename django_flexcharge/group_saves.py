@@ -22,7 +22,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import JSONField, Model
 
 from .inserts import (
@@ -82,12 +82,13 @@ def save_many(
     meta = model._meta
     checks = [meta.get_field(name) for name in guard]
     sql, fields, then_fields = _many_statement(model, tuple(groups), guard, then_model, link)
+    conn = connections[DEFAULT_DB_ALIAS]
     params = [
         _json_rows(
             [
-                _json_value(meta.pk, obj.pk),
-                *(_json_value(f, f.pre_save(obj, False)) for f in group_fields),
-                *(_json_value(f, value) for f, value in zip(checks, values, strict=True)),
+                _json_value(meta.pk, obj.pk, conn),
+                *(_json_value(f, f.pre_save(obj, False), conn) for f in group_fields),
+                *(_json_value(f, value, conn) for f, value in zip(checks, values, strict=True)),
             ]
             for obj, values in members
         )
@@ -96,7 +97,8 @@ def save_many(
     if thens:
         params.append(
             _json_rows(
-                [_json_value(f, f.pre_save(then, True)) for f in then_fields] for then in thens
+                [_json_value(f, f.pre_save(then, True), conn) for f in then_fields]
+                for then in thens
             )
         )
     with connection.cursor() as cursor:
@@ -126,8 +128,11 @@ def insert_many(objs: Sequence[Model]) -> None:
         sql, fields = _many_insert(model)
         for obj in objs:
             send_pre_save(obj)
+        conn = connections[DEFAULT_DB_ALIAS]
         params = [
-            _json_rows([_json_value(f, f.pre_save(obj, True)) for f in fields] for obj in objs)
+            _json_rows(
+                [_json_value(f, f.pre_save(obj, True), conn) for f in fields] for obj in objs
+            )
         ]
     else:
         statement = insert_statement(connection.vendor, model, len(objs))
@@ -162,12 +167,16 @@ def _json_rows(rows: Iterable[list[Any]]) -> str:
     return json.dumps(list(rows))
 
 
-def _json_value(field: Any, value: Any) -> Any:
-    """``value`` as ``field.get_db_prep_save`` prepares it, as JSON whose text the
-    column's type reads (a JSON field's value: Django's JSON text for it)."""
+def _json_value(field: Any, value: Any, conn: Any) -> Any:
+    """``value`` as ``field.get_db_prep_save`` prepares it for ``conn``, as JSON whose text the
+    column's type reads (a JSON field's value: Django's JSON text for it).
+
+    ``conn`` is the connection itself, not ``django.db.connection``: the proxy
+    looks it up again in thread-local storage at every attribute read, and this
+    runs for every value of every row a worker saves."""
     if isinstance(field, JSONField):
         return None if value is None else json.dumps(field.get_prep_value(value), cls=field.encoder)
-    value = field.get_db_prep_save(value, connection)
+    value = field.get_db_prep_save(value, conn)
     if value is None or isinstance(value, str | int | float):
         return value
     if isinstance(value, dt.datetime | dt.date | dt.time):

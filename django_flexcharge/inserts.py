@@ -18,20 +18,21 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Model, signals
 
 
 def insert(obj: Model) -> None:
     """Insert ``obj`` (a new instance) in the current transaction; sets its primary key."""
     model = type(obj)
-    statement = insert_statement(connection.vendor, model)
+    conn = connections[DEFAULT_DB_ALIAS]
+    statement = insert_statement(conn.vendor, model)
     if statement is None:
         obj.save(force_insert=True)
         return
     sql, fields = statement
     send_pre_save(obj)
-    with connection.cursor() as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(sql, field_values(obj, fields))
         row = cursor.fetchone()
     mark_saved(obj, row[0])
@@ -102,7 +103,8 @@ def save_fields(
     sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
     update_fields = frozenset(names)
     send_pre_save(obj, update_fields)
-    params = [*(f.get_db_prep_save(f.pre_save(obj, False), connection) for f in fields), obj.pk]
+    conn = connections[DEFAULT_DB_ALIAS]
+    params = [*(f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields), obj.pk]
     if then is not None:
         setattr(then, link, obj)
     if then is not None and combined:
@@ -148,8 +150,11 @@ def send_pre_save(obj: Model, update_fields: frozenset[str] | None = None) -> No
 
 
 def field_values(obj: Model, fields: list[Any]) -> list[Any]:
-    # What the ORM's insert compiler sends for each field.
-    return [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    # What the ORM's insert compiler sends for each field. The connection itself,
+    # not the ``connection`` proxy: every attribute read through the proxy looks
+    # the connection up again in thread-local storage, once per field and more.
+    conn = connections[DEFAULT_DB_ALIAS]
+    return [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
 
 
 def mark_saved(obj: Model, pk: Any) -> None:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from .inserts import insert, insert_after, one_statement
@@ -278,8 +278,10 @@ def change_held(
     now = timezone.now()
     sets = (("status", to), ("updated", now), *values.items(), ("resolved_at", now))
     where = (("account", account), (key[0], key[1]), ("status", HELD))
-    params = [_prep(meta.get_field(name), value) for name, value in (*sets, *where)]
-    params.append(_prep(meta.get_field("last_event_at"), not_after or horizon))
+    # The connection itself: the ``connection`` proxy looks it up again at every read.
+    conn = connections[DEFAULT_DB_ALIAS]
+    params = [_prep(meta.get_field(name), value, conn) for name, value in (*sets, *where)]
+    params.append(_prep(meta.get_field("last_event_at"), not_after or horizon, conn))
     recorded = None
     if one_statement(type(event)) and one_statement(StatusChange):
         # PostgreSQL: the event's INSERT and the history row ride on the UPDATE (one round trip).
@@ -303,21 +305,22 @@ def change_held(
     return Change(order, unchanged, saved=True)
 
 
-def _prep(field: Any, value: Any) -> Any:
-    return field.get_db_prep_save(value, connection)
+def _prep(field: Any, value: Any, conn: Any) -> Any:
+    return field.get_db_prep_save(value, conn)
 
 
 def _instance(returned: Returned, row: tuple[Any, ...]) -> FlexChargeOrder:
     """The order as the ORM would load it from ``row`` (the JSON columns deferred)."""
     values = list(row)
+    conn = connections[DEFAULT_DB_ALIAS]
     for index, col, own in returned.converted:
         # As the ORM's compiler does: the backend's converters (this thread's
         # connection), then the field's own.
         value = values[index]
-        for convert in (*connection.ops.get_db_converters(col), *own):
-            value = convert(value, col, connection)
+        for convert in (*conn.ops.get_db_converters(col), *own):
+            value = convert(value, col, conn)
         values[index] = value
-    return FlexChargeOrder.from_db(connection.alias, returned.names, values)
+    return FlexChargeOrder.from_db(conn.alias, returned.names, values)
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,14 @@ def test_a_value_goes_into_the_json_parameter_as_its_column_reads_it():
 
     from django_flexcharge.group_saves import _json_value
 
-    assert _json_value(models.DecimalField(max_digits=6, decimal_places=2), Decimal("12.50")) in (
+    assert _json_value(
+        models.DecimalField(max_digits=6, decimal_places=2), Decimal("12.50"), connection
+    ) in (
         "12.50",
         Decimal("12.50"),
     )
-    assert _json_value(models.DateField(), dt.date(2026, 12, 5)) == "2026-12-05"
-    assert _json_value(models.TimeField(), dt.time(16, 1, 2)) == "16:01:02"
-    assert _json_value(models.JSONField(null=True), None) is None
+    assert _json_value(models.DateField(), dt.date(2026, 12, 5), connection) == "2026-12-05"
+    assert _json_value(models.TimeField(), dt.time(16, 1, 2), connection) == "16:01:02"
+    assert _json_value(models.JSONField(null=True), None, connection) is None
     with pytest.raises(TypeError, match="no JSON form"):
-        _json_value(models.BinaryField(), b"\x00\x01")
+        _json_value(models.BinaryField(), b"\x00\x01", connection)
