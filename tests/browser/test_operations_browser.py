@@ -77,8 +77,12 @@ def seed_recovery() -> None:
         (4, Status.EXPIRED, 3000, "JPY", "51", "adyen", visa, 0),
         (12, Status.APPROVED, 7500, "KWD", "05", "checkout", mc, 0),
     ]
+    # Noon of the day ``days`` ago: each order falls on the same calendar day, so
+    # in or out of a period, at any hour the test runs (now - 6 days 3 hours is
+    # 7 days ago before 03:00).
+    noon = timezone.make_aware(dt.datetime.combine(timezone.localdate(), dt.time(12)))
     for i, (days, status, amount, currency, code, processor, card, refunded) in enumerate(plan):
-        created = now - dt.timedelta(days=days, hours=3)
+        created = noon - dt.timedelta(days=days)
         FlexChargeOrder.objects.create(
             order_id=f"INV-D-{i}",
             status=status,
