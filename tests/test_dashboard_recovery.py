@@ -222,9 +222,7 @@ def test_csv_of_windows_ending_in_24_hours(seeded, admin_client):
 
 def test_csv_cells_cannot_run_as_formulas(admin_client):
     # Rescued yesterday: a rescue an hour from now would fall outside today after 23:00.
-    order(
-        Status.APPROVED, 100, "USD", created_days=1, rescue_after=H, decline_code="=HYPERLINK(1)"
-    )
+    order(Status.APPROVED, 100, "USD", created_days=1, rescue_after=H, decline_code="=HYPERLINK(1)")
     (row,) = rows(admin_client.get(EXPORT + "?figure=recovered"))
     assert row["decline_code"] == "'=HYPERLINK(1)"
 
