@@ -22,10 +22,11 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
+from django.db import DatabaseError, connection
 from django.db.models import JSONField, Model
 
 from .inserts import (
+    default_connection,
     field_values,
     insert_parts,
     insert_statement,
@@ -82,7 +83,7 @@ def save_many(
     meta = model._meta
     checks = [meta.get_field(name) for name in guard]
     sql, fields, then_fields = _many_statement(model, tuple(groups), guard, then_model, link)
-    conn = connections[DEFAULT_DB_ALIAS]
+    conn = default_connection()
     params = [
         _json_rows(
             [
@@ -128,7 +129,7 @@ def insert_many(objs: Sequence[Model]) -> None:
         sql, fields = _many_insert(model)
         for obj in objs:
             send_pre_save(obj)
-        conn = connections[DEFAULT_DB_ALIAS]
+        conn = default_connection()
         params = [
             _json_rows(
                 [_json_value(f, f.pre_save(obj, True), conn) for f in fields] for obj in objs
@@ -171,9 +172,7 @@ def _json_value(field: Any, value: Any, conn: Any) -> Any:
     """``value`` as ``field.get_db_prep_save`` prepares it for ``conn``, as JSON whose text the
     column's type reads (a JSON field's value: Django's JSON text for it).
 
-    ``conn`` is the connection itself, not ``django.db.connection``: the proxy
-    looks it up again in thread-local storage at every attribute read, and this
-    runs for every value of every row a worker saves."""
+    ``conn``: ``inserts.default_connection()``, looked up once per statement."""
     if isinstance(field, JSONField):
         return None if value is None else json.dumps(field.get_prep_value(value), cls=field.encoder)
     value = field.get_db_prep_save(value, conn)

@@ -22,10 +22,19 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Model, signals
 
 
+def default_connection() -> Any:
+    """The default database's connection itself, for code that reads it once per value.
+
+    ``django.db.connection`` is a proxy that looks the connection up in
+    thread-local storage again at every attribute read; a field's
+    ``get_db_prep_save`` reads it several times per value."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def insert(obj: Model) -> None:
     """Insert ``obj`` (a new instance) in the current transaction; sets its primary key."""
     model = type(obj)
-    conn = connections[DEFAULT_DB_ALIAS]
+    conn = default_connection()
     statement = insert_statement(conn.vendor, model)
     if statement is None:
         obj.save(force_insert=True)
@@ -103,7 +112,7 @@ def save_fields(
     sql, fields = _update_statement(connection.vendor, model, tuple(names), returning=combined)
     update_fields = frozenset(names)
     send_pre_save(obj, update_fields)
-    conn = connections[DEFAULT_DB_ALIAS]
+    conn = default_connection()
     params = [*(f.get_db_prep_save(f.pre_save(obj, False), conn) for f in fields), obj.pk]
     if then is not None:
         setattr(then, link, obj)
@@ -150,10 +159,8 @@ def send_pre_save(obj: Model, update_fields: frozenset[str] | None = None) -> No
 
 
 def field_values(obj: Model, fields: list[Any]) -> list[Any]:
-    # What the ORM's insert compiler sends for each field. The connection itself,
-    # not the ``connection`` proxy: every attribute read through the proxy looks
-    # the connection up again in thread-local storage, once per field and more.
-    conn = connections[DEFAULT_DB_ALIAS]
+    # What the ORM's insert compiler sends for each field.
+    conn = default_connection()
     return [field.get_db_prep_save(field.pre_save(obj, True), conn) for field in fields]
 
 

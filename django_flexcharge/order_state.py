@@ -34,10 +34,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from .inserts import insert, insert_after, one_statement
+from .inserts import default_connection, insert, insert_after, one_statement
 from .models import FlexChargeOrder, StatusChange
 from .transitions import RESOLVED, can_transition, history_row, transition
 
@@ -278,8 +278,7 @@ def change_held(
     now = timezone.now()
     sets = (("status", to), ("updated", now), *values.items(), ("resolved_at", now))
     where = (("account", account), (key[0], key[1]), ("status", HELD))
-    # The connection itself: the ``connection`` proxy looks it up again at every read.
-    conn = connections[DEFAULT_DB_ALIAS]
+    conn = default_connection()
     params = [_prep(meta.get_field(name), value, conn) for name, value in (*sets, *where)]
     params.append(_prep(meta.get_field("last_event_at"), not_after or horizon, conn))
     recorded = None
@@ -312,7 +311,7 @@ def _prep(field: Any, value: Any, conn: Any) -> Any:
 def _instance(returned: Returned, row: tuple[Any, ...]) -> FlexChargeOrder:
     """The order as the ORM would load it from ``row`` (the JSON columns deferred)."""
     values = list(row)
-    conn = connections[DEFAULT_DB_ALIAS]
+    conn = default_connection()
     for index, col, own in returned.converted:
         # As the ORM's compiler does: the backend's converters (this thread's
         # connection), then the field's own.
