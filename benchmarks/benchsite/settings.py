@@ -96,6 +96,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # site (readers never block the writer; no fsync per commit).
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif os.environ.get("BENCH_SERVER_SIDE_BINDING") == "1":
+    # Django's option for psycopg 3: parameters bound on the server, and a statement
+    # run 5 times on a connection prepared (parsed and planned once).
+    DATABASES["default"]["OPTIONS"] = {"server_side_binding": True}
 
 if os.environ.get("BENCH_CACHE", "db") == "locmem":
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
